@@ -1,0 +1,81 @@
+"""One base error for everything a user can cause, and a subclass per area.
+
+The CLI's single handler turns a :class:`BatchplanError` into its message and
+``exit_code``; anything else is a bug and shows a traceback only with
+``--debug``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+EXIT_UNSAFE = 3
+EXIT_STALE = 4
+EXIT_INTERRUPTED = 130
+
+
+class BatchplanError(Exception):
+    """An expected failure with a message a user can act on."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(BatchplanError):
+    """The configuration is invalid; carries every problem found, not just the first."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(BatchplanError):
+    """The command line itself is wrong (bad flag, missing argument)."""
+
+
+class ApiError(BatchplanError):
+    """A Scale API call failed; names the call and the answer it got."""
+
+    def __init__(self, method: str, path: str, status: int | None, message: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.api_message = message
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"{method} {path}: {answer}: {message}")
+
+
+class ApiUnreachableError(ApiError):
+    """No answer at all (connection refused, timeout) after every retry."""
+
+
+class StateError(BatchplanError):
+    """The state file or backend cannot be read, written or trusted."""
+
+
+class LockError(StateError):
+    """Another run holds the state lock."""
+
+
+class PlanError(BatchplanError):
+    """The plan has conflicts, or a saved plan file cannot be used."""
+
+
+class UnsafePlanError(BatchplanError):
+    """The plan exceeds a safety limit and ``--force`` was not given."""
+
+    exit_code = EXIT_UNSAFE
+
+
+class StalePlanError(BatchplanError):
+    """A saved plan no longer matches config, live or state."""
+
+    exit_code = EXIT_STALE
+
+
+class Interrupted(BatchplanError):
+    """Ctrl-C or SIGTERM: no new calls were started, state was saved."""
+
+    exit_code = EXIT_INTERRUPTED
