@@ -1,0 +1,211 @@
+"""JSON Schema loading, and turning validation errors into one-line problems.
+
+The schema files in ``schemas/`` are the single definition of a valid file
+(DESIGN.md section 1); this module only finds them and words their errors for
+people. It knows nothing about YAML: callers pass a ``locate`` function that
+maps a path inside the document to where it was written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from batchplan.errors import ConfigError
+
+CONFIG_SCHEMA = "batchplan.schema.json"
+PLAN_SCHEMA = "plan.schema.json"
+
+JsonPath = tuple[str | int, ...]
+
+
+class SchemaProblem(NamedTuple):
+    """One validation failure: where (a path in the document) and what."""
+
+    path: JsonPath
+    message: str
+    #: True when the problem is about a mapping key (an unknown field), whose
+    #: position is the key's rather than the value's.
+    at_key: bool = False
+
+
+def schema_dir() -> Path:
+    """The folder holding the schema files.
+
+    In a source checkout that is the repository's top-level ``schemas/``; an
+    installed wheel carries the same files as ``batchplan/_schemas`` (hatch
+    ``force-include`` in pyproject.toml).
+    """
+    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    if (checkout / CONFIG_SCHEMA).is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "_schemas"
+
+
+@functools.cache
+def load_schema(name: str) -> dict[str, Any]:
+    """Read and parse one schema file from :func:`schema_dir`, once per process."""
+    path = schema_dir() / name
+    try:
+        with path.open(encoding="utf-8") as fh:
+            schema: dict[str, Any] = json.load(fh)
+    except (OSError, ValueError) as exc:
+        # A broken installation, not a user mistake; still say exactly what is wrong.
+        raise ConfigError([f"{path}: cannot read schema: {exc}"]) from exc
+    return schema
+
+
+def config_schema() -> dict[str, Any]:
+    """The configuration file schema (``schemas/batchplan.schema.json``)."""
+    return load_schema(CONFIG_SCHEMA)
+
+
+def plan_schema() -> dict[str, Any]:
+    """The saved-plan JSON schema (``schemas/plan.schema.json``)."""
+    return load_schema(PLAN_SCHEMA)
+
+
+@functools.cache
+def config_validator() -> Draft202012Validator:
+    """A validator for configuration files, built once (building it is not free)."""
+    return Draft202012Validator(inline_local_refs(config_schema()))
+
+
+def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``schema`` with each ``{"$ref": "#/$defs/NAME"}`` replaced by its target.
+
+    Same meaning, but jsonschema then skips a reference lookup per value,
+    which made validating 10,000 batches several times slower. References
+    that are not to ``#/$defs/`` (or that are recursive) are kept.
+    """
+    defs = schema.get("$defs", {})
+
+    def inline(node: Any, seen: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [inline(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in defs and "/" not in name and name not in seen:
+                siblings = {k: v for k, v in node.items() if k != "$ref"}
+                target = inline(defs[name], seen | {name})
+                return {**target, **inline(siblings, seen)}
+        return {key: inline(value, seen) for key, value in node.items()}
+
+    inlined: dict[str, Any] = inline(schema, frozenset())
+    return inlined
+
+
+def schema_problems(
+    document: Any,
+    shown: Callable[[JsonPath], str | None],
+    validator: Draft202012Validator | None = None,
+) -> list[SchemaProblem]:
+    """Every way ``document`` breaks the schema, worded for people.
+
+    ``shown(path)`` returns the text a string value was written as when it
+    differs from the value (it came from ``${NAME}``), so a message never
+    prints an expanded variable, which may hold a token.
+    """
+    validator = validator or config_validator()
+    problems: list[SchemaProblem] = []
+    for error in validator.iter_errors(document):
+        problems.extend(_explain(error, shown))
+    return problems
+
+
+def _explain(
+    error: ValidationError, shown: Callable[[JsonPath], str | None]
+) -> Iterator[SchemaProblem]:
+    path: JsonPath = tuple(error.absolute_path)
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    got = _describe(instance, shown(path))
+
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        known = sorted(schema.get("properties", {}))
+        for key in instance:
+            if key not in known:
+                yield SchemaProblem((*path, key), _unknown_field(key, known), at_key=True)
+        return
+    if kind == "required" and isinstance(error.validator_value, list):
+        for field in error.validator_value:
+            if isinstance(instance, dict) and field not in instance:
+                yield SchemaProblem(path, f"missing required field '{field}'")
+        return
+    if kind == "type":
+        yield SchemaProblem(path, f"expected {_expected_types(error.validator_value)}, got {got}")
+    elif kind == "maximum":
+        yield SchemaProblem(path, f"{got} is greater than the maximum of {error.validator_value}")
+    elif kind == "minimum":
+        yield SchemaProblem(path, f"{got} is less than the minimum of {error.validator_value}")
+    elif kind == "minLength" and error.validator_value == 1:
+        yield SchemaProblem(path, "must not be empty")
+    elif kind == "pattern":
+        hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
+        yield SchemaProblem(path, f"{hint}, got {got}")
+    elif kind == "const":
+        yield SchemaProblem(path, f"must be {_describe(error.validator_value, None)}, got {got}")
+    else:
+        # A keyword this wording table does not know yet: name the keyword
+        # rather than print jsonschema's message, which repeats the value.
+        yield SchemaProblem(path, f"{got} fails the schema's '{kind}' rule")
+
+
+def _unknown_field(key: str, known: Sequence[str]) -> str:
+    message = f"unknown field '{key}'"
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"{message} (did you mean '{close[0]}'?)"
+    if known:
+        return f"{message} (allowed: {', '.join(known)})"
+    return message
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "null",
+}
+
+
+def _expected_types(types: Any) -> str:
+    names = [types] if isinstance(types, str) else list(types)
+    # "or null" is true but noise: null is only ever the way to clear a default.
+    if len(names) > 1 and "null" in names:
+        names.remove("null")
+    return " or ".join(_TYPE_WORDS.get(str(name), str(name)) for name in names)
+
+
+def _describe(value: Any, written: str | None) -> str:
+    """A short rendering of a value for a message; never a whole mapping or list."""
+    if written is not None:
+        return repr(written)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        text = value if len(value) <= 60 else value[:57] + "..."
+        return repr(text)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__

@@ -1,0 +1,545 @@
+"""Safe, bounded YAML reading that remembers where every value was written.
+
+Config files come from pull requests, so the reader treats them as untrusted:
+only plain data (no ``!!python/...`` or other tags), a single document, and
+hard limits on file size, nesting depth and alias expansion, checked while
+the events stream in, so that a hostile file fails in milliseconds instead of
+exhausting memory or the stack. Every problem becomes a :class:`YamlProblem`;
+no other exception leaves :func:`load_yaml`.
+
+Scalars are typed by the YAML 1.2 core schema (the one yaml-language-server
+uses in editors), not PyYAML's YAML 1.1: only ``true``/``false`` are
+booleans, so ``finalized: yes`` is an error instead of a guess, and
+``2020-07-01`` is a string. ``${NAME}`` is expanded in values while reading
+(see :func:`interpolate`).
+
+Containers are :class:`YamlMap` / :class:`YamlList`, a ``dict`` / ``list``
+that also holds the 1-based (line, column) of each key and value, so a
+schema error found on the plain data can be pointed back at the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final, NamedTuple, NoReturn
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+
+#: Bigger files are refused unread: a config of 100,000 batches is ~5 MiB.
+MAX_FILE_BYTES: Final = 32 * 1024 * 1024
+#: Values in one file after aliases are expanded; bounds "billion laughs".
+MAX_NODES: Final = 2_000_000
+#: Nesting of mappings and lists; a valid config needs 3.
+MAX_DEPTH: Final = 64
+
+# libyaml is ~10x faster than the pure-Python parser; both give the same events.
+_Loader: type[yaml.SafeLoader] | type[yaml.CSafeLoader] = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)
+
+Mark = tuple[int, int]
+"""(line, column), both 1-based."""
+
+_TAG_PREFIX: Final = "tag:yaml.org,2002:"
+_STR: Final = _TAG_PREFIX + "str"
+_INT: Final = _TAG_PREFIX + "int"
+_FLOAT: Final = _TAG_PREFIX + "float"
+_BOOL: Final = _TAG_PREFIX + "bool"
+_NULL: Final = _TAG_PREFIX + "null"
+_MAP_TAGS: Final = frozenset({None, "!", _TAG_PREFIX + "map"})
+_SEQ_TAGS: Final = frozenset({None, "!", _TAG_PREFIX + "seq"})
+
+# YAML 1.2 core schema: https://yaml.org/spec/1.2.2/#1032-tag-resolution
+_CORE_WORDS: Final[Mapping[str, Any]] = {
+    "": None,
+    "~": None,
+    "null": None,
+    "Null": None,
+    "NULL": None,
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
+_INT_RE: Final = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
+_FLOAT_RE: Final = re.compile(
+    r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)"
+)
+# Plain scalars that start with anything else are strings: the fast path.
+_MAYBE_TYPED_START: Final = frozenset("-+.0123456789~nNtTfF")
+
+# Characters YAML forbids (https://yaml.org/spec/1.2.2/#51-character-set).
+_NON_PRINTABLE: Final = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+_VARIABLE: Final = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
+_VARIABLE_BODY: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+
+
+class YamlProblem(NamedTuple):
+    """Something wrong in a file: where, the field path ("" if none), what."""
+
+    line: int
+    column: int
+    path: str
+    message: str
+
+
+class YamlMap(dict[str, Any]):
+    """A mapping that remembers where it, each key and each value were written.
+
+    ``written`` holds, for values that came from ``${NAME}``, the text as
+    written: that, not the value, is what messages and plans may show.
+    """
+
+    __slots__ = ("key_marks", "mark", "value_marks", "written")
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__()
+        self.mark = mark
+        self.key_marks: dict[str, Mark] = {}
+        self.value_marks: dict[str, Mark] = {}
+        self.written: dict[str, str] = {}
+
+
+class YamlList(list[Any]):
+    """A list that remembers where it and each item were written."""
+
+    __slots__ = ("item_marks", "mark", "written")
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__()
+        self.mark = mark
+        self.item_marks: list[Mark] = []
+        self.written: dict[int, str] = {}
+
+
+class _Fatal(Exception):
+    """Stops reading one file; becomes a YamlProblem."""
+
+    def __init__(self, mark: Mark, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.problem = YamlProblem(mark[0], mark[1], path, message)
+
+
+class _Anchored(NamedTuple):
+    value: Any
+    size: int
+    height: int
+    written: str | None
+
+
+_IN_PROGRESS: Final = _Anchored(None, 0, 0, None)
+_DUPLICATE: Final = object()
+
+
+class _Frame:
+    """A mapping or list being built, with what the next child needs to know."""
+
+    __slots__ = ("anchor", "container", "height", "key", "size")
+
+    def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
+        self.container = container
+        self.anchor = anchor
+        # For a mapping: None while a key is expected, else the key whose
+        # value comes next (_DUPLICATE: a repeated key, whose value is dropped).
+        self.key: object = None
+        self.size = 1
+        self.height = 1
+
+
+def load_yaml(path: Path, environ: Mapping[str, str]) -> tuple[YamlMap | None, list[YamlProblem]]:
+    """Read one config file into a :class:`YamlMap`, with every problem found.
+
+    The map is ``None`` when the file could not be read as a whole (bad
+    bytes, broken YAML, a limit hit, not a mapping at the top); otherwise it
+    is returned even if some values had problems (an unset variable, a
+    duplicate key), so that the caller can report schema errors too.
+    """
+    composer = None
+    try:
+        composer = _Composer(_read_text(path), environ)
+        return composer.compose()
+    except _Fatal as fatal:
+        # Problems found before the fatal one (an unset variable above a
+        # syntax error) are still worth reporting.
+        return None, [*(composer.problems if composer else []), fatal.problem]
+    except RecursionError:  # pragma: no cover - the depth limit should prevent it
+        return None, [YamlProblem(1, 1, "", "the file is nested too deeply to read")]
+    except MemoryError:  # pragma: no cover - the size limits should prevent it
+        return None, [YamlProblem(1, 1, "", "not enough memory to read the file")]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _Fatal((1, 1), _too_big(size))
+        with path.open("rb") as fh:
+            # Read one byte more than allowed: st_size lies for pipes and /proc.
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise _Fatal((1, 1), f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise _Fatal((1, 1), _too_big(len(data)))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[start : exc.start].decode("utf-8", "replace")) + 1
+        raise _Fatal(
+            (line, column),
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x}); batchplan reads UTF-8 YAML only",
+        ) from None
+    text = text.removeprefix("\ufeff")
+    bad = _NON_PRINTABLE.search(text)
+    if bad is not None:
+        char = ord(bad.group())
+        what = "a NUL byte" if char == 0 else f"control character U+{char:04X}"
+        raise _Fatal(
+            _mark_of(text, bad.start()),
+            f"{what} is not allowed in YAML (is this a binary file?)",
+        )
+    return text
+
+
+def _too_big(size: int) -> str:
+    mib = MAX_FILE_BYTES // (1024 * 1024)
+    return (
+        f"the file is {size / (1024 * 1024):.1f} MiB, more than the {mib} MiB limit;"
+        " split it into several files"
+    )
+
+
+def _mark_of(text: str, index: int) -> Mark:
+    line_start = text.rfind("\n", 0, index) + 1
+    return text.count("\n", 0, index) + 1, index - line_start + 1
+
+
+def _short_tag(tag: str) -> str:
+    return "!!" + tag[len(_TAG_PREFIX) :] if tag.startswith(_TAG_PREFIX) else tag
+
+
+class _Composer:
+    """Builds YamlMap/YamlList from parser events, enforcing the limits as it goes.
+
+    Written as a loop over events with an explicit stack rather than recursion,
+    so depth is bounded by MAX_DEPTH and never by Python's stack.
+    """
+
+    def __init__(self, text: str, environ: Mapping[str, str]) -> None:
+        self.text = text
+        self.environ = environ
+        self.stack: list[_Frame] = []
+        self.anchors: dict[str, _Anchored] = {}
+        self.nodes = 0
+        self.problems: list[YamlProblem] = []
+        self.root: Any = None
+        self.root_mark: Mark = (1, 1)
+        self.documents = 0
+
+    def compose(self) -> tuple[YamlMap | None, list[YamlProblem]]:
+        try:
+            self._run(yaml.parse(self.text, Loader=_Loader))
+        except yaml.YAMLError as exc:
+            raise _Fatal(*self._syntax_error(exc)) from None
+        if self.documents == 0 or self.root is None:
+            raise _Fatal((1, 1), "the file is empty; it needs at least 'version: 1' and 'batches:'")
+        if not isinstance(self.root, YamlMap):
+            kind = "a list" if isinstance(self.root, list) else "a single value"
+            raise _Fatal(
+                self.root_mark,
+                f"the top level must be a mapping with 'version' and 'batches', not {kind}",
+            )
+        return self.root, self.problems
+
+    def _syntax_error(self, exc: yaml.YAMLError) -> tuple[Mark, str]:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where: Mark = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"invalid YAML: {problem}"
+        if context:
+            # libyaml often notices a problem (an unclosed bracket) lines after
+            # its cause, so say where the construct it was reading began.
+            begun = getattr(exc, "context_mark", None)
+            if begun is not None and (begun.line + 1, begun.column + 1) != where:
+                context += f" that began at line {begun.line + 1}, column {begun.column + 1}"
+            message += f" ({context})"
+        lines = self.text.splitlines()
+        if 0 < where[0] <= len(lines):
+            line = lines[where[0] - 1]
+            indent = line[: len(line) - len(line.lstrip(" \t"))]
+            if "\t" in indent or "tab" in problem:
+                message += "; indent with spaces, YAML does not allow tabs for indentation"
+        return where, message
+
+    def _run(self, events: Iterable[yaml.Event]) -> None:
+        stack = self.stack
+        for event in events:
+            kind = type(event)
+            if kind is ScalarEvent:
+                self._scalar(event)  # type: ignore[arg-type]
+            elif kind is MappingStartEvent or kind is SequenceStartEvent:
+                self._start(event)  # type: ignore[arg-type]
+            elif kind is MappingEndEvent or kind is SequenceEndEvent:
+                frame = stack.pop()
+                container = frame.container
+                if frame.anchor is not None:
+                    self.anchors[frame.anchor] = _Anchored(
+                        container, frame.size, frame.height, None
+                    )
+                self._attach(container, container.mark, frame.size, frame.height, None)
+            elif kind is AliasEvent:
+                self._alias(event)  # type: ignore[arg-type]
+            elif kind is DocumentStartEvent:
+                self.documents += 1
+                if self.documents > 1:
+                    raise _Fatal(
+                        _mark(event),
+                        "a second YAML document ('---') in one file; use one document per file",
+                    )
+
+    def _start(self, event: MappingStartEvent | SequenceStartEvent) -> None:
+        mark = _mark(event)
+        is_map = type(event) is MappingStartEvent
+        if event.tag not in (_MAP_TAGS if is_map else _SEQ_TAGS):
+            self._bad_tag(event.tag, mark)
+        self._expect_value(mark)
+        if len(self.stack) >= MAX_DEPTH:
+            # No field path: at this depth it would be a line of "[0]"s.
+            raise _Fatal(mark, f"values nested more than {MAX_DEPTH} levels deep")
+        self._count(1, mark)
+        container = YamlMap(mark) if is_map else YamlList(mark)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _IN_PROGRESS
+        self.stack.append(_Frame(container, event.anchor))
+
+    def _scalar(self, event: ScalarEvent) -> None:
+        mark = _mark(event)
+        raw: str = event.value
+        tag = event.tag
+        if self.stack:
+            frame = self.stack[-1]
+            if frame.key is None and isinstance(frame.container, YamlMap):
+                self._key(frame, frame.container, raw, tag, mark)
+                return
+        self._count(1, mark)
+        text = raw
+        written = None
+        if "$" in raw:
+            text = self._interpolate(raw, mark)
+            if text != raw.replace("$${", "${"):
+                written = raw
+        if tag is None or tag == "!":
+            # (plain, quoted) implicit flags: only an untagged plain scalar is typed.
+            value = _core_value(text) if event.implicit[0] and tag is None else text
+        elif tag == _STR:
+            value = text
+        elif tag in (_INT, _FLOAT, _BOOL, _NULL):
+            value = _core_value(text)
+            if not _tag_matches(tag, value):
+                self.problems.append(
+                    YamlProblem(*mark, self._path(), f"{text!r} is not a valid {_short_tag(tag)}")
+                )
+        else:
+            self._bad_tag(tag, mark)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _Anchored(value, 1, 0, written)
+        self._attach(value, mark, 1, 0, written)
+
+    def _key(self, frame: _Frame, mapping: YamlMap, raw: str, tag: str | None, mark: Mark) -> None:
+        if tag not in (None, "!", _STR):
+            self._bad_tag(tag, mark)
+        if raw in mapping.key_marks:
+            first = mapping.key_marks[raw]
+            self.problems.append(
+                YamlProblem(
+                    *mark,
+                    self._path(raw),
+                    f"key '{raw}' appears twice in this mapping; first at line {first[0]}",
+                )
+            )
+            frame.key = _DUPLICATE
+            return
+        mapping.key_marks[raw] = mark
+        frame.key = raw
+
+    def _alias(self, event: AliasEvent) -> None:
+        mark = _mark(event)
+        self._expect_value(mark)
+        anchored = self.anchors.get(event.anchor or "")
+        if anchored is None:
+            raise _Fatal(
+                mark, f"alias *{event.anchor} refers to no anchor &{event.anchor} before it"
+            )
+        if anchored is _IN_PROGRESS:
+            raise _Fatal(mark, f"alias *{event.anchor} is inside its own anchor (a cycle)")
+        if len(self.stack) + anchored.height > MAX_DEPTH:
+            raise _Fatal(
+                mark,
+                f"alias *{event.anchor} nests values more than {MAX_DEPTH} levels deep",
+            )
+        self._count(anchored.size, mark)
+        self._attach(anchored.value, mark, anchored.size, anchored.height, anchored.written)
+
+    def _expect_value(self, mark: Mark) -> None:
+        if self.stack:
+            frame = self.stack[-1]
+            if frame.key is None and isinstance(frame.container, YamlMap):
+                raise _Fatal(mark, "a mapping key must be a plain string", self._path())
+
+    def _count(self, nodes: int, mark: Mark) -> None:
+        self.nodes += nodes
+        if self.nodes > MAX_NODES:
+            raise _Fatal(
+                mark,
+                f"more than {MAX_NODES:,} values once aliases are expanded"
+                " (an alias bomb?); split the file or use fewer aliases",
+            )
+
+    def _attach(self, value: Any, mark: Mark, size: int, height: int, written: str | None) -> None:
+        if not self.stack:
+            self.root, self.root_mark = value, mark
+            return
+        frame = self.stack[-1]
+        frame.size += size
+        if height >= frame.height:
+            frame.height = height + 1
+        container = frame.container
+        if isinstance(container, YamlMap):
+            key = frame.key
+            frame.key = None
+            if key is _DUPLICATE:
+                return
+            assert isinstance(key, str)
+            container[key] = value
+            container.value_marks[key] = mark
+            if written is not None:
+                container.written[key] = written
+        else:
+            if written is not None:
+                container.written[len(container)] = written
+            container.append(value)
+            container.item_marks.append(mark)
+
+    def _bad_tag(self, tag: str | None, mark: Mark) -> NoReturn:
+        raise _Fatal(
+            mark,
+            f"YAML tag '{_short_tag(tag or '')}' is not allowed; batchplan reads plain data only",
+            self._path(),
+        )
+
+    def _path(self, last: str | None = None) -> str:
+        """The field path of the value being read, e.g. ``batches[3].priority``."""
+        parts: list[str] = []
+        for frame in self.stack:
+            container = frame.container
+            if isinstance(container, YamlMap):
+                if isinstance(frame.key, str):
+                    parts.append(("." if parts else "") + frame.key)
+            else:
+                parts.append(f"[{len(container)}]")
+        if last is not None:
+            parts.append(("." if parts else "") + last)
+        return "".join(parts)
+
+    def _interpolate(self, raw: str, mark: Mark) -> str:
+        return interpolate(
+            raw,
+            self.environ,
+            lambda message: self.problems.append(YamlProblem(*mark, self._path(), message)),
+        )
+
+
+def interpolate(raw: str, environ: Mapping[str, str], report: Callable[[str], None]) -> str:
+    """Expand ``${NAME}`` and ``${NAME:-fallback}``; ``$${`` is a literal ``${``.
+
+    ``:-`` uses the fallback when NAME is unset or empty, as in the shell.
+    Each problem (an unset variable, a malformed ``${``) is passed to
+    ``report(message)``; its ``${...}`` expands to "" so reading can go on.
+    """
+
+    def expand(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        body, closed = match.group(1), match.group(2)
+        if not closed:
+            report(f"unclosed '${{' in {raw!r}; write '$${{' for a literal '${{'")
+            return ""
+        parsed = _VARIABLE_BODY.fullmatch(body)
+        if parsed is None:
+            report(
+                f"malformed '${{{body}}}': expected ${{NAME}} or ${{NAME:-fallback}};"
+                " write '$${' for a literal '${'"
+            )
+            return ""
+        name, fallback = parsed.group(1), parsed.group(2)
+        value = environ.get(name)
+        if fallback is not None:
+            return value if value else fallback
+        if value is None:
+            report(
+                f"environment variable '{name}' is not set"
+                f" (write ${{{name}:-fallback}} to give a default)"
+            )
+            return ""
+        return value
+
+    return _VARIABLE.sub(expand, raw)
+
+
+def _core_value(text: str) -> Any:
+    """Type a plain scalar by the YAML 1.2 core schema."""
+    if text and text[0] not in _MAYBE_TYPED_START:
+        return text
+    if text in _CORE_WORDS:
+        return _CORE_WORDS[text]
+    if _INT_RE.fullmatch(text):
+        try:
+            if text.startswith("0o"):
+                return int(text[2:], 8)
+            if text.startswith("0x"):
+                return int(text[2:], 16)
+            return int(text)
+        except ValueError:  # more digits than Python converts (int_max_str_digits)
+            return text
+    if _FLOAT_RE.fullmatch(text):
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return float("-inf") if lowered.startswith("-") else float("inf")
+        if lowered == ".nan":
+            return float("nan")
+        return float(text)
+    return text
+
+
+def _tag_matches(tag: str, value: Any) -> bool:
+    if tag == _NULL:
+        return value is None
+    if tag == _BOOL:
+        return isinstance(value, bool)
+    if tag == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _mark(event: yaml.Event) -> Mark:
+    start = event.start_mark
+    return (start.line + 1, start.column + 1) if start is not None else (1, 1)

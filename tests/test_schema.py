@@ -1,0 +1,95 @@
+"""The schema file itself, and every shipped or test config that must satisfy it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from batchplan.config import CONFIG_SUFFIXES, load_config
+from batchplan.schema import config_schema, inline_local_refs, load_schema, schema_dir
+from batchplan.yamlload import load_yaml
+
+ROOT = Path(__file__).parent.parent
+CONFIG_DIRS = [ROOT / "examples", Path(__file__).parent / "data" / "good"]
+
+
+class EveryVariableSet(dict[str, str]):
+    """An environment in which every ``${NAME}`` is set, to a valid URL.
+
+    Files are checked as batchplan reads them: ``${HOOK_URL}/scale`` is only
+    a valid callback once expanded.
+    """
+
+    def get(self, key: str, default: object = None) -> str:
+        return "https://hooks.example.com"
+
+
+def config_files() -> Iterator[Path]:
+    for folder in CONFIG_DIRS:
+        for path in sorted(folder.rglob("*")):
+            if path.name.endswith(CONFIG_SUFFIXES) and not path.name.startswith("."):
+                yield path
+
+
+def test_schema_file_is_valid_draft_2020_12() -> None:
+    schema = config_schema()
+    Draft202012Validator.check_schema(schema)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema_dir() == ROOT / "schemas"
+
+
+def test_every_property_has_a_title_and_description() -> None:
+    def walk(node: object, where: str) -> Iterator[str]:
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                if "$ref" not in sub and not ("title" in sub and "description" in sub):
+                    yield f"{where}.{name}"
+            for key, sub in node.items():
+                yield from walk(sub, f"{where}.{key}")
+
+    schema = config_schema()
+    assert list(walk(schema, "")) == []
+    for name, definition in schema["$defs"].items():
+        assert definition.get("title") and definition.get("description"), name
+
+
+def test_unknown_keys_are_refused_everywhere() -> None:
+    def objects(node: object) -> Iterator[dict[str, object]]:
+        if isinstance(node, dict):
+            if node.get("type") == "object":
+                yield node
+            for sub in node.values():
+                yield from objects(sub)
+
+    found = list(objects(config_schema()))
+    assert len(found) == 4  # top level, defaults, settings, batch
+    assert all(node.get("additionalProperties") is False for node in found)
+
+
+def test_inlined_schema_means_the_same() -> None:
+    inlined = inline_local_refs(config_schema())
+    Draft202012Validator.check_schema(inlined)
+    assert "$ref" not in str(inlined["properties"])
+    assert inlined["properties"]["batches"]["items"]["properties"]["priority"]["maximum"] == 30
+
+
+def test_plan_schema_when_present() -> None:
+    if not (schema_dir() / "plan.schema.json").is_file():
+        pytest.skip("schemas/plan.schema.json is not written yet")
+    Draft202012Validator.check_schema(load_schema("plan.schema.json"))
+
+
+@pytest.mark.parametrize("path", list(config_files()), ids=lambda p: str(p.relative_to(ROOT)))
+def test_config_file_satisfies_the_schema(path: Path) -> None:
+    root, problems = load_yaml(path, EveryVariableSet())
+    assert problems == []
+    errors = [e.message for e in Draft202012Validator(config_schema()).iter_errors(root)]
+    assert errors == []
+
+
+@pytest.mark.parametrize("folder", [p for p in sorted((ROOT / "examples").glob("*")) if p.is_dir()])
+def test_example_folder_loads(folder: Path) -> None:
+    assert load_config([str(folder)], EveryVariableSet()).batches
