@@ -539,16 +539,3 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
         f"{path}:1:1: the file is 50.0 MiB, more than the 32 MiB limit;"
         " split it into several files",
     )
-
-
-def test_an_unreadable_file(tmp_path: Path) -> None:
-    path = tmp_path / "locked.yaml"
-    path.write_text("version: 1\nbatches: []\n")
-    path.chmod(0)
-    try:
-        if os.access(path, os.R_OK):  # running as root: permissions do not apply
-            pytest.skip("file permissions are not enforced for this user")
-        (problem,) = problems_of([str(path)])
-        assert problem.startswith(f"{path}:1:1: cannot read the file")
-    finally:
-        path.chmod(0o644)
