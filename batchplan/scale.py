@@ -1,0 +1,351 @@
+"""Scale batch API client: one pooled ``requests.Session``, retries, paging.
+
+Every request has a timeout. Transient failures (no answer, 408, 429, 5xx)
+are retried with exponential backoff and full jitter, honouring
+``Retry-After``, bounded both in attempts and in total time. Answers are
+checked for shape, so a proxy's HTML error page or a wrong envelope is an
+``ApiError`` naming the call, never a ``KeyError`` deep in the diff.
+
+The API key is only ever handed to ``requests`` as Basic auth; no message
+built here contains it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from batchplan import __version__
+from batchplan.errors import ApiError, ApiUnreachableError
+from batchplan.model import STATUSES, DesiredBatch, LiveBatch
+
+PAGE_SIZE = 100
+RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How patient the client is. Defaults suit the real API."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5
+    max_retry_time: float = 120.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+    pool_size: int = 8
+
+
+class DuplicateBatchError(ApiError):
+    """409 on create: the name is taken.
+
+    ``after_unknown_attempt`` says whether this run sent an earlier create for
+    the name whose outcome it never learned (timeout, connection error, 5xx):
+    only then may the batch be ours (DESIGN.md section 4).
+    """
+
+    def __init__(self, method: str, path: str, message: str, after_unknown_attempt: bool) -> None:
+        super().__init__(method, path, 409, message)
+        self.after_unknown_attempt = after_unknown_attempt
+
+
+class NotFoundError(ApiError):
+    """404: the batch or project does not exist."""
+
+
+def quote_segment(name: str) -> str:
+    """Percent-encode a batch or project name for one path segment (``/`` too)."""
+    return quote(name, safe="")
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_message(response: requests.Response) -> str:
+    """The API's own message: ``error`` of the JSON body, else a short raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    text = " ".join(response.text.split())
+    if not text:
+        return response.reason or "no message"
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _parse_batch(data: Any, method: str, path: str) -> LiveBatch:
+    if not isinstance(data, dict):
+        raise ApiError(method, path, 200, f"expected a batch object, got {type(data).__name__}")
+    problems = []
+    for key in ("name", "project", "status"):
+        if not isinstance(data.get(key), str):
+            problems.append(f"'{key}' missing or not a string")
+    callback = data.get("callback")
+    if callback is not None and not isinstance(callback, str):
+        problems.append("'callback' is not a string")
+    if not problems and data["status"] not in STATUSES:
+        problems.append(f"unknown status {data['status']!r}")
+    if problems:
+        raise ApiError(method, path, 200, "unexpected batch object: " + "; ".join(problems))
+    created_at = data.get("created_at")
+    return LiveBatch(
+        name=data["name"],
+        project=data["project"],
+        status=data["status"],
+        callback=callback,
+        created_at=created_at if isinstance(created_at, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    batches: tuple[LiveBatch, ...]
+    total: int | None
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class ScaleClient:
+    """The batch endpoints batchplan uses, over one pooled session."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        options: ClientOptions = ClientOptions(),
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.options = options
+        self._sleep = sleep
+        self._random = random.Random()
+        self._random_lock = threading.Lock()
+        self._local = threading.local()
+        self._session = requests.Session()
+        # One pool large enough for every worker, so connections are reused
+        # instead of opened and dropped under concurrency.
+        adapter = HTTPAdapter(
+            pool_connections=1, pool_maxsize=max(1, options.pool_size), max_retries=0
+        )
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update(
+            {"Accept": "application/json", "User-Agent": f"batchplan/{__version__}"}
+        )
+        self._session.auth = (api_key, "") if api_key else None
+        self.calls = 0
+        self._calls_lock = threading.Lock()
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- transport ---------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
+        with self._random_lock:
+            return self._random.uniform(0, cap)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        body: Any = None,
+        on_unknown_outcome: Callable[[], None] | None = None,
+    ) -> requests.Response:
+        """Send one call, retrying transient failures; return the final answer.
+
+        Returns any answer that is not transient (2xx, 4xx but 408/429); raises
+        ``ApiUnreachableError`` or ``ApiError`` when retries run out.
+        ``on_unknown_outcome`` is called each time an attempt ended without a
+        definite answer, so a mutating caller knows the change may have landed.
+        """
+        url = self.base_url + path
+        deadline = time.monotonic() + self.options.max_retry_time
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            wait: float | None = None
+            failure: ApiError
+            try:
+                with self._calls_lock:
+                    self.calls += 1
+                response = self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                if on_unknown_outcome is not None:
+                    on_unknown_outcome()
+                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                failure = ApiUnreachableError(method, path, None, reason)
+            except requests.RequestException as exc:
+                raise ApiError(method, path, None, type(exc).__name__) from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                if response.status_code >= 500 and on_unknown_outcome is not None:
+                    on_unknown_outcome()
+                wait = _retry_after(response)
+                failure = ApiError(method, path, response.status_code, _error_message(response))
+            if attempt >= self.options.max_attempts:
+                raise failure
+            delay = wait if wait is not None else self._backoff(attempt - 1)
+            if time.monotonic() + delay > deadline:
+                raise failure
+            self._sleep(delay)
+
+    def _json(self, method: str, path: str, response: requests.Response) -> Any:
+        if response.status_code == 404:
+            raise NotFoundError(method, path, 404, _error_message(response))
+        if response.status_code != 200:
+            raise ApiError(method, path, response.status_code, _error_message(response))
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "unknown content type")
+            raise ApiError(
+                method, path, 200, f"answer is not JSON ({kind}): {_error_message(response)}"
+            ) from None
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._json(method, path, self.request(method, path, **kwargs))
+
+    # -- endpoints -----------------------------------------------------------
+
+    def project_exists(self, project: str) -> bool:
+        """``GET /projects/{name}``: True unless the API answers 404."""
+        try:
+            self._call("GET", f"/projects/{quote_segment(project)}")
+        except NotFoundError:
+            return False
+        return True
+
+    def get_batch(self, name: str) -> LiveBatch | None:
+        """``GET /batches/{name}``, or None when it does not exist."""
+        path = f"/batches/{quote_segment(name)}"
+        try:
+            return _parse_batch(self._call("GET", path), "GET", path)
+        except NotFoundError:
+            return None
+
+    def list_page(self, project: str, offset: int, limit: int = PAGE_SIZE) -> Page:
+        """One page of ``GET /batches?project=P``, checked for the envelope's shape."""
+        path = "/batches"
+        shown = f"/batches?project={quote_segment(project)}&offset={offset}"
+        data = self._call(
+            "GET", path, params={"project": project, "limit": limit, "offset": offset}
+        )
+        if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
+            raise ApiError("GET", shown, 200, "unexpected answer: no 'docs' list in the envelope")
+        has_more = data.get("has_more")
+        if not isinstance(has_more, bool):
+            raise ApiError("GET", shown, 200, "unexpected answer: 'has_more' is not a boolean")
+        total = data.get("totalDocs")
+        echoed = data.get("limit")
+        batches = tuple(_parse_batch(doc, "GET", shown) for doc in data["docs"])
+        return Page(
+            batches=batches,
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+            limit=echoed if isinstance(echoed, int) and echoed > 0 else limit,
+            offset=offset,
+            has_more=has_more,
+        )
+
+    def list_batches(self, project: str, executor: Executor | None = None) -> Iterator[LiveBatch]:
+        """Every batch of a project, paging until ``has_more`` is false.
+
+        With an executor, the pages after the first are fetched concurrently
+        (their offsets follow from ``totalDocs``); then, as the listing may
+        have grown meanwhile, paging goes on one page at a time while the last
+        page says ``has_more``. Duplicates (a batch shifted onto the next page
+        by a concurrent create) are left to the caller, which keys by name.
+        """
+        first = self.list_page(project, 0)
+        yield from first.batches
+        last = first
+        if first.has_more and executor is not None and first.total is not None:
+            offsets = range(first.limit, first.total, first.limit)
+            futures = [executor.submit(self.list_page, project, o, first.limit) for o in offsets]
+            for future in futures:
+                page = future.result()
+                yield from page.batches
+                last = page
+        while last.has_more:
+            if not last.batches:
+                raise ApiError(
+                    "GET",
+                    f"/batches?project={quote_segment(project)}&offset={last.offset}",
+                    200,
+                    "unexpected answer: an empty page says has_more",
+                )
+            last = self.list_page(project, last.offset + last.limit, last.limit)
+            yield from last.batches
+
+    def create_batch(self, batch: DesiredBatch) -> LiveBatch:
+        """``POST /batches``. A 409 raises ``DuplicateBatchError``."""
+        path = "/batches"
+        unknown = False
+
+        def mark_unknown() -> None:
+            nonlocal unknown
+            unknown = True
+
+        body: dict[str, Any] = {
+            "project": batch.project,
+            "name": batch.name,
+            "calibration_batch": batch.calibration_batch,
+            "self_label_batch": batch.self_label_batch,
+        }
+        if batch.callback:
+            body["callback"] = batch.callback
+        response = self.request("POST", path, body=body, on_unknown_outcome=mark_unknown)
+        if response.status_code == 409:
+            raise DuplicateBatchError("POST", path, _error_message(response), unknown)
+        return _parse_batch(self._json("POST", path, response), "POST", path)
+
+    def finalize_batch(self, name: str) -> None:
+        """``POST /batches/{name}/finalize``."""
+        self._call("POST", f"/batches/{quote_segment(name)}/finalize")
+
+    def prioritize_batch(self, name: str, priority: int) -> None:
+        """``POST /batches/{name}/prioritize`` with ``{"priority": N}``."""
+        self._call(
+            "POST", f"/batches/{quote_segment(name)}/prioritize", body={"priority": priority}
+        )

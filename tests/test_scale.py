@@ -1,0 +1,186 @@
+"""The API client over real loopback HTTP: retries, timeouts, hostile answers."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from batchplan.errors import ApiError, ApiUnreachableError
+from batchplan.model import DesiredBatch
+from batchplan.scale import ClientOptions, DuplicateBatchError, ScaleClient
+from tests.scripted import Answer, Seen, scripted, sequence
+
+BATCH = {
+    "project": "p",
+    "name": "b",
+    "callback": "",
+    "status": "staging",
+    "created_at": "2024-01-01T00:00:00.000Z",
+    "metadata": {},
+}
+FAST = ClientOptions(max_attempts=4, backoff_base=0.001, backoff_cap=0.01, read_timeout=2)
+
+
+def client(url: str, key: str | None = "live_secret", **options: float) -> ScaleClient:
+    base = FAST if not options else ClientOptions(**{**FAST.__dict__, **options})
+    return ScaleClient(url, key, base)
+
+
+def test_basic_auth_with_key_as_user_and_percent_encoded_names() -> None:
+    with scripted(sequence(Answer(body=BATCH))) as server:
+        client(server.url).get_batch("a bc/def#ü")
+    seen = server.seen[0]
+    assert seen.path == "/v1/batches/a%20bc%2Fdef%23%C3%BC"
+    assert seen.auth == "Basic " + base64.b64encode(b"live_secret:").decode()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried(status: int) -> None:
+    answers = sequence(Answer(status, {"status_code": status, "error": "busy"}), Answer(body=BATCH))
+    with scripted(answers) as server:
+        batch = client(server.url).get_batch("b")
+    assert batch is not None and batch.name == "b"
+    assert len(server.seen) == 2
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 404, 409])
+def test_client_errors_are_not_retried(status: int) -> None:
+    with scripted(
+        sequence(Answer(status, {"status_code": status, "error": "nope here"}))
+    ) as server:
+        with pytest.raises(ApiError) as caught:
+            client(server.url).prioritize_batch("b", 20)
+    assert len(server.seen) == 1
+    assert caught.value.status == status
+    assert "nope here" in str(caught.value)
+    assert "POST /batches/b/prioritize" in str(caught.value)
+
+
+def test_retry_after_is_honoured() -> None:
+    slept: list[float] = []
+    answers = sequence(
+        Answer(429, {"error": "slow down"}, headers={"Retry-After": "2"}), Answer(body=BATCH)
+    )
+    with scripted(answers) as server:
+        api = ScaleClient(server.url, None, FAST, sleep=slept.append)
+        api.get_batch("b")
+    assert slept == [2.0]
+
+
+def test_retries_are_bounded_in_attempts() -> None:
+    with scripted(sequence(Answer(503, {"error": "down"}))) as server:
+        with pytest.raises(ApiError) as caught:
+            client(server.url).get_batch("b")
+    assert len(server.seen) == FAST.max_attempts
+    assert caught.value.status == 503
+
+
+def test_retries_are_bounded_in_total_time() -> None:
+    slept: list[float] = []
+    answers = sequence(Answer(429, {"error": "later"}, headers={"Retry-After": "3600"}))
+    with scripted(answers) as server:
+        api = ScaleClient(server.url, None, FAST, sleep=slept.append)
+        with pytest.raises(ApiError):
+            api.get_batch("b")
+    assert slept == []  # an hour's wait exceeds max_retry_time: give up now
+
+
+def test_timeout_is_retried_then_reported() -> None:
+    with scripted(sequence(Answer(body=BATCH, delay=1.0))) as server:
+        api = client(server.url, read_timeout=0.2, max_attempts=2)
+        with pytest.raises(ApiUnreachableError) as caught:
+            api.get_batch("b")
+    assert "timed out" in str(caught.value)
+
+
+def test_unreachable_endpoint() -> None:
+    api = ScaleClient("http://127.0.0.1:9/v1", None, ClientOptions(max_attempts=1))
+    with pytest.raises(ApiUnreachableError) as caught:
+        api.project_exists("p")
+    assert "GET /projects/p" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("answer", "needle"),
+    [
+        (
+            Answer(
+                raw=b"<html><body>Bad gateway</body></html>", headers={"Content-Type": "text/html"}
+            ),
+            "not JSON",
+        ),
+        (Answer(body={"name": "b"}), "'project' missing"),
+        (Answer(body={**BATCH, "status": "exploded"}), "unknown status"),
+        (Answer(body=["not", "an", "object"]), "expected a batch object"),
+        (Answer(body={**BATCH, "callback": 12}), "'callback' is not a string"),
+    ],
+)
+def test_malformed_batch_answers_are_clear_errors(answer: Answer, needle: str) -> None:
+    with scripted(sequence(answer)) as server, pytest.raises(ApiError) as caught:
+        client(server.url).get_batch("b")
+    assert needle in str(caught.value)
+    assert "GET /batches/b" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ({"items": []}, "no 'docs' list"),
+        ({"docs": [], "has_more": "yes"}, "'has_more' is not a boolean"),
+        ({"docs": [{"name": 1}], "has_more": False}, "unexpected batch object"),
+        ({"docs": [], "has_more": True, "limit": 100, "totalDocs": 5}, "empty page"),
+    ],
+)
+def test_malformed_listing_envelopes_are_clear_errors(body: object, needle: str) -> None:
+    with scripted(sequence(Answer(body=body))) as server, pytest.raises(ApiError) as caught:
+        list(client(server.url).list_batches("p"))
+    assert needle in str(caught.value)
+
+
+def test_listing_pages_by_echoed_limit_until_has_more_is_false() -> None:
+    def script(seen: Seen) -> Answer:
+        offset = int(seen.path.split("offset=")[1].split("&")[0])
+        docs = [{**BATCH, "name": f"b{offset + i}"} for i in range(2 if offset < 4 else 1)]
+        return Answer(body={"docs": docs, "limit": 2, "offset": offset, "has_more": offset < 4})
+
+    with scripted(script) as server:
+        names = [b.name for b in client(server.url).list_batches("p")]
+    assert names == ["b0", "b1", "b2", "b3", "b4"]
+
+
+def test_create_sends_reference_body_and_no_empty_callback() -> None:
+    with scripted(sequence(Answer(body=BATCH))) as server:
+        client(server.url).create_batch(DesiredBatch(name="b", project="p", self_label_batch=True))
+    body = json.loads(server.seen[0].body)
+    assert body == {
+        "project": "p",
+        "name": "b",
+        "calibration_batch": False,
+        "self_label_batch": True,
+    }
+
+
+def test_create_409_after_unanswered_attempt_is_flagged_maybe_ours() -> None:
+    answers = sequence(
+        Answer(500, {"error": "internal"}), Answer(409, {"status_code": 409, "error": "exists"})
+    )
+    with scripted(answers) as server, pytest.raises(DuplicateBatchError) as caught:
+        client(server.url).create_batch(DesiredBatch(name="b", project="p"))
+    assert caught.value.after_unknown_attempt is True
+
+
+def test_create_409_first_time_is_not_ours() -> None:
+    with scripted(sequence(Answer(409, {"error": "exists"}))) as server:
+        with pytest.raises(DuplicateBatchError) as caught:
+            client(server.url).create_batch(DesiredBatch(name="b", project="p"))
+    assert caught.value.after_unknown_attempt is False
+
+
+def test_the_api_key_never_appears_in_errors() -> None:
+    with scripted(sequence(Answer(401, {"error": "bad key"}))) as server:
+        with pytest.raises(ApiError) as caught:
+            client(server.url, key="live_supersecret").get_batch("b")
+    assert "supersecret" not in str(caught.value)
+    assert "supersecret" not in repr(caught.value.args)
