@@ -1,0 +1,269 @@
+"""One test per row of DESIGN.md section 2's table: (desired, live, state) -> plan."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+
+from batchplan.diff import diff
+from batchplan.model import (
+    COMPLETED,
+    IN_PROGRESS,
+    STAGING,
+    BatchRecord,
+    Config,
+    DesiredBatch,
+    LiveBatch,
+    LiveView,
+    Position,
+)
+from batchplan.plan import Action, ConflictKind, Plan, WarningKind
+
+P = "kitten_labeling"
+
+
+def desired(name: str = "b1", **fields: object) -> DesiredBatch:
+    fields.setdefault("project", P)
+    if "callback" in fields and "callback_shown" not in fields:
+        fields["callback_shown"] = fields["callback"]
+    return DesiredBatch(name=name, position=Position("b.yaml", 3, 5), **fields)  # type: ignore[arg-type]
+
+
+def live(name: str = "b1", status: str = STAGING, **fields: object) -> LiveBatch:
+    fields.setdefault("project", P)
+    return LiveBatch(name=name, status=status, **fields)  # type: ignore[arg-type]
+
+
+def record(name: str = "b1", **fields: object) -> BatchRecord:
+    fields.setdefault("project", P)
+    return BatchRecord(name=name, **fields)  # type: ignore[arg-type]
+
+
+def run(
+    want: Iterable[DesiredBatch],
+    have: Iterable[LiveBatch] = (),
+    state: Iterable[BatchRecord] = (),
+    *,
+    missing_projects: Iterable[str] = (),
+    **kwargs: object,
+) -> Plan:
+    want = tuple(want)
+    have = {b.name: b for b in have}
+    records = {r.name: r for r in state}
+    names = {b.name for b in want} | set(records)
+    view = LiveView(
+        batches=have,
+        absent=frozenset(n for n in names if n not in have),
+        listed_projects=frozenset(
+            {b.project for b in want} | {r.project for r in records.values()}
+        ),
+        missing_projects=frozenset(missing_projects),
+    )
+    return diff(Config(batches=want), view, records, **kwargs)  # type: ignore[arg-type]
+
+
+def only_change(plan: Plan) -> tuple[Action, ...]:
+    assert not plan.conflicts, plan.conflicts
+    assert len(plan.changes) == 1, plan.changes
+    return plan.changes[0].actions
+
+
+def test_create_plain() -> None:
+    assert only_change(run([desired()])) == (Action.CREATE,)
+
+
+def test_create_then_prioritize_then_finalize_if_staging() -> None:
+    plan = run([desired(priority=30, finalized=True)])
+    assert only_change(plan) == (Action.CREATE, Action.PRIORITIZE, Action.FINALIZE)
+    change = plan.changes[0]
+    assert change.finalize_if_staging
+    summary = plan.summary
+    assert (summary.create, summary.prioritize, summary.finalize) == (1, 1, 1)
+    assert summary.api_calls == 3
+    # A new batch's priority is not "from unknown": nothing existed before.
+    assert summary.prioritize_from_unknown == 0
+
+
+def test_create_finalized_false_does_not_finalize() -> None:
+    assert only_change(run([desired(finalized=False)])) == (Action.CREATE,)
+
+
+def test_adopt_live_batch_not_in_state() -> None:
+    plan = run([desired()], [live(status=IN_PROGRESS)])
+    assert only_change(plan) == (Action.ADOPT,)
+    assert plan.summary.api_calls == 0
+    assert plan.summary.adopt == 1
+
+
+def test_adopt_with_priority_is_prioritize_from_unknown() -> None:
+    plan = run([desired(priority=20)], [live(status=IN_PROGRESS)])
+    assert only_change(plan) == (Action.ADOPT, Action.PRIORITIZE)
+    assert plan.changes[0].before is not None
+    assert plan.changes[0].before.priority is None
+    assert plan.summary.prioritize_from_unknown == 1
+
+
+def test_recorded_batch_missing_is_conflict() -> None:
+    plan = run([desired()], [], [record()])
+    assert [c.kind for c in plan.conflicts] == [ConflictKind.RECORDED_MISSING]
+    assert plan.changes == ()
+
+
+def test_name_live_in_another_project_is_conflict() -> None:
+    plan = run([desired()], [live(project="dog_labeling")])
+    assert [c.kind for c in plan.conflicts] == [ConflictKind.PROJECT_CHANGED]
+    assert "dog_labeling" in plan.conflicts[0].message
+    assert plan.changes == ()
+
+
+def test_missing_project_is_one_conflict_for_its_batches() -> None:
+    plan = run([desired("a"), desired("b")], missing_projects=[P])
+    assert [c.kind for c in plan.conflicts] == [ConflictKind.PROJECT_MISSING]
+    assert "a, b" in plan.conflicts[0].message
+    assert plan.changes == ()
+
+
+def test_callback_differs_is_conflict() -> None:
+    plan = run([desired(callback="https://a.example/x")], [live(callback="https://b.example/y")])
+    assert [c.kind for c in plan.conflicts] == [ConflictKind.CALLBACK_CHANGED]
+    assert "https://b.example/y" in plan.conflicts[0].message
+
+
+def test_callback_from_variable_never_shows_either_value() -> None:
+    want = desired(callback="https://hook/secret-token", callback_shown="${HOOK}")
+    plan = run([want], [live(callback="https://hook/other-token")])
+    message = plan.conflicts[0].message
+    assert "${HOOK}" in message
+    assert "secret-token" not in message and "other-token" not in message
+
+
+@pytest.mark.parametrize("config_value", [None, ""])
+@pytest.mark.parametrize("live_value", [None, ""])
+def test_unset_empty_and_null_callbacks_are_equal(
+    config_value: str | None, live_value: str | None
+) -> None:
+    plan = run([desired(callback=config_value)], [live(callback=live_value)], [record()])
+    assert plan.conflicts == ()
+    assert plan.changes == ()
+
+
+def test_unset_callback_has_no_opinion() -> None:
+    plan = run([desired()], [live(callback="ops@example.com")], [record()])
+    assert plan.conflicts == () and plan.changes == ()
+
+
+@pytest.mark.parametrize("flag", ["calibration_batch", "self_label_batch"])
+def test_create_time_flag_differs_from_state_is_conflict(flag: str) -> None:
+    plan = run([desired(**{flag: True})], [live()], [record(**{flag: False})])
+    assert [c.kind for c in plan.conflicts] == [ConflictKind.CREATE_FLAG_CHANGED]
+    assert flag in plan.conflicts[0].message
+
+
+def test_create_time_flag_unknown_for_adopted_batch_is_no_conflict() -> None:
+    plan = run([desired(calibration_batch=True)], [live()], [record()])
+    assert plan.conflicts == ()
+
+
+def test_finalize_when_staging() -> None:
+    plan = run([desired(finalized=True)], [live(status=STAGING)], [record()])
+    assert only_change(plan) == (Action.FINALIZE,)
+    assert not plan.changes[0].finalize_if_staging
+
+
+def test_finalized_false_but_live_in_progress_warns_without_call() -> None:
+    plan = run([desired(finalized=False)], [live(status=IN_PROGRESS)], [record()])
+    assert plan.changes == ()
+    assert [w.kind for w in plan.warnings] == [WarningKind.ALREADY_FINALIZED]
+
+
+@pytest.mark.parametrize("status", [STAGING, IN_PROGRESS, COMPLETED])
+def test_finalized_unset_has_no_opinion(status: str) -> None:
+    plan = run([desired()], [live(status=status)], [record()])
+    assert plan.changes == () and plan.warnings == ()
+
+
+def test_prioritize_known_previous() -> None:
+    plan = run([desired(priority=30)], [live(status=IN_PROGRESS)], [record(priority=20)])
+    assert only_change(plan) == (Action.PRIORITIZE,)
+    change = plan.changes[0]
+    assert change.before is not None and change.after is not None
+    assert (change.before.priority, change.after.priority) == (20, 30)
+    assert plan.summary.prioritize_from_unknown == 0
+
+
+def test_prioritize_unknown_previous() -> None:
+    plan = run([desired(priority=30)], [live(status=IN_PROGRESS)], [record()])
+    assert only_change(plan) == (Action.PRIORITIZE,)
+    assert plan.summary.prioritize_from_unknown == 1
+
+
+def test_same_priority_is_no_change_unless_reasserted() -> None:
+    args = ([desired(priority=30)], [live(status=IN_PROGRESS)], [record(priority=30)])
+    assert run(*args).changes == ()
+    assert only_change(run(*args, reassert_priority=True)) == (Action.PRIORITIZE,)
+
+
+def test_completed_batch_priority_is_a_note_not_a_call() -> None:
+    plan = run(
+        [desired(priority=30)],
+        [live(status=COMPLETED)],
+        [record(priority=10)],
+        reassert_priority=True,
+    )
+    assert plan.changes == ()
+    assert plan.completed_with_priority == ("b1",)
+
+
+def test_unset_priority_is_not_managed() -> None:
+    plan = run([desired()], [live(status=IN_PROGRESS)], [record(priority=25)])
+    assert plan.changes == ()
+
+
+def test_forget_in_state_not_in_config() -> None:
+    plan = run([], [live(status=IN_PROGRESS)], [record()])
+    assert only_change(plan) == (Action.FORGET,)
+    assert plan.summary.forget == 1
+    assert plan.summary.api_calls == 0
+
+
+def test_unmanaged_batches_are_listed_not_changed() -> None:
+    plan = run([desired("mine")], [live("mine"), live("theirs")], [record("mine")])
+    assert plan.changes == ()
+    assert [b.name for b in plan.unmanaged] == ["theirs"]
+
+
+def test_order_within_a_batch_is_adopt_prioritize_finalize() -> None:
+    plan = run([desired(priority=20, finalized=True)], [live(status=STAGING)])
+    assert only_change(plan) == (Action.ADOPT, Action.PRIORITIZE, Action.FINALIZE)
+
+
+def test_targets_restrict_changes_and_demote_other_conflicts() -> None:
+    plan = run(
+        [desired("a"), desired("b", priority=20), desired("c")],
+        [live("b", status=IN_PROGRESS), live("c", project="elsewhere"), live("x")],
+        [record("b"), record("gone")],
+        targets=["a"],
+    )
+    assert [c.batch for c in plan.changes] == ["a"]
+    assert plan.conflicts == ()
+    assert [w.kind for w in plan.warnings] == [WarningKind.CONFLICT_OUTSIDE_TARGETS]
+    assert plan.unmanaged == ()
+
+
+def test_target_includes_forget() -> None:
+    plan = run([], [], [record("gone"), record("kept")], targets=["gone"])
+    assert [(c.batch, c.actions) for c in plan.changes] == [("gone", (Action.FORGET,))]
+
+
+def test_changes_are_sorted_by_name() -> None:
+    plan = run([desired("c"), desired("a"), desired("b")])
+    assert [c.batch for c in plan.changes] == ["a", "b", "c"]
+
+
+def test_matching_callback_from_variable_is_shown_as_written() -> None:
+    want = desired(callback="https://hook/secret-token", callback_shown="${HOOK}", priority=20)
+    plan = run([want], [live(callback="https://hook/secret-token")], [record()])
+    change = plan.changes[0]
+    assert change.before is not None and change.after is not None
+    assert change.before.callback == change.after.callback == "${HOOK}"
