@@ -265,13 +265,15 @@ class ScaleClient:
         except NotFoundError:
             return None
 
-    def list_page(self, project: str, offset: int, limit: int = PAGE_SIZE) -> Page:
-        """One page of ``GET /batches?project=P``, checked for the envelope's shape."""
+    def list_page(self, project: str | None, offset: int, limit: int = PAGE_SIZE) -> Page:
+        """One page of ``GET /batches?project=P`` (the whole account for None), checked."""
         path = "/batches"
-        shown = f"/batches?project={quote_segment(project)}&offset={offset}"
-        data = self._call(
-            "GET", path, params={"project": project, "limit": limit, "offset": offset}
-        )
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        shown = f"/batches?offset={offset}"
+        if project is not None:
+            params["project"] = project
+            shown = f"/batches?project={quote_segment(project)}&offset={offset}"
+        data = self._call("GET", path, params=params)
         if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
             raise ApiError("GET", shown, 200, "unexpected answer: no 'docs' list in the envelope")
         has_more = data.get("has_more")
@@ -288,8 +290,8 @@ class ScaleClient:
             has_more=has_more,
         )
 
-    def list_batches(self, project: str, executor: Executor | None = None) -> Iterator[LiveBatch]:
-        """Every batch of a project, paging until ``has_more`` is false.
+    def list_pages(self, project: str | None, executor: Executor | None = None) -> Iterator[Page]:
+        """Every page of a project's listing (the account's for None), in order.
 
         With an executor, the pages after the first are fetched concurrently
         (their offsets follow from ``totalDocs``); then, as the listing may
@@ -298,25 +300,31 @@ class ScaleClient:
         by a concurrent create) are left to the caller, which keys by name.
         """
         first = self.list_page(project, 0)
-        yield from first.batches
+        yield first
         last = first
         if first.has_more and executor is not None and first.total is not None:
             offsets = range(first.limit, first.total, first.limit)
             futures = [executor.submit(self.list_page, project, o, first.limit) for o in offsets]
             for future in futures:
-                page = future.result()
-                yield from page.batches
-                last = page
+                last = future.result()
+                yield last
         while last.has_more:
             if not last.batches:
                 raise ApiError(
                     "GET",
-                    f"/batches?project={quote_segment(project)}&offset={last.offset}",
+                    f"/batches?offset={last.offset}",
                     200,
                     "unexpected answer: an empty page says has_more",
                 )
             last = self.list_page(project, last.offset + last.limit, last.limit)
-            yield from last.batches
+            yield last
+
+    def list_batches(
+        self, project: str | None, executor: Executor | None = None
+    ) -> Iterator[LiveBatch]:
+        """Every batch of a project (see ``list_pages``)."""
+        for page in self.list_pages(project, executor):
+            yield from page.batches
 
     def create_batch(self, batch: DesiredBatch) -> LiveBatch:
         """``POST /batches``. A 409 raises ``DuplicateBatchError``."""
