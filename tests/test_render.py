@@ -1,0 +1,695 @@
+"""The renderers read a Plan: text (golden, colour), JSON (schema, key order), Markdown.
+
+Plans are built directly from ``batchplan.plan`` types; nothing here touches
+the network. Golden files live in ``tests/data/golden/``; after an intended
+change of output, rewrite them with ``UPDATE_GOLDEN=1 pytest tests/test_render.py``
+and review the diff like any other code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, DesiredBatch, LiveBatch
+from batchplan.plan import (
+    Action,
+    BatchSide,
+    Change,
+    Conflict,
+    ConflictKind,
+    Plan,
+    PlanOptions,
+    Warning,
+    WarningKind,
+)
+from batchplan.render.json import plan_document, render_json
+from batchplan.render.markdown import MARKER, MIN_LIMIT, code, escape, render_markdown
+from batchplan.render.text import render_text
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
+SCHEMA = json.loads((ROOT / "schemas" / "plan.schema.json").read_text(encoding="utf-8"))
+VALIDATOR = Draft202012Validator(SCHEMA)
+P = "kitten_labeling"
+CHECKSUM = "sha256:" + "0123456789abcdef" * 4
+
+
+def create(
+    name: str,
+    *,
+    priority: int | None = None,
+    finalized: bool = False,
+    callback: str | None = None,
+    project: str = P,
+    calibration_batch: bool = False,
+) -> Change:
+    actions = [Action.CREATE]
+    if priority is not None:
+        actions.append(Action.PRIORITIZE)
+    if finalized:
+        actions.append(Action.FINALIZE)
+    desired = DesiredBatch(
+        name=name,
+        project=project,
+        callback=callback,
+        callback_shown=callback,
+        priority=priority,
+        finalized=finalized or None,
+        calibration_batch=calibration_batch,
+    )
+    return Change(
+        batch=name,
+        project=project,
+        actions=tuple(actions),
+        before=None,
+        after=BatchSide(
+            status=IN_PROGRESS if finalized else STAGING, priority=priority, callback=callback
+        ),
+        reason="in config, not live",
+        desired=desired,
+    )
+
+
+def update(
+    name: str,
+    actions: tuple[Action, ...],
+    *,
+    status: str = STAGING,
+    before: int | None = None,
+    after: int | None = None,
+    reason: str = "priority differs",
+) -> Change:
+    after_status = IN_PROGRESS if Action.FINALIZE in actions else status
+    return Change(
+        batch=name,
+        project=P,
+        actions=actions,
+        before=BatchSide(status=status, priority=before, callback=None),
+        after=BatchSide(status=after_status, priority=after, callback=None),
+        reason=reason,
+    )
+
+
+def forget(name: str, *, status: str | None = IN_PROGRESS, priority: int | None = 20) -> Change:
+    return Change(
+        batch=name,
+        project=P,
+        actions=(Action.FORGET,),
+        before=BatchSide(status=status, priority=priority),
+        after=None,
+        reason="in state, not in config",
+    )
+
+
+def full_plan() -> Plan:
+    """Every action, both conflict shapes, both warnings, the notes."""
+    return Plan(
+        changes=(
+            create(
+                "kitten_2020-07",
+                priority=30,
+                finalized=True,
+                callback="${HOOK_URL}",
+                calibration_batch=True,
+            ),
+            create("kitten_2020-08", callback="ops@example.com"),
+            update(
+                "kitten_2020-09",
+                (Action.ADOPT, Action.PRIORITIZE),
+                status=IN_PROGRESS,
+                after=30,
+                reason="live, not in state; priority unknown",
+            ),
+            update("kitten_2020-10", (Action.PRIORITIZE,), before=20, after=30),
+            update(
+                "kitten_2020-11",
+                (Action.FINALIZE,),
+                before=20,
+                after=20,
+                reason="finalized: true, live staging",
+            ),
+            update(
+                "kitten_2020-12", (Action.ADOPT,), status=COMPLETED, reason="live, not in state"
+            ),
+            update(
+                "kitten_2021-01",
+                (Action.PRIORITIZE, Action.FINALIZE),
+                before=10,
+                after=25,
+                reason="priority differs; finalized: true, live staging",
+            ),
+            forget("kitten_2019-01"),
+            forget("kitten_2019-02", status=None, priority=None),
+        ),
+        conflicts=(
+            Conflict(
+                ConflictKind.CALLBACK_CHANGED,
+                "kitten_2020-06",
+                P,
+                "callback cannot change after creation "
+                "(config says 'https://a.example', live is 'https://b.example')",
+                "batches.yaml:14:7",
+            ),
+            Conflict(
+                ConflictKind.PROJECT_MISSING,
+                None,
+                "dog_labelling",
+                "project 'dog_labelling' does not exist (used by dogs_1); is the name misspelt?",
+            ),
+        ),
+        warnings=(
+            Warning(
+                WarningKind.ALREADY_FINALIZED,
+                "kitten_2020-05",
+                P,
+                "config says finalized: false, but the batch is already in_progress; "
+                "a finalize cannot be undone, so nothing is done",
+            ),
+            Warning(
+                WarningKind.CONFLICT_OUTSIDE_TARGETS,
+                None,
+                "dog_labelling",
+                "outside the targets: project 'dog_labelling' does not exist",
+            ),
+        ),
+        unmanaged=(
+            LiveBatch(name="someone_elses", project=P, status=STAGING),
+            LiveBatch(name="old_one", project=P, status=COMPLETED),
+        ),
+        completed_with_priority=("kitten_2019-06", "kitten_2019-07"),
+    )
+
+
+def targeted_plan() -> Plan:
+    return Plan(
+        changes=(update("kitten_2020-10", (Action.PRIORITIZE,), before=30, after=30),),
+        targets=("kitten_2020-10", "kitten_2020-11"),
+        reassert_priority=True,
+        completed_with_priority=("kitten_2019-06",),
+        unmanaged=(LiveBatch(name="someone_elses", project=P, status=STAGING),),
+    )
+
+
+HOSTILE_NAMES = (
+    "pipe|in|name",
+    "<script>alert(1)</script>",
+    "*bold* _it_ ~strike~",
+    "`tick`",
+    "a``b",
+    "``",
+    "line\nbreak\rand\ttab",
+    "@org/security-team",
+    "[click](https://evil.example)",
+    "back\\|slash",
+    "# heading",
+    "<!-- batchplan-plan -->",
+    " spaced ",
+    "$x^2$ &amp; :smile:",
+)
+
+
+def hostile_plan() -> Plan:
+    return Plan(
+        changes=tuple(
+            create(name, priority=20, project=f"proj|{i}") for i, name in enumerate(HOSTILE_NAMES)
+        ),
+        conflicts=(
+            Conflict(
+                ConflictKind.PROJECT_CHANGED,
+                "<b>x|y</b>",
+                "p*",
+                "name is taken by a batch in project '@org/team'; see [here](https://x)",
+                "dir|x/<a>.yaml:1:1",
+            ),
+        ),
+        warnings=(Warning(WarningKind.ALREADY_FINALIZED, "`w`", "p", "**bold** <i>x</i>"),),
+    )
+
+
+def big_plan(count: int = 3_000) -> Plan:
+    """``count`` changes with names of up to 100 characters, cycling through every shape."""
+    changes = []
+    for i in range(count):
+        name = f"batch_{i:05d}_" + "x" * (i % 89)
+        assert len(name) <= 100
+        shape = i % 4
+        if shape == 0:
+            changes.append(create(name, priority=20, finalized=True, callback="${HOOK}"))
+        elif shape == 1:
+            changes.append(update(name, (Action.ADOPT, Action.PRIORITIZE), after=30))
+        elif shape == 2:
+            changes.append(update(name, (Action.PRIORITIZE, Action.FINALIZE), before=10, after=20))
+        else:
+            changes.append(forget(name))
+    return Plan(changes=tuple(changes))
+
+
+PLANS = {
+    "full": full_plan,
+    "empty": Plan,
+    "targeted": targeted_plan,
+    "hostile": hostile_plan,
+}
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(actual.encode("utf-8"))
+    assert path.is_file(), f"{path} is missing; run with UPDATE_GOLDEN=1 to create it"
+    expected = path.read_bytes().decode("utf-8")
+    assert actual == expected, f"output differs from {path}; UPDATE_GOLDEN=1 rewrites it"
+
+
+# --- text --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("golden", "plan", "verbose"),
+    [
+        ("text_full.txt", "full", False),
+        ("text_full_verbose.txt", "full", True),
+        ("text_empty.txt", "empty", False),
+        ("text_targeted.txt", "targeted", False),
+    ],
+)
+def test_text_matches_golden(golden: str, plan: str, verbose: bool) -> None:
+    check_golden(golden, render_text(PLANS[plan](), color=False, verbose=verbose))
+
+
+@pytest.mark.parametrize(
+    ("action", "symbol"),
+    [("create", "+"), ("adopt", "<="), ("forget", "-/"), ("prioritize", "~"), ("finalize", "~")],
+)
+def test_text_symbol_of_each_action(action: str, symbol: str) -> None:
+    by_first_action = {c.actions[0].value: c for c in full_plan().changes}
+    change = by_first_action[action]
+    text = render_text(Plan(changes=(change,)))
+    assert f"  {symbol} {change.batch}  ({change.project})" in text
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_text_colour_only_when_asked(plan: str) -> None:
+    ansi = "\x1b["
+    assert ansi in render_text(PLANS[plan](), color=True)
+    assert ansi not in render_text(PLANS[plan](), color=False)
+    assert ansi not in render_text(PLANS[plan]())
+
+
+def test_text_colour_changes_nothing_but_escapes() -> None:
+    plain = render_text(full_plan(), color=False)
+    coloured = render_text(full_plan(), color=True)
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+
+
+# --- JSON --------------------------------------------------------------------
+
+
+def saved_extra(**overrides: Any) -> dict[str, Any]:
+    """The fields ``plan --out`` puts after ``format_version``."""
+    extra: dict[str, Any] = {
+        "kind": "batchplan-plan",
+        "batchplan_version": "0.1.0",
+        "config_paths": ["batchplan.yaml", "batches/"],
+        "endpoint": "https://api.scale.com/v1",
+        "state": {"lineage": "5b0c5cf4-7c1b-4d5e-9f5e-0e2f6d1b8a11", "serial": 7},
+        "options": PlanOptions(targets=("a",), max_finalize=5).to_json(),
+        "checksum": CHECKSUM,
+    }
+    extra.update(overrides)
+    return extra
+
+
+def errors_of(document: Any) -> list[str]:
+    return [error.message for error in VALIDATOR.iter_errors(document)]
+
+
+def test_schema_is_valid_draft_2020_12() -> None:
+    Draft202012Validator.check_schema(SCHEMA)
+    assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+@pytest.mark.parametrize("plan", [*sorted(PLANS), "big"])
+def test_json_validates_against_schema(plan: str) -> None:
+    made = big_plan(200) if plan == "big" else PLANS[plan]()
+    assert errors_of(json.loads(render_json(made))) == []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        saved_extra(),
+        saved_extra(endpoint="sandbox:8f14e45f-ceea-467f-a8e5-7c6a1f0d6f8b"),
+        saved_extra(state={"lineage": None, "serial": 0}),
+        saved_extra(options=PlanOptions().to_json()),
+        saved_extra(
+            options=PlanOptions(
+                targets=("a", "b"),
+                reassert_priority=True,
+                max_finalize=0,
+                max_changes=1000,
+                max_forget=3,
+                force=True,
+            ).to_json()
+        ),
+    ],
+)
+def test_saved_plan_validates_against_schema(extra: dict[str, Any]) -> None:
+    assert errors_of(json.loads(render_json(full_plan(), extra))) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"surprise": 1}, "Additional properties are not allowed"),
+        ({"format_version": "2"}, "'1' was expected"),
+        ({"kind": "batchplan-plan"}, "'batchplan_version' is a dependency of 'kind'"),
+        ({**saved_extra(), "checksum": "sha256:abc"}, "does not match"),
+        ({**saved_extra(), "checksum": "md5:" + "0" * 64}, "does not match"),
+        ({**saved_extra(), "endpoint": "api.scale.com"}, "does not match"),
+        ({**saved_extra(), "state": {"lineage": "x"}}, "'serial' is a required property"),
+        ({**saved_extra(), "options": {**PlanOptions().to_json(), "x": 1}}, "Additional"),
+        ({"summary": {**plan_document(Plan())["summary"], "create": -1}}, "less than"),
+    ],
+)
+def test_schema_catches_drift(change: dict[str, Any], complaint: str) -> None:
+    document = {**plan_document(full_plan()), **change}
+    assert any(complaint in message for message in errors_of(document)), errors_of(document)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        (("changes", 0, "actions"), ["delete"]),
+        (("changes", 0, "actions"), []),
+        (("changes", 0, "before"), {"status": "staging", "priority": 20}),
+        (("changes", 0, "after", "status"), "archived"),
+        (("changes", 0, "after", "priority"), 31),
+        (("changes", 0, "extra"), True),
+        (("conflicts", 0, "kind"), "unknown_kind"),
+        (("warnings", 0, "kind"), "unknown_kind"),
+        (("unmanaged", 0, "status"), "deleted"),
+        (("summary", "has_changes"), "yes"),
+    ],
+)
+def test_schema_checks_nested_fields(where: tuple[str | int, ...], value: Any) -> None:
+    document = json.loads(render_json(full_plan()))
+    parent = document
+    for key in where[:-1]:
+        parent = parent[key]
+    parent[where[-1]] = value
+    assert errors_of(document)
+
+
+def _walk_objects(schema: Any, path: str = "#") -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            found.append((path, schema))
+        for key, value in schema.items():
+            found.extend(_walk_objects(value, f"{path}/{key}"))
+    elif isinstance(schema, list):
+        for i, value in enumerate(schema):
+            found.extend(_walk_objects(value, f"{path}/{i}"))
+    return found
+
+
+def test_schema_describes_every_field_and_allows_no_other() -> None:
+    objects = _walk_objects(SCHEMA)
+    assert len(objects) >= 9
+    for path, obj in objects:
+        assert obj.get("additionalProperties") is False, path
+        for name, field in obj["properties"].items():
+            assert field.get("description"), f"{path}/properties/{name} has no description"
+
+
+def test_schema_lists_fields_in_document_order() -> None:
+    """Saved-plan fields follow format_version; the rest in plan_document's order."""
+    document = json.loads(render_json(full_plan(), saved_extra()))
+    assert list(document) == list(SCHEMA["properties"])
+    defs = SCHEMA["$defs"]
+    assert list(document["summary"]) == list(SCHEMA["properties"]["summary"]["properties"])
+    assert list(document["changes"][0]) == list(defs["change"]["properties"])
+    assert list(document["changes"][0]["after"]) == list(defs["side"]["oneOf"][1]["properties"])
+    assert list(document["conflicts"][0]) == list(defs["conflict"]["properties"])
+    assert list(document["warnings"][0]) == list(defs["warning"]["properties"])
+    assert list(document["unmanaged"][0]) == list(
+        SCHEMA["properties"]["unmanaged"]["items"]["properties"]
+    )
+
+
+def test_json_key_order_is_stable() -> None:
+    first = render_json(full_plan(), saved_extra())
+    assert first == render_json(full_plan(), saved_extra())
+    document = json.loads(first)
+    assert list(document)[:2] == ["format_version", "kind"]
+    assert list(json.loads(render_json(full_plan()))) == [
+        "format_version",
+        "summary",
+        "targets",
+        "reassert_priority",
+        "changes",
+        "conflicts",
+        "warnings",
+        "completed_with_priority",
+        "unmanaged",
+    ]
+    assert first.endswith("}\n")
+
+
+def test_json_summary_counts() -> None:
+    summary = json.loads(render_json(full_plan()))["summary"]
+    assert summary == {
+        "create": 2,
+        "finalize": 3,
+        "prioritize": 4,
+        "prioritize_from_unknown": 1,
+        "adopt": 2,
+        "forget": 2,
+        "api_calls": 9,
+        "conflicts": 2,
+        "warnings": 2,
+        "has_changes": True,
+    }
+
+
+def test_json_keeps_callback_in_shown_form() -> None:
+    document = json.loads(render_json(full_plan()))
+    assert document["changes"][0]["after"]["callback"] == "${HOOK_URL}"
+    assert document["changes"][0]["finalize_if_staging"] is True
+
+
+# --- Markdown ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_markdown_matches_golden(plan: str) -> None:
+    check_golden(f"markdown_{plan}.md", render_markdown(PLANS[plan]()))
+
+
+@pytest.mark.parametrize(
+    ("plan", "heading"),
+    [
+        ("full", "### Plan: 2 to create, 3 to finalize, 4 to prioritize (1 from unknown priority)"),
+        ("empty", "### No changes."),
+    ],
+)
+def test_markdown_first_line_is_heading_with_marker(plan: str, heading: str) -> None:
+    first = render_markdown(PLANS[plan]()).splitlines()[0]
+    assert first.startswith(heading)
+    assert first.endswith(" " + MARKER)
+
+
+def test_markdown_marker_is_on_the_first_line_even_in_a_hostile_plan() -> None:
+    """A batch named like the marker shows it only inside a code span, after line one."""
+    first, *rest = render_markdown(hostile_plan()).splitlines()
+    assert first.startswith("### Plan: 14 to create") and first.endswith(MARKER)
+    assert [line for line in rest if MARKER in line] == [
+        next(row for row in _table_rows("\n".join(rest)) if f"`{MARKER}`" in row)
+    ]
+
+
+def test_markdown_conflicts_and_warnings_come_before_details() -> None:
+    out = render_markdown(full_plan())
+    details = out.index("<details><summary>9 changes</summary>")
+    assert out.index("**2 conflicts**") < out.index("**2 warnings**") < details
+    assert out.index("`kitten_2020-06` (`batches.yaml:14:7`): callback cannot") < details
+    assert out.rstrip().endswith("</details>")
+
+
+def test_markdown_rows_show_action_priority_and_finalize() -> None:
+    rows = {row.split(" | ")[2]: row for row in _table_rows(render_markdown(full_plan()))}
+    assert rows["`kitten_2020-07`"].endswith("| 30 | if created staging |")
+    assert rows["`kitten_2020-09`"].startswith("| `<=` | adopt, prioritize |")
+    assert rows["`kitten_2020-09`"].endswith("| (unknown) -> 30 |  |")
+    assert rows["`kitten_2020-10`"].endswith("| 20 -> 30 |  |")
+    assert rows["`kitten_2020-11`"].endswith("|  | staging -> in_progress |")
+    assert rows["`kitten_2019-01`"].startswith("| `-/` | forget |")
+
+
+def test_markdown_of_a_small_plan_has_no_truncation_note() -> None:
+    for plan in PLANS.values():
+        assert "not shown" not in render_markdown(plan())
+
+
+def _table_rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| `")]
+
+
+@pytest.mark.parametrize("limit", [MIN_LIMIT, 10_000, 60_000])
+def test_markdown_of_a_big_plan_stays_under_the_limit(limit: int) -> None:
+    plan = big_plan(3_000)
+    out = render_markdown(plan, limit=limit)
+    assert len(out) < limit
+    rows = _table_rows(out)
+    left_out = 3_000 - len(rows)
+    assert left_out > 0
+    assert f"_... and {left_out:,} more changes not shown ({limit:,} characters limit); " in out
+    assert "run `batchplan show`" in out
+    # The rows shown are the first ones, in plan order, and the block is closed.
+    assert [row.split(" | ")[2] for row in rows] == [
+        f"`{change.batch}`" for change in plan.changes[: len(rows)]
+    ]
+    assert out.index("</details>") < out.index("more changes not shown")
+
+
+def test_markdown_default_limit_is_60000() -> None:
+    out = render_markdown(big_plan(3_000))
+    assert len(out) < 60_000
+    assert "(60,000 characters limit)" in out
+    # It is not truncated more than it has to be: one more row would not fit.
+    assert len(out) > 60_000 - 2 * max(map(len, _table_rows(out)))
+
+
+def test_markdown_truncates_conflicts_and_warnings_too() -> None:
+    plan = Plan(
+        changes=big_plan(100).changes,
+        conflicts=tuple(
+            Conflict(ConflictKind.RECORDED_MISSING, f"gone_{i:04d}", P, "not found", "b.yaml:1:1")
+            for i in range(2_000)
+        ),
+        warnings=tuple(
+            Warning(WarningKind.ALREADY_FINALIZED, f"w_{i:04d}", P, "already in_progress")
+            for i in range(2_000)
+        ),
+    )
+    out = render_markdown(plan, limit=20_000)
+    assert len(out) < 20_000
+    shown = sum(1 for line in out.splitlines() if line.startswith("- `gone_"))
+    assert f"- ... and {2_000 - shown:,} more not shown; run `batchplan show`" in out
+    assert "more changes not shown" in out
+    assert out.splitlines()[0].endswith(MARKER)
+
+
+def test_markdown_limit_below_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least"):
+        render_markdown(full_plan(), limit=MIN_LIMIT - 1)
+
+
+def test_markdown_renderer_does_not_change_the_plan() -> None:
+    plan = full_plan()
+    render_markdown(plan, limit=MIN_LIMIT)
+    assert plan == full_plan()
+
+
+# A small reader of just the GFM that render_markdown writes: a table row is
+# split at unescaped pipes, `\|` is unescaped, then a code span is read.
+def _cells(row: str) -> list[str]:
+    assert row.startswith("| ") and row.endswith(" |")
+    cells = re.split(r"(?<!\\)\|", row[1:-1])
+    return [cell.strip(" ").replace("\\|", "|") for cell in cells]
+
+
+def _code_span(text: str) -> str:
+    fence = re.match(r"`+", text)
+    assert fence is not None, text
+    n = len(fence.group())
+    closing = re.search(rf"(?<!`)`{{{n}}}(?!`)", text[n:])
+    assert closing is not None, text
+    assert n + closing.end() == len(text), f"text after the code span: {text!r}"
+    content = text[n : n + closing.start()]
+    assert not re.search(rf"(?<!`)`{{{n}}}(?!`)", content)
+    if content.startswith(" ") and content.endswith(" ") and content.strip(" "):
+        content = content[1:-1]
+    return content
+
+
+def _expected(name: str) -> str:
+    return re.sub(r"[\x00-\x1f]", "\ufffd", name)
+
+
+def test_markdown_hostile_names_stay_in_their_cells() -> None:
+    rows = _table_rows(render_markdown(hostile_plan()))
+    assert len(rows) == len(HOSTILE_NAMES)
+    for i, (row, name) in enumerate(zip(rows, HOSTILE_NAMES, strict=True)):
+        cells = _cells(row)
+        assert len(cells) == 6, row
+        assert _code_span(cells[2]) == _expected(name)
+        assert _code_span(cells[3]) == f"proj|{i}"
+        assert cells[4] == "20"
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_code_span_outside_a_table_is_literal(name: str) -> None:
+    rendered = code(name)
+    assert "\n" not in rendered and "\r" not in rendered
+    assert _code_span(rendered) == _expected(name)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("plain words, 'quoted'", "plain words, 'quoted'"),
+        ("a*b_c", "a\\*b\\_c"),
+        ("<b>x</b>", "\\<b\\>x\\</b\\>"),
+        ("[x](https://e)", "\\[x\\]\\(https://e\\)"),
+        ("a|b", "a\\|b"),
+        ("`x`", "\\`x\\`"),
+        ("line\nbreak", "line break"),
+        ("@org/team", "@\u2060org/team"),
+        ("back\\slash", "back\\\\slash"),
+        ("&amp; $x$ ~s~", "\\&amp; \\$x\\$ \\~s\\~"),
+    ],
+)
+def test_escape_free_text(message: str, expected: str) -> None:
+    assert escape(message) == expected
+
+
+def test_markdown_hostile_conflicts_and_warnings_are_escaped() -> None:
+    lines = render_markdown(hostile_plan()).splitlines()
+    conflict = next(line for line in lines if line.startswith("- ``") or line.startswith("- `<"))
+    assert conflict == (
+        "- `<b>x|y</b>` (`dir|x/<a>.yaml:1:1`): name is taken by a batch in project "
+        "'@\u2060org/team'; see \\[here\\]\\(https://x\\)"
+    )
+    warning = next(line for line in lines if line.startswith("- `` `w` ``"))
+    assert warning == "- `` `w` ``: \\*\\*bold\\*\\* \\<i\\>x\\</i\\>"
+
+
+# --- docs/plan-format.md -------------------------------------------------------
+
+PLAN_FORMAT = (ROOT / "docs" / "plan-format.md").read_text(encoding="utf-8")
+
+
+def _field_names(schema: Any) -> set[str]:
+    return {name for _, obj in _walk_objects(schema) for name in obj["properties"]}
+
+
+def test_plan_format_doc_names_every_schema_field() -> None:
+    missing = sorted(name for name in _field_names(SCHEMA) if f"`{name}`" not in PLAN_FORMAT)
+    assert missing == []
+
+
+def test_plan_format_doc_example_is_a_valid_saved_plan() -> None:
+    (example,) = re.findall(r"```json\n(.*?)```", PLAN_FORMAT, flags=re.DOTALL)
+    document = json.loads(example)
+    assert errors_of(document) == []
+    assert document["kind"] == "batchplan-plan"
