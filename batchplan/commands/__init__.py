@@ -1,0 +1,3 @@
+"""One module per command; each public function takes plain values and returns an exit code."""
+
+from __future__ import annotations

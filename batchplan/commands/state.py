@@ -1,0 +1,132 @@
+"""``batchplan state ...``: inspect and repair state without touching the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from batchplan.errors import EXIT_OK, StateError, UsageError
+from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
+
+
+def _stored(backend: StateBackend) -> State:
+    state = backend.read()
+    if state is None:
+        raise StateError(f"no state at {backend.location} yet")
+    return state
+
+
+def state_list(backend: StateBackend, echo: Callable[[str], None]) -> int:
+    state = backend.read()
+    if state is None or not state.batches:
+        echo(f"No batches in state {backend.location}.")
+        return EXIT_OK
+    rows = [
+        (
+            r.name,
+            r.project,
+            "(unknown)" if r.priority is None else str(r.priority),
+            r.updated_at or "",
+        )
+        for r in iter_sorted(state)
+    ]
+    widths = [
+        max(len(row[i]) for row in [("NAME", "PROJECT", "PRIORITY", ""), *rows]) for i in range(3)
+    ]
+    echo(f"{'NAME':<{widths[0]}}  {'PROJECT':<{widths[1]}}  {'PRIORITY':<{widths[2]}}  UPDATED")
+    for row in rows:
+        echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+    return EXIT_OK
+
+
+def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
+    state = _stored(backend)
+    record = state.batches.get(name)
+    if record is None:
+        raise StateError(f"batch {name!r} is not in state {backend.location}")
+    echo(
+        json.dumps(
+            {
+                "name": record.name,
+                "project": record.project,
+                "priority": record.priority,
+                "calibration_batch": record.calibration_batch,
+                "self_label_batch": record.self_label_batch,
+                "updated_at": record.updated_at,
+            },
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
+    return EXIT_OK
+
+
+def state_rm(
+    backend: StateBackend, names: tuple[str, ...], lock_timeout: float, echo: Callable[[str], None]
+) -> int:
+    """Drop records from state (the batches themselves stay): the next plan adopts them."""
+    with backend.lock("state rm", lock_timeout):
+        state = _stored(backend)
+        missing = [name for name in names if name not in state.batches]
+        if missing:
+            raise StateError(
+                "not in state: " + ", ".join(repr(name) for name in missing) + "; nothing removed"
+            )
+        new = state.merged(dict.fromkeys(names))
+        backend.write(replace(new, serial=state.serial + 1))
+    for name in names:
+        echo(f"Removed {name} from state (the batch itself is not deleted).")
+    return EXIT_OK
+
+
+def state_pull(backend: StateBackend, echo: Callable[[str], None]) -> int:
+    echo(dumps(_stored(backend)).rstrip("\n"))
+    return EXIT_OK
+
+
+def state_push(
+    backend: StateBackend,
+    path: str,
+    force: bool,
+    lock_timeout: float,
+    echo: Callable[[str], None],
+) -> int:
+    """Replace the stored state with a file; refuse another lineage or an older serial."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    pushed = loads(text, path)
+    with backend.lock("state push", lock_timeout):
+        stored = backend.read()
+        if stored is not None and not force:
+            if pushed.lineage != stored.lineage:
+                raise StateError(
+                    f"{path} has lineage {pushed.lineage}, but {backend.location} has "
+                    f"{stored.lineage}: it is another state (use --force to replace it)"
+                )
+            if pushed.serial < stored.serial:
+                raise StateError(
+                    f"{path} has serial {pushed.serial}, older than {stored.serial} at "
+                    f"{backend.location} (use --force to replace it)"
+                )
+            if pushed.serial == stored.serial and dumps(pushed) != dumps(stored):
+                raise StateError(
+                    f"{path} has the same serial {pushed.serial} as {backend.location} but "
+                    "different content (use --force to replace it)"
+                )
+            if dumps(pushed) == dumps(stored):
+                echo(f"{backend.location} already holds this state; nothing pushed.")
+                return EXIT_OK
+        serial = max(pushed.serial, stored.serial + 1 if stored else 0)
+        backend.write(replace(pushed, serial=serial), force=force)
+    echo(f"Pushed {path} to {backend.location} (serial {serial}).")
+    return EXIT_OK
+
+
+def state_unlock(backend: StateBackend, lock_id: str, echo: Callable[[str], None]) -> int:
+    holder = backend.unlock(lock_id)
+    echo(f"Lock {holder.id} broken (it was {holder.describe()}).")
+    return EXIT_OK
