@@ -1,0 +1,50 @@
+"""Shared fixtures: sandbox servers on fresh databases in ``tmp_path``, stopped after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchplan.sandbox import SandboxOptions, SandboxServer
+
+SandboxFactory = Callable[..., SandboxServer]
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A key for URL endpoints (the sandbox accepts any); subprocesses inherit it."""
+    key = "test-key-not-secret"
+    monkeypatch.setenv("SCALE_API_KEY", key)
+    return key
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[SandboxFactory]:
+    """Start sandboxes from ``SandboxOptions`` fields (a fresh database each unless given)."""
+    started: list[SandboxServer] = []
+
+    def start(**fields: Any) -> SandboxServer:
+        fields.setdefault("db_path", str(tmp_path / f"sandbox-{len(started)}.db"))
+        server = SandboxServer(SandboxOptions(**fields))
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
+    """A sandbox where every project exists (implicitly Rapid)."""
+    return sandbox_factory()
+
+
+@pytest.fixture
+def strict_sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
+    """A sandbox where only projects created with ``POST /projects`` exist."""
+    return sandbox_factory(strict_projects=True)
