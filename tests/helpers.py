@@ -1,0 +1,95 @@
+"""Small helpers the end-to-end tests share: run the CLI, read the sandbox's records."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from batchplan.cli import run
+from batchplan.sandbox import SandboxServer
+
+MUTATING = ("POST /batches", "POST /batches/{name}/prioritize", "POST /batches/{name}/finalize")
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class CLI:
+    """Runs ``batchplan`` in this process against one sandbox, in a temp folder."""
+
+    def __init__(
+        self, sandbox: SandboxServer, folder: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        self.sandbox = sandbox
+        self.folder = folder
+        self.capsys = capsys
+
+    def __call__(self, *args: str, endpoint: bool = True) -> Result:
+        argv = list(args)
+        if endpoint and argv and argv[0] in ("plan", "apply", "import"):
+            argv += ["--endpoint", self.sandbox.url]
+        self.capsys.readouterr()
+        cwd = os.getcwd()
+        os.chdir(self.folder)
+        try:
+            code = run(argv)
+        finally:
+            os.chdir(cwd)
+        captured = self.capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.folder / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+
+def sandbox_get(sandbox: SandboxServer, path: str) -> Any:
+    response = requests.get(sandbox.url.removesuffix("/v1") + path, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def api_calls(sandbox: SandboxServer) -> Counter[str]:
+    """Every /v1 request the sandbox answered, counted by route."""
+    return Counter(r["route"] for r in sandbox_get(sandbox, "/_sandbox/requests")["requests"])
+
+
+def mutating_calls(sandbox: SandboxServer) -> Counter[str]:
+    calls = api_calls(sandbox)
+    return Counter({route: n for route, n in calls.items() if route in MUTATING})
+
+
+def clear_calls(sandbox: SandboxServer) -> None:
+    requests.delete(
+        sandbox.url.removesuffix("/v1") + "/_sandbox/requests", timeout=10
+    ).raise_for_status()
+
+
+def batch_record(sandbox: SandboxServer, name: str) -> dict[str, Any]:
+    """The sandbox's full record of a batch, priority included."""
+    from urllib.parse import quote
+
+    result: dict[str, Any] = sandbox_get(sandbox, f"/_sandbox/batches/{quote(name, safe='')}")
+    return result
+
+
+def events(sandbox: SandboxServer) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = sandbox_get(sandbox, "/_sandbox/events")["events"]
+    return result
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))

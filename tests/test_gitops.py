@@ -1,0 +1,246 @@
+"""GitOps workflow end to end: saved plans, formats, exit codes, limits, targets, import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator
+
+from batchplan.sandbox import SandboxServer
+from batchplan.schema import load_schema
+from tests.helpers import CLI, batch_record, clear_calls, mutating_calls
+
+CONFIG = """\
+    version: 1
+    defaults:
+      project: gitops
+    batches:
+      - name: g1
+        priority: 20
+        finalized: true
+      - name: g2
+"""
+
+
+@pytest.fixture
+def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
+    return CLI(sandbox, tmp_path, capsys)
+
+
+def saved_plan(cli: CLI, name: str = "plan.json") -> Path:
+    result = cli("plan", "--out", name)
+    assert result.code == 0, result.out + result.err
+    return cli.folder / name
+
+
+def test_saved_plan_applies_when_nothing_moved(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    path = saved_plan(cli)
+    document = json.loads(path.read_text())
+    assert document["kind"] == "batchplan-plan"
+    assert document["checksum"].startswith("sha256:")
+    Draft202012Validator(load_schema("plan.schema.json")).validate(document)
+    applied = cli("apply", "plan.json")
+    assert applied.code == 0, applied.out + applied.err
+    assert batch_record(sandbox, "g1")["status"] == "in_progress"
+
+
+def test_applying_the_same_plan_twice_is_stale(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    assert cli("apply", "plan.json").code == 0
+    clear_calls(sandbox)
+    again = cli("apply", "plan.json")
+    assert again.code == 4
+    assert "stale" in again.err
+    assert not mutating_calls(sandbox)
+
+
+def test_a_live_change_makes_the_plan_stale(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    requests.post(f"{sandbox.url}/batches", json={"project": "gitops", "name": "g2"}, timeout=10)
+    clear_calls(sandbox)
+    result = cli("apply", "plan.json")
+    assert result.code == 4
+    assert not mutating_calls(sandbox)
+
+
+def test_a_config_change_makes_the_plan_stale(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    cli.write("batchplan.yaml", CONFIG.replace("priority: 20", "priority: 21"))
+    result = cli("apply", "plan.json")
+    assert result.code == 4
+    assert not mutating_calls(sandbox)
+
+
+def test_a_state_change_makes_the_plan_stale(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("apply", "--auto-approve").code == 0
+    cli.write("batchplan.yaml", CONFIG.replace("priority: 20", "priority: 30"))
+    saved_plan(cli)
+    assert cli("state", "rm", "g2").code == 0
+    clear_calls(sandbox)
+    result = cli("apply", "plan.json")
+    assert result.code == 4
+    assert "state changed" in result.err
+    assert not mutating_calls(sandbox)
+
+
+def test_an_unrelated_batch_does_not_make_the_plan_stale(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    requests.post(
+        f"{sandbox.url}/batches", json={"project": "gitops", "name": "someone-elses"}, timeout=10
+    ).raise_for_status()
+    assert cli("apply", "plan.json").code == 0
+
+
+def test_apply_plan_file_rejects_plan_flags_and_accepts_force(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    refused = cli("apply", "plan.json", "--target", "g1")
+    assert refused.code == 1
+    assert "saved plan keeps its own" in refused.err
+    assert cli("apply", "plan.json", "--force").code == 0
+
+
+def test_another_version_or_damaged_file(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    path = saved_plan(cli)
+    document = json.loads(path.read_text())
+    document["batchplan_version"] = "0.0.1"
+    path.write_text(json.dumps(document))
+    assert cli("apply", "plan.json").code == 4
+    cli.write("junk.json", '{"kind": "batchplan-plan", "oops": 1}')
+    result = cli("show", "junk.json")
+    assert result.code in (1, 4)
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_show_renders_a_saved_plan(cli: CLI, fmt: str) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    result = cli("show", "plan.json", "--format", fmt)
+    assert result.code == 0
+    if fmt == "json":
+        assert json.loads(result.out)["kind"] == "batchplan-plan"
+    elif fmt == "markdown":
+        assert result.out.startswith("### Plan: 2 to create")
+    else:
+        assert "Plan: 2 to create, 1 to finalize, 1 to prioritize" in result.out
+
+
+def test_plan_json_on_stdout_is_only_json_and_validates(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    result = cli("plan", "--format", "json")
+    assert result.code == 0
+    document = json.loads(result.out)
+    Draft202012Validator(load_schema("plan.schema.json")).validate(document)
+    assert document["summary"]["create"] == 2
+
+
+def test_detailed_exitcode(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("plan", "--detailed-exitcode").code == 2
+    assert cli("plan").code == 0
+    assert cli("apply", "--auto-approve").code == 0
+    assert cli("plan", "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "settings", "needle"),
+    [
+        (["--max-finalize", "2"], "", "finalizes exceed max_finalize (2)"),
+        (["--max-changes", "5"], "", "API calls exceed max_changes (5)"),
+        ([], "settings: {max_finalize: 1}\n", "exceed max_finalize (1)"),
+    ],
+)
+def test_unsafe_plans_exit_3_and_apply_refuses_without_force(
+    cli: CLI, sandbox: SandboxServer, flags: list[str], settings: str, needle: str
+) -> None:
+    lines = ["version: 1", settings.rstrip("\n"), "defaults: {project: lim, finalized: true}"]
+    lines += ["batches:"] + [f"  - {{name: l{i}, priority: 15}}" for i in range(3)]
+    cli.write("batchplan.yaml", "\n".join(line for line in lines if line) + "\n")
+    plan = cli("plan", *flags)
+    assert plan.code == 3
+    assert needle in plan.out
+    assert "l2" in plan.out  # the unsafe plan is printed in full
+    refused = cli("apply", "--auto-approve", *flags)
+    assert refused.code == 3
+    assert not mutating_calls(sandbox)
+    forced = cli("apply", "--auto-approve", "--force", *flags)
+    assert forced.code == 0
+
+
+def test_max_forget_guards_against_a_missing_file(cli: CLI, sandbox: SandboxServer) -> None:
+    names = [f"f{i}" for i in range(12)]
+    body = "version: 1\ndefaults: {project: fg}\nbatches:\n" + "".join(
+        f"  - name: {n}\n" for n in names
+    )
+    cli.write("batchplan.yaml", body)
+    assert cli("apply", "--auto-approve").code == 0
+    cli.write("batchplan.yaml", "version: 1\nbatches: []\n")
+    plan = cli("plan")
+    assert plan.code == 3
+    assert "12 forgets exceed max_forget (10)" in plan.out
+
+
+def test_target_plans_and_applies_only_that_batch(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    plan = cli("plan", "--target", "g2")
+    assert "Plan: 1 to create, 0 to finalize, 0 to prioritize" in plan.out
+    assert cli("apply", "--auto-approve", "--target", "g2").code == 0
+    assert mutating_calls(sandbox) == {"POST /batches": 1}
+    unknown = cli("plan", "--target", "nope")
+    assert unknown.code == 1
+    assert "names no batch" in unknown.err
+
+
+def test_reassert_priority_resends_managed_priorities(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("apply", "--auto-approve").code == 0
+    clear_calls(sandbox)
+    assert cli("plan", "--detailed-exitcode").code == 0
+    assert cli("apply", "--auto-approve", "--reassert-priority").code == 0
+    assert mutating_calls(sandbox) == {"POST /batches/{name}/prioritize": 1}
+
+
+def test_import_round_trips_to_no_changes(cli: CLI, sandbox: SandboxServer) -> None:
+    sandbox.store.seed("imp", "done-", 3, status="completed")
+    sandbox.store.seed("imp", "run-", 2, status="in_progress")
+    sandbox.store.seed("imp", "new-", 2, status="staging", callback="https://h.example/${X}")
+    sandbox.store.seed("other", "o-", 2, status="staging")
+    result = cli("import", "--project", "imp", "--out", "imported.yaml")
+    assert result.code == 0, result.out + result.err
+    document = yaml.safe_load((cli.folder / "imported.yaml").read_text())
+    assert len(document["batches"]) == 7
+    finalized = {b["name"]: b.get("finalized") for b in document["batches"]}
+    assert finalized["done-000000"] is True and finalized["new-000000"] is None
+    assert cli("validate", "imported.yaml").code == 0
+    clear_calls(sandbox)
+    plan = cli("plan", "--detailed-exitcode", "imported.yaml")
+    assert plan.code == 0, plan.out + plan.err
+    assert "No changes." in plan.out
+    assert not mutating_calls(sandbox)
+    again = cli("import", "--project", "imp", "--out", "imported.yaml")
+    assert again.code == 1 and "exists" in again.err
+
+
+def test_import_with_assumed_priority_records_it_without_a_call(
+    cli: CLI, sandbox: SandboxServer
+) -> None:
+    sandbox.store.seed("imp2", "x-", 2, status="in_progress")
+    assert (
+        cli("import", "--project", "imp2", "--assume-priority", "20", "--out", "i.yaml").code == 0
+    )
+    assert not mutating_calls(sandbox)
+    state = json.loads((cli.folder / ".batchplan" / "state.json").read_text())
+    assert {r["priority"] for r in state["batches"].values()} == {20}
+    assert cli("plan", "--detailed-exitcode", "i.yaml").code == 0
