@@ -81,6 +81,13 @@ def common_options(func: F) -> F:
             show_default=True,
             help="Retries of a transient failure (no answer, 408, 429, 5xx).",
         ),
+        click.option(
+            "--retry-max-time",
+            default=120.0,
+            type=click.FloatRange(min=0),
+            show_default=True,
+            help="Stop retrying one call after this many seconds.",
+        ),
         click.option("--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal)."),
         click.option("--verbose", "-v", is_flag=True, help="List unmanaged batches and more."),
         click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors."),
@@ -100,7 +107,9 @@ def make_options(kw: dict[str, Any]) -> Options:
         verbose=kw.pop("verbose"),
         debug=kw.pop("debug"),
         client=ClientOptions(
-            read_timeout=kw.pop("request_timeout"), max_attempts=kw.pop("max_retries") + 1
+            read_timeout=kw.pop("request_timeout"),
+            max_attempts=kw.pop("max_retries") + 1,
+            max_retry_time=kw.pop("retry_max_time"),
         ),
     )
 
