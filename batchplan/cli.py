@@ -36,65 +36,83 @@ def use_color(no_color: bool) -> bool:
     return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
 
 
-def common_options(func: F) -> F:
-    """The options every command that reaches the API or state takes."""
-    decorators = [
-        click.option(
-            "--endpoint",
-            envvar="BATCHPLAN_ENDPOINT",
-            default=DEFAULT_ENDPOINT,
-            show_default=True,
-            help="API base URL, 'sandbox' or 'sandbox:DBFILE' (env BATCHPLAN_ENDPOINT).",
-        ),
-        click.option(
-            "--state",
-            "state",
-            envvar="BATCHPLAN_STATE",
-            default=None,
-            help=f"State file or s3://bucket/key (default {DEFAULT_STATE}; "
-            f"{DEFAULT_SANDBOX_STATE} for the sandbox).",
-        ),
-        click.option(
-            "--lock-timeout",
-            default=0.0,
-            type=click.FloatRange(min=0),
-            help="Seconds to wait for the state lock.",
-        ),
-        click.option(
-            "--parallelism",
-            default=8,
-            type=click.IntRange(1, 64),
-            show_default=True,
-            help="Concurrent API calls.",
-        ),
-        click.option(
-            "--request-timeout",
-            default=60.0,
-            type=click.FloatRange(min=0.1),
-            show_default=True,
-            help="Seconds to wait for one API answer.",
-        ),
-        click.option(
-            "--max-retries",
-            default=4,
-            type=click.IntRange(0, 20),
-            show_default=True,
-            help="Retries of a transient failure (no answer, 408, 429, 5xx).",
-        ),
-        click.option(
-            "--retry-max-time",
-            default=120.0,
-            type=click.FloatRange(min=0),
-            show_default=True,
-            help="Stop retrying one call after this many seconds.",
-        ),
-        click.option("--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal)."),
-        click.option("--verbose", "-v", is_flag=True, help="List unmanaged batches and more."),
-        click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors."),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several click decorators as one, applied in the order written."""
+
+    def decorate(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return decorate
+
+
+endpoint_option = click.option(
+    "--endpoint",
+    envvar="BATCHPLAN_ENDPOINT",
+    default=DEFAULT_ENDPOINT,
+    show_default=True,
+    help="API base URL, 'sandbox' or 'sandbox:DBFILE' (env BATCHPLAN_ENDPOINT).",
+)
+state_option = click.option(
+    "--state",
+    "state",
+    envvar="BATCHPLAN_STATE",
+    default=None,
+    help=f"State file or s3://bucket/key (default {DEFAULT_STATE}; "
+    f"{DEFAULT_SANDBOX_STATE} for the sandbox).",
+)
+lock_timeout_option = click.option(
+    "--lock-timeout",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the state lock.",
+)
+no_color_option = click.option(
+    "--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal)."
+)
+verbose_option = click.option(
+    "--verbose", "-v", is_flag=True, help="List unmanaged batches and more."
+)
+debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+
+# The options of every command that reaches the API.
+common_options = stacked(
+    endpoint_option,
+    state_option,
+    lock_timeout_option,
+    click.option(
+        "--parallelism",
+        default=8,
+        type=click.IntRange(1, 64),
+        show_default=True,
+        help="Concurrent API calls.",
+    ),
+    click.option(
+        "--request-timeout",
+        default=60.0,
+        type=click.FloatRange(min=0.1),
+        show_default=True,
+        help="Seconds to wait for one API answer.",
+    ),
+    click.option(
+        "--max-retries",
+        default=4,
+        type=click.IntRange(0, 20),
+        show_default=True,
+        help="Retries of a transient failure (no answer, 408, 429, 5xx).",
+    ),
+    click.option(
+        "--retry-max-time",
+        default=120.0,
+        type=click.FloatRange(min=0),
+        show_default=True,
+        help="Stop retrying one call after this many seconds.",
+    ),
+    no_color_option,
+    verbose_option,
+    debug_option,
+)
 
 
 def make_options(kw: dict[str, Any]) -> Options:
@@ -114,31 +132,27 @@ def make_options(kw: dict[str, Any]) -> Options:
     )
 
 
-def limit_options(func: F) -> F:
-    decorators = [
-        click.option(
-            "--max-finalize",
-            type=click.IntRange(min=0),
-            default=None,
-            help="Refuse more finalizes than this (default 50, or settings:).",
-        ),
-        click.option(
-            "--max-changes",
-            type=click.IntRange(min=0),
-            default=None,
-            help="Refuse more API calls than this (default 500, or settings:).",
-        ),
-        click.option(
-            "--max-forget",
-            type=click.IntRange(min=0),
-            default=None,
-            help="Refuse more forgets than this (default 10, or settings:).",
-        ),
-        click.option("--force", is_flag=True, help="Go past the safety limits."),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+limit_options = stacked(
+    click.option(
+        "--max-finalize",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Refuse more finalizes than this (default 50, or settings:).",
+    ),
+    click.option(
+        "--max-changes",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Refuse more API calls than this (default 500, or settings:).",
+    ),
+    click.option(
+        "--max-forget",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Refuse more forgets than this (default 10, or settings:).",
+    ),
+    click.option("--force", is_flag=True, help="Go past the safety limits."),
+)
 
 
 def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
@@ -169,7 +183,7 @@ def cli() -> None:
 
 @cli.command()
 @paths_argument
-@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@debug_option
 def validate(paths: tuple[str, ...], debug: bool) -> int:
     """Check the configuration files; no network."""
     from batchplan.commands.validate import validate as run
@@ -215,9 +229,9 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 @cli.command()
 @click.argument("planfile", type=click.Path())
 @format_option
-@click.option("--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal).")
-@click.option("--verbose", "-v", is_flag=True, help="List unmanaged batches and more.")
-@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@no_color_option
+@verbose_option
+@debug_option
 def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) -> int:
     """Print a saved plan (from `plan --out`)."""
     from batchplan.commands.plan import show as run
@@ -290,28 +304,8 @@ def state() -> None:
     """Inspect and repair batchplan's state (no API calls)."""
 
 
-def state_options(func: F) -> F:
-    """``state`` subcommands only need to find the state, not the API."""
-    decorators = [
-        click.option(
-            "--endpoint",
-            envvar="BATCHPLAN_ENDPOINT",
-            default=DEFAULT_ENDPOINT,
-            help="Picks the default state file ('sandbox' uses the sandbox's).",
-        ),
-        click.option(
-            "--state",
-            "state",
-            envvar="BATCHPLAN_STATE",
-            default=None,
-            help="State file or s3://bucket/key.",
-        ),
-        click.option("--lock-timeout", default=0.0, type=click.FloatRange(min=0)),
-        click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors."),
-    ]
-    for decorator in reversed(decorators):
-        func = decorator(func)
-    return func
+# ``state`` subcommands only need to find the state, not the API.
+state_options = stacked(endpoint_option, state_option, lock_timeout_option, debug_option)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:

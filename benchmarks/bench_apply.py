@@ -1,6 +1,6 @@
 """Benchmark 2: apply N new batches with priority and finalize (3N mutating calls).
 
-    .venv/bin/python benchmarks/bench_apply.py [--batches 1000] [--latency-ms 20] [--parallelism 8]
+    .venv/bin/python -m benchmarks.bench_apply [--batches 1000] [--latency-ms 20] [--parallelism 8]
 
 Side by side in one run, each against its own fresh sandbox process with the
 same added latency: ``batchplan apply`` (the whole command: config, plan,
@@ -65,7 +65,7 @@ def main() -> None:
     all_calls = sum(ours.values())
     bound_all = all_calls * latency / 1000 / args.parallelism
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_apply.py --batches {n} "
+        f"Command: `.venv/bin/python -m benchmarks.bench_apply --batches {n} "
         f"--latency-ms {latency:g} --parallelism {args.parallelism}` ({machine()}).",
         "",
         "| | API calls | wall time |",

@@ -1,6 +1,6 @@
 """Benchmark 3: plan against 100,000 live batches at zero added latency.
 
-    .venv/bin/python benchmarks/bench_plan_large.py [--batches 100000]
+    .venv/bin/python -m benchmarks.bench_plan_large [--batches 100000]
 
 Two cases, both with every live batch in one project: all of them managed
 (in the config and in state), and none of them managed (a config of ten
@@ -119,7 +119,7 @@ def main() -> None:
         results["10 managed, the rest unmanaged"] = measure(unmanaged, sb.url, n)
 
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_plan_large.py --batches {n}` "
+        f"Command: `.venv/bin/python -m benchmarks.bench_plan_large --batches {n}` "
         f"({machine()}); sandbox in its own process, no added latency.",
         "",
         "| case | wall time | peak memory | per live batch | batchplan's own code | "

@@ -1,6 +1,6 @@
 """Benchmark 1: a no-op plan over N managed batches, against one get_batch per batch.
 
-    .venv/bin/python benchmarks/bench_plan_noop.py [--batches 10000] [--latency-ms 20]
+    .venv/bin/python -m benchmarks.bench_plan_noop [--batches 10000] [--latency-ms 20]
 
 batchplan should make ceil(N/100) list calls plus one project check and
 nothing else; the alternative is a script over the official ``scaleapi``
@@ -58,7 +58,7 @@ def main() -> None:
     our_calls, their_calls = sum(ours.values()), sum(theirs.values())
     expected = math.ceil(n / 100) + 1
     lines = [
-        f"Command: `.venv/bin/python benchmarks/bench_plan_noop.py --batches {n} "
+        f"Command: `.venv/bin/python -m benchmarks.bench_plan_noop --batches {n} "
         f"--latency-ms {args.latency_ms:g}` ({machine()}).",
         "",
         "| | API calls | wall time |",

@@ -92,7 +92,8 @@ def batchplan(*args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple
     done = subprocess.run(
         [sys.executable, "-m", "batchplan", *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        # The sandbox accepts any key; a URL endpoint needs one.
+        env={"SCALE_API_KEY": "benchmark", **os.environ, **(env or {})},
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
