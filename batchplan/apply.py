@@ -10,9 +10,10 @@ end and their results are recorded.
 from __future__ import annotations
 
 import datetime
+import queue
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 from batchplan.errors import ApiError, BatchplanError
@@ -207,6 +208,8 @@ def apply_plan(
     sets it too.
     """
     stop = stop or threading.Event()
+    # Set when apply stops itself (--fail-fast, a bug), as opposed to a signal.
+    halted = threading.Event()
     lock = threading.Lock()
 
     def say(line: str) -> None:
@@ -223,6 +226,7 @@ def apply_plan(
             change, records.get(change.batch), client, writer, should_stop, say, now
         ).run()
         if fail_fast and outcome.failed is not None:
+            halted.set()
             stop.set()
         return outcome
 
@@ -234,19 +238,34 @@ def apply_plan(
         else:
             outcomes[change.batch] = run(change)
 
-    interrupted = False
+    # Workers hand their outcomes back through a queue: waiting on a set of
+    # thousands of futures would cost the main thread O(pending) per wake-up.
+    finished: queue.SimpleQueue[BatchOutcome] = queue.SimpleQueue()
+
+    def task(change: Change) -> None:
+        try:
+            outcome = run(change)
+        except Exception as exc:  # a bug must not lose the other batches' state
+            outcome = BatchOutcome(change, failed=change.actions[0], error=f"unexpected {exc!r}")
+            halted.set()
+            stop.set()
+        finished.put(outcome)
+
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
-        pending: set[Future[BatchOutcome]] = {pool.submit(run, change) for change in calling}
-        while pending:
+        for change in calling:
+            pool.submit(task, change)
+        remaining = len(calling)
+        while remaining:
             try:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                outcome = finished.get(timeout=0.2)
+            except queue.Empty:
+                continue
             except KeyboardInterrupt:
                 stop.set()
                 continue
-            for future in finished:
-                outcome = future.result()
-                outcomes[outcome.change.batch] = outcome
-        interrupted = stop.is_set() and writer.error is None and not fail_fast
+            outcomes[outcome.change.batch] = outcome
+            remaining -= 1
+    interrupted = stop.is_set() and not halted.is_set() and writer.error is None
 
     state_error = None
     try:

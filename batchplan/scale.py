@@ -161,6 +161,15 @@ class ScaleClient:
             {"Accept": "application/json", "User-Agent": f"batchplan/{__version__}"}
         )
         self._session.auth = (api_key, "") if api_key else None
+        # Resolve proxies, CA bundle and client certificate from the
+        # environment once, instead of on every request (requests reads the
+        # environment and ~/.netrc per call while trust_env is on).
+        settings = self._session.merge_environment_settings(self.base_url, {}, None, None, None)
+        self._session.trust_env = False
+        self._session.proxies.update(settings["proxies"])
+        self._session.verify = settings["verify"]
+        if settings["cert"] is not None:
+            self._session.cert = settings["cert"]
         self.calls = 0
         self._calls_lock = threading.Lock()
 

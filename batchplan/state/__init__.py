@@ -7,6 +7,7 @@ may carry a token).
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Iterator, Mapping
@@ -48,25 +49,41 @@ class State:
         return frozenset(record.project for record in self.batches.values())
 
 
-def dumps(state: State) -> str:
-    """Canonical JSON: stable key order, one batch per line region, newline at end."""
-    document = {
-        "format_version": FORMAT_VERSION,
-        "lineage": state.lineage,
-        "serial": state.serial,
-        "endpoint": state.endpoint,
-        "batches": {
-            name: {
-                "project": record.project,
-                "priority": record.priority,
-                "calibration_batch": record.calibration_batch,
-                "self_label_batch": record.self_label_batch,
-                "updated_at": record.updated_at,
-            }
-            for name, record in sorted(state.batches.items())
-        },
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+
+
+@functools.lru_cache(maxsize=250_000)
+def _record_line(name: str, record: BatchRecord) -> str:
+    """One batch's line; cached, as apply rewrites the state with few records changed."""
+    fields = {
+        "project": record.project,
+        "priority": record.priority,
+        "calibration_batch": record.calibration_batch,
+        "self_label_batch": record.self_label_batch,
+        "updated_at": record.updated_at,
     }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return f"    {_encode(name)}: {_encode(fields)}"
+
+
+def dumps(state: State) -> str:
+    """Canonical JSON: stable key order, one batch per line, newline at end.
+
+    Each record is encoded on its own line with the C JSON encoder
+    (``indent`` would switch to the pure-Python one), and lines are cached:
+    apply rewrites the state after every few calls, and the writer must not
+    hog the interpreter the request threads share.
+    """
+    head = (
+        "{\n"
+        f'  "format_version": {FORMAT_VERSION},\n'
+        f'  "lineage": {_encode(state.lineage)},\n'
+        f'  "serial": {state.serial},\n'
+        f'  "endpoint": {_encode(state.endpoint)},\n'
+    )
+    rows = [_record_line(name, record) for name, record in sorted(state.batches.items())]
+    if not rows:
+        return head + '  "batches": {}\n}\n'
+    return head + '  "batches": {\n' + ",\n".join(rows) + "\n  }\n}\n"
 
 
 def _optional(value: Any, kind: type, where: str) -> Any:

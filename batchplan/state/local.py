@@ -61,6 +61,11 @@ def _file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
+def _fingerprint(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
 class LocalState:
     """``path`` holds the state; ``path + '.lock'`` exists while a run holds it."""
 
@@ -68,6 +73,7 @@ class LocalState:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.location = str(self.path)
+        self._written: tuple[tuple[int, int, int], str, int] | None = None
 
     def read(self) -> State | None:
         try:
@@ -83,18 +89,35 @@ class LocalState:
 
         The check and the replace are not one atomic step: every writer
         (apply, import, ``state rm``, ``state push``) holds the lock file
-        first, which is what keeps two local writers apart.
+        first, which is what keeps two local writers apart. A file that is
+        still the one this object wrote last (same inode, size and mtime) is
+        not parsed again: apply writes often, and the state can be large.
         """
-        stored = None if force else self.read()
-        if stored is not None and (
-            stored.lineage != state.lineage or stored.serial >= state.serial
-        ):
-            raise StateError(
-                f"{self.path}: changed by someone else while this run held it "
-                f"(found lineage {stored.lineage} serial {stored.serial}, "
-                f"writing serial {state.serial})"
-            )
+        if not force:
+            stored = self._stored_version()
+            if stored is not None and (stored[0] != state.lineage or stored[1] >= state.serial):
+                raise StateError(
+                    f"{self.path}: changed by someone else while this run held it "
+                    f"(found lineage {stored[0]} serial {stored[1]}, "
+                    f"writing serial {state.serial})"
+                )
         self._replace(dumps(state))
+        try:
+            self._written = (_fingerprint(self.path), state.lineage, state.serial)
+        except OSError:
+            self._written = None
+
+    def _stored_version(self) -> tuple[str, int] | None:
+        try:
+            fingerprint = _fingerprint(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateError(f"{self.path}: cannot read state: {exc}") from None
+        if self._written is not None and self._written[0] == fingerprint:
+            return self._written[1], self._written[2]
+        stored = self.read()
+        return None if stored is None else (stored.lineage, stored.serial)
 
     def _replace(self, text: str) -> None:
         """Write a temp file beside the state, fsync it, then rename over the state."""
