@@ -20,7 +20,7 @@ PRIORITY_MIN: Final = 10
 PRIORITY_MAX: Final = 30
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class Position:
     """Where a value was written: 1-based line and column in a file."""
 
@@ -32,7 +32,7 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DesiredBatch:
     """One batch as the configuration wants it, after defaults and ``${NAME}``.
 
@@ -80,7 +80,7 @@ class Config:
         return frozenset(b.project for b in self.batches)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveBatch:
     """A batch as the API returns it. The API never returns a priority."""
 
@@ -91,7 +91,7 @@ class LiveBatch:
     created_at: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BatchRecord:
     """What batchplan itself applied to one batch, kept in state.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from batchplan.plan import (
     Warning,
     WarningKind,
 )
-from batchplan.render.json import plan_document, render_json
+from batchplan.render.json import change_json, conflict_json, render_json, warning_json
 
 KIND = "batchplan-plan"
 
@@ -70,38 +70,52 @@ def checksum(
     each batch examined, (name, project, status, callback) or absent; and the
     changes, conflicts and warnings. Not covered: unmanaged batches and time.
     """
-    desired = [
-        [
-            b.name,
-            b.project,
-            b.callback,
-            b.priority,
-            b.finalized,
-            b.calibration_batch,
-            b.self_label_batch,
-        ]
-        for b in sorted(config.batches, key=lambda b: b.name)
-    ]
-    examined = []
-    for name in sorted({b.name for b in config.batches} | set(state_names)):
-        seen = live.batches.get(name)
-        examined.append(
-            [name, seen.project, seen.status, seen.callback or ""] if seen else [name, "absent"]
-        )
-    document = plan_document(plan)
-    covered = {
-        "endpoint": endpoint,
-        # --force may be added at apply time; it changes no call.
-        "options": {k: v for k, v in options.to_json().items() if k != "force"},
-        "desired": desired,
-        "state": [lineage, serial],
-        "examined": examined,
-        "missing_projects": sorted(live.missing_projects),
-        "changes": document["changes"],
-        "conflicts": document["conflicts"],
-        "warnings": document["warnings"],
-    }
-    return "sha256:" + hashlib.sha256(_canonical(covered)).hexdigest()
+    digest = hashlib.sha256()
+
+    def feed(section: str, items: Iterable[Any]) -> None:
+        # Item by item, so a plan over 100,000 batches never holds one huge
+        # JSON text; the section names and separators keep it unambiguous.
+        digest.update(_canonical(section))
+        for item in items:
+            digest.update(b"\n" + _canonical(item))
+        digest.update(b"\n;")
+
+    feed("endpoint", [endpoint])
+    # --force may be added at apply time; it changes no call.
+    feed("options", [{k: v for k, v in options.to_json().items() if k != "force"}])
+    feed(
+        "desired",
+        (
+            [
+                b.name,
+                b.project,
+                b.callback,
+                b.priority,
+                b.finalized,
+                b.calibration_batch,
+                b.self_label_batch,
+            ]
+            for b in sorted(config.batches, key=lambda b: b.name)
+        ),
+    )
+    feed("state", [[lineage, serial]])
+    feed(
+        "examined",
+        (
+            _examined(name, live)
+            for name in sorted({b.name for b in config.batches} | set(state_names))
+        ),
+    )
+    feed("missing_projects", sorted(live.missing_projects))
+    feed("changes", (change_json(change) for change in plan.changes))
+    feed("conflicts", (conflict_json(conflict) for conflict in plan.conflicts))
+    feed("warnings", (warning_json(warning) for warning in plan.warnings))
+    return "sha256:" + digest.hexdigest()
+
+
+def _examined(name: str, live: LiveView) -> list[str]:
+    seen = live.batches.get(name)
+    return [name, seen.project, seen.status, seen.callback or ""] if seen else [name, "absent"]
 
 
 def write_plan_file(

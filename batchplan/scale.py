@@ -15,6 +15,7 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -114,10 +115,12 @@ def _parse_batch(data: Any, method: str, path: str) -> LiveBatch:
     if problems:
         raise ApiError(method, path, 200, "unexpected batch object: " + "; ".join(problems))
     created_at = data.get("created_at")
+    # Every batch of a listing repeats its project and one of three statuses:
+    # interned, they are stored once, not once per batch.
     return LiveBatch(
         name=data["name"],
-        project=data["project"],
-        status=data["status"],
+        project=sys.intern(data["project"]),
+        status=sys.intern(data["status"]),
         callback=callback,
         created_at=created_at if isinstance(created_at, str) else None,
     )

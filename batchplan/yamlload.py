@@ -191,8 +191,18 @@ def _read_text(path: Path) -> str:
         if size > MAX_FILE_BYTES:
             raise _Fatal((1, 1), _too_big(size))
         with path.open("rb") as fh:
-            # Read one byte more than allowed: st_size lies for pipes and /proc.
-            data = fh.read(MAX_FILE_BYTES + 1)
+            # Read in chunks up to one byte more than allowed (st_size lies for
+            # pipes and /proc); one read(MAX + 1) would allocate the whole
+            # 32 MiB up front for every file, however small.
+            chunks: list[bytes] = []
+            total = 0
+            while total <= MAX_FILE_BYTES:
+                chunk = fh.read(min(1 << 20, MAX_FILE_BYTES + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+            data = b"".join(chunks)
     except OSError as exc:
         raise _Fatal((1, 1), f"cannot read the file: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:

@@ -46,6 +46,7 @@ BUCKETS = {
 
 
 def plan_in_process(work: Path, url: str) -> int:
+    os.environ.setdefault("SCALE_API_KEY", "benchmark")  # the sandbox accepts any
     cwd = os.getcwd()
     os.chdir(work)
     try:

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from batchplan.plan import BatchSide, Plan
+from batchplan.plan import BatchSide, Change, Conflict, Plan, Warning
 
 FORMAT_VERSION = "1"
 
@@ -19,6 +19,37 @@ def _side(side: BatchSide | None) -> dict[str, Any] | None:
     if side is None:
         return None
     return {"status": side.status, "priority": side.priority, "callback": side.callback}
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    return {
+        "batch": change.batch,
+        "project": change.project,
+        "actions": [action.value for action in change.actions],
+        "finalize_if_staging": change.finalize_if_staging,
+        "before": _side(change.before),
+        "after": _side(change.after),
+        "reason": change.reason,
+    }
+
+
+def conflict_json(conflict: Conflict) -> dict[str, Any]:
+    return {
+        "kind": conflict.kind.value,
+        "batch": conflict.batch,
+        "project": conflict.project,
+        "message": conflict.message,
+        "where": conflict.where,
+    }
+
+
+def warning_json(warning: Warning) -> dict[str, Any]:
+    return {
+        "kind": warning.kind.value,
+        "batch": warning.batch,
+        "project": warning.project,
+        "message": warning.message,
+    }
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -40,37 +71,9 @@ def plan_document(plan: Plan) -> dict[str, Any]:
         },
         "targets": list(plan.targets),
         "reassert_priority": plan.reassert_priority,
-        "changes": [
-            {
-                "batch": change.batch,
-                "project": change.project,
-                "actions": [action.value for action in change.actions],
-                "finalize_if_staging": change.finalize_if_staging,
-                "before": _side(change.before),
-                "after": _side(change.after),
-                "reason": change.reason,
-            }
-            for change in plan.changes
-        ],
-        "conflicts": [
-            {
-                "kind": conflict.kind.value,
-                "batch": conflict.batch,
-                "project": conflict.project,
-                "message": conflict.message,
-                "where": conflict.where,
-            }
-            for conflict in plan.conflicts
-        ],
-        "warnings": [
-            {
-                "kind": warning.kind.value,
-                "batch": warning.batch,
-                "project": warning.project,
-                "message": warning.message,
-            }
-            for warning in plan.warnings
-        ],
+        "changes": [change_json(change) for change in plan.changes],
+        "conflicts": [conflict_json(conflict) for conflict in plan.conflicts],
+        "warnings": [warning_json(warning) for warning in plan.warnings],
         "completed_with_priority": list(plan.completed_with_priority),
         "unmanaged": [
             {"batch": batch.name, "project": batch.project, "status": batch.status}
