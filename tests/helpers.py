@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from collections import Counter
 from dataclasses import dataclass
@@ -93,3 +95,15 @@ def events(sandbox: SandboxServer) -> list[dict[str, Any]]:
 
 def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def start_apply(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:
+    """``batchplan apply --auto-approve`` as its own process, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "batchplan", "apply", "--auto-approve", "--endpoint", url, *extra],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import events
+from tests.helpers import events, start_apply
 
 pytest_plugins = ["tests.s3server"]
-
-
-def start(folder: Path, url: str, state: str, lock_timeout: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchplan",
-            "apply",
-            "--auto-approve",
-            "--endpoint",
-            url,
-            "--state",
-            state,
-            "--lock-timeout",
-            lock_timeout,
-        ],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
 
 
 def write_config(folder: Path, count: int) -> None:
@@ -55,8 +30,9 @@ def test_two_applies_racing_never_double_create_or_prioritize(
     sandbox = sandbox_factory(latency_ms=100)
     write_config(tmp_path, 40)
     state = f"s3://{s3_bucket}/teams/batches.json"
-    first = start(tmp_path, sandbox.url, state, lock_timeout)
-    second = start(tmp_path, sandbox.url, state, lock_timeout)
+    flags = ("--state", state, "--lock-timeout", lock_timeout)
+    first = start_apply(tmp_path, sandbox.url, *flags)
+    second = start_apply(tmp_path, sandbox.url, *flags)
     results = [p.communicate(timeout=120) for p in (first, second)]
     codes = sorted(p.returncode for p in (first, second))
     outputs = [out + err for out, err in results]

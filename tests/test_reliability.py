@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from batchplan.sandbox import SandboxServer
-from tests.helpers import events, sandbox_get
+from tests.helpers import events, sandbox_get, start_apply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,28 +42,6 @@ def batchplan(
         stdin=subprocess.DEVNULL,
         timeout=timeout,
         env={**os.environ, **(env or {})},
-    )
-
-
-def start_apply(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "batchplan",
-            "apply",
-            "--auto-approve",
-            "--endpoint",
-            url,
-            "--parallelism",
-            "2",
-            *extra,
-        ],
-        cwd=folder,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
     )
 
 
@@ -100,7 +78,7 @@ def test_signal_during_apply_stops_cleanly_saves_state_and_rerun_converges(
 ) -> None:
     sandbox = sandbox_factory(latency_ms=150)
     write_batches(tmp_path, 30, priority=20, finalized=True)
-    process = start_apply(tmp_path, sandbox.url)
+    process = start_apply(tmp_path, sandbox.url, "--parallelism", "2")
     wait_for_line(process, r"r\d{4}: created")
     process.send_signal(sig)
     out, err = process.communicate(timeout=30)
@@ -129,7 +107,7 @@ def test_kill_9_during_apply_then_unlock_and_rerun_converges_without_duplicates(
 ) -> None:
     sandbox = sandbox_factory(latency_ms=150)
     write_batches(tmp_path, 30, priority=25, finalized=True)
-    process = start_apply(tmp_path, sandbox.url)
+    process = start_apply(tmp_path, sandbox.url, "--parallelism", "2")
     wait_for_line(process, r"r\d{4}: (prioritized|finalized)")
     process.kill()
     process.wait(timeout=10)
