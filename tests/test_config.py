@@ -539,3 +539,19 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
         f"{path}:1:1: the file is 50.0 MiB, more than the 32 MiB limit;"
         " split it into several files",
     )
+
+
+@pytest.mark.parametrize(
+    "value", ["https://hooks.example.com/x\n", "ops@example.com\n", "a b@c.de"]
+)
+def test_a_callback_with_whitespace_is_refused_even_from_a_variable(
+    tmp_path: Path, value: str
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - {name: b, project: p, callback: '${HOOK}'}\n",
+    )
+    (problem,) = problems_of([path], {"HOOK": value})
+    assert "batches[0].callback" in problem
+    assert "${HOOK}" in problem and value.strip() not in problem
