@@ -18,7 +18,7 @@ from pathlib import Path
 
 import scaleapi
 
-from benchmarks.common import batchplan, machine, record, sandbox, write_config
+from benchmarks.common import batchplan, machine, publish, sandbox, write_config
 
 
 def main() -> None:
@@ -90,10 +90,9 @@ def main() -> None:
         f"(target 1.3x; {seconds / bound_all:.2f}x the all-calls bound); the calls alone "
         f"took {(seconds - plan_seconds) / bound:.2f}x the bound.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if not args.no_record:
-        record(f"Apply of {n:,} new batches with priority and finalize", report)
+    publish(
+        f"Apply of {n:,} new batches with priority and finalize", lines, write=not args.no_record
+    )
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 import yappi
 
 from batchplan.cli import run
-from benchmarks.common import batchplan, machine, record, sandbox, write_config
+from benchmarks.common import batchplan, machine, publish, sandbox, write_config
 
 BUCKETS = {
     "batchplan": ("/batchplan/",),
@@ -142,10 +142,7 @@ def main() -> None:
         "Shares are of CPU time under yappi (own time by file, all threads). "
         "Targets: under 1 KB of peak memory per batch; batchplan's own share under a third.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if not args.no_record:
-        record(f"Plan against {n:,} live batches", report)
+    publish(f"Plan against {n:,} live batches", lines, write=not args.no_record)
 
 
 if __name__ == "__main__":

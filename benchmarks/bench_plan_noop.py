@@ -18,7 +18,7 @@ from pathlib import Path
 
 import scaleapi
 
-from benchmarks.common import batchplan, machine, record, sandbox, write_config
+from benchmarks.common import batchplan, machine, publish, sandbox, write_config
 
 
 def main() -> None:
@@ -73,10 +73,7 @@ def main() -> None:
         f"{'met' if our_calls == expected else 'NOT met'}. Targets: at least 50x fewer calls "
         "and 20x less wall time.",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if not args.no_record:
-        record(f"No-op plan over {n:,} managed batches", report)
+    publish(f"No-op plan over {n:,} managed batches", lines, write=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -133,5 +133,13 @@ def record(section: str, body: str) -> None:
     PERFORMANCE_DOC.write_text(text, encoding="utf-8")
 
 
+def publish(section: str, lines: list[str], *, write: bool) -> None:
+    """Print a benchmark's report and, unless told not to, record it in the docs."""
+    report = "\n".join(lines)
+    print(report)
+    if write:
+        record(section, report)
+
+
 def machine() -> str:
     return f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}"
