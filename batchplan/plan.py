@@ -18,19 +18,21 @@ class Action(enum.Enum):
     """The fixed set of things a plan can do to one batch.
 
     Per batch they run in this order: ``adopt`` / ``create`` first, then
-    ``prioritize`` (so workers never pick up tasks at the wrong priority),
-    then ``finalize``. ``adopt`` and ``forget`` change state only.
+    ``set_metadata``, then ``prioritize`` (so workers never pick up tasks at
+    the wrong priority), then ``finalize``. ``adopt`` and ``forget`` change
+    state only.
     """
 
     CREATE = "create"
     ADOPT = "adopt"
+    SET_METADATA = "set_metadata"
     PRIORITIZE = "prioritize"
     FINALIZE = "finalize"
     FORGET = "forget"
 
     @property
     def calls_api(self) -> bool:
-        return self in (Action.CREATE, Action.PRIORITIZE, Action.FINALIZE)
+        return self in (Action.CREATE, Action.SET_METADATA, Action.PRIORITIZE, Action.FINALIZE)
 
 
 class ConflictKind(enum.Enum):

@@ -86,6 +86,10 @@ def _retry_after(response: requests.Response) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+def _ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
+
+
 def _error_message(response: requests.Response) -> str:
     """The API's own message: ``error`` of the JSON body, else a short raw text."""
     try:
@@ -114,7 +118,9 @@ def _parse_batch(data: Any, method: str, path: str) -> LiveBatch:
         problems.append(f"unknown status {data['status']!r}")
     if problems:
         raise ApiError(method, path, 200, "unexpected batch object: " + "; ".join(problems))
-    created_at = data.get("created_at")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ApiError(method, path, 200, "unexpected batch object: 'metadata' is not an object")
     # Every batch of a listing repeats its project and one of three statuses:
     # interned, they are stored once, not once per batch.
     return LiveBatch(
@@ -122,8 +128,29 @@ def _parse_batch(data: Any, method: str, path: str) -> LiveBatch:
         project=sys.intern(data["project"]),
         status=sys.intern(data["status"]),
         callback=callback,
-        created_at=created_at if isinstance(created_at, str) else None,
+        # An empty object is the API's default: kept as None, it costs nothing
+        # per batch in a large listing.
+        metadata=metadata or None,
     )
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt, as reported to the client's listeners.
+
+    ``status`` is None when no answer came (``error`` says why);
+    ``retry_in`` is the wait before the next attempt, None when the client
+    will not try again (success, a final answer, or retries exhausted).
+    ``path`` is as sent, without the query string. Never holds the API key.
+    """
+
+    method: str
+    path: str
+    attempt: int
+    status: int | None
+    ms: float
+    error: str | None
+    retry_in: float | None
 
 
 @dataclass(frozen=True)
@@ -175,9 +202,18 @@ class ScaleClient:
             self._session.cert = settings["cert"]
         self.calls = 0
         self._calls_lock = threading.Lock()
+        self._listeners: list[Callable[[Attempt], None]] = []
 
     def close(self) -> None:
         self._session.close()
+
+    def add_listener(self, listener: Callable[[Attempt], None]) -> None:
+        """Call ``listener`` after every HTTP attempt, on the calling thread."""
+        self._listeners.append(listener)
+
+    def _tell(self, attempt: Attempt) -> None:
+        for listener in self._listeners:
+            listener(attempt)
 
     # -- transport ---------------------------------------------------------
 
@@ -211,6 +247,8 @@ class ScaleClient:
             attempt += 1
             wait: float | None = None
             failure: ApiError
+            started = time.monotonic()
+            status: int | None = None
             try:
                 with self._calls_lock:
                     self.calls += 1
@@ -228,18 +266,34 @@ class ScaleClient:
                 reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
                 failure = ApiUnreachableError(method, path, None, reason)
             except requests.RequestException as exc:
-                raise ApiError(method, path, None, type(exc).__name__) from None
+                failure = ApiError(method, path, None, type(exc).__name__)
+                self._tell(
+                    Attempt(method, path, attempt, None, _ms(started), failure.api_message, None)
+                )
+                raise failure from None
             else:
-                if response.status_code not in RETRY_STATUSES:
+                status = response.status_code
+                if status not in RETRY_STATUSES:
+                    self._tell(Attempt(method, path, attempt, status, _ms(started), None, None))
                     return response
-                if response.status_code >= 500 and on_unknown_outcome is not None:
+                if status >= 500 and on_unknown_outcome is not None:
                     on_unknown_outcome()
                 wait = _retry_after(response)
-                failure = ApiError(method, path, response.status_code, _error_message(response))
-            if attempt >= self.options.max_attempts:
-                raise failure
+                failure = ApiError(method, path, status, _error_message(response))
             delay = wait if wait is not None else self._backoff(attempt - 1)
-            if time.monotonic() + delay > deadline:
+            give_up = attempt >= self.options.max_attempts or time.monotonic() + delay > deadline
+            self._tell(
+                Attempt(
+                    method,
+                    path,
+                    attempt,
+                    status,
+                    _ms(started),
+                    failure.api_message,
+                    None if give_up else delay,
+                )
+            )
+            if give_up:
                 raise failure
             self._sleep(delay)
 
@@ -355,6 +409,9 @@ class ScaleClient:
         }
         if batch.callback:
             body["callback"] = batch.callback
+        if batch.metadata:
+            # Keys set to null ask for removal: on create there is nothing to remove.
+            body["metadata"] = {k: v for k, v in batch.metadata.items() if v is not None}
         response = self.request("POST", path, body=body, on_unknown_outcome=mark_unknown)
         if response.status_code == 409:
             raise DuplicateBatchError("POST", path, _error_message(response), unknown)
@@ -369,3 +426,7 @@ class ScaleClient:
         self._call(
             "POST", f"/batches/{quote_segment(name)}/prioritize", body={"priority": priority}
         )
+
+    def set_batch_metadata(self, name: str, metadata: Mapping[str, Any]) -> None:
+        """``POST /batches/{name}/setMetadata``; the body is the whole new object."""
+        self._call("POST", f"/batches/{quote_segment(name)}/setMetadata", body=dict(metadata))
