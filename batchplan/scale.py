@@ -61,6 +61,10 @@ class DuplicateBatchError(ApiError):
         self.after_unknown_attempt = after_unknown_attempt
 
 
+class CallCancelled(ApiError):
+    """The client was cancelled (Ctrl-C): no new attempt, no further wait."""
+
+
 class NotFoundError(ApiError):
     """404: the batch or project does not exist."""
 
@@ -154,6 +158,16 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class BatchStatus:
+    """The answer of ``GET /batches/{name}/status``."""
+
+    name: str
+    status: str
+    tasks_pending: int
+    tasks_completed: int
+
+
+@dataclass(frozen=True)
 class Page:
     batches: tuple[LiveBatch, ...]
     total: int | None
@@ -203,9 +217,22 @@ class ScaleClient:
         self.calls = 0
         self._calls_lock = threading.Lock()
         self._listeners: list[Callable[[Attempt], None]] = []
+        self._cancelled = threading.Event()
 
     def close(self) -> None:
         self._session.close()
+
+    def cancel(self) -> None:
+        """Start no new attempt and abandon every backoff wait, from now on.
+
+        Calls already on the wire end normally; every other call raises
+        ``CallCancelled``. For the first Ctrl-C of an apply.
+        """
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
 
     def add_listener(self, listener: Callable[[Attempt], None]) -> None:
         """Call ``listener`` after every HTTP attempt, on the calling thread."""
@@ -244,6 +271,8 @@ class ScaleClient:
         headers = {"Content-Type": "application/json"} if body is not None else None
         attempt = 0
         while True:
+            if self._cancelled.is_set():
+                raise CallCancelled(method, path, None, "cancelled before it was sent")
             attempt += 1
             wait: float | None = None
             failure: ApiError
@@ -295,7 +324,11 @@ class ScaleClient:
             )
             if give_up:
                 raise failure
-            self._sleep(delay)
+            if self._sleep is time.sleep:
+                # Woken at once by cancel(): a call in backoff is abandoned.
+                self._cancelled.wait(delay)
+            else:
+                self._sleep(delay)
 
     def _json(self, method: str, path: str, response: requests.Response) -> Any:
         if response.status_code == 404:
@@ -430,3 +463,19 @@ class ScaleClient:
     def set_batch_metadata(self, name: str, metadata: Mapping[str, Any]) -> None:
         """``POST /batches/{name}/setMetadata``; the body is the whole new object."""
         self._call("POST", f"/batches/{quote_segment(name)}/setMetadata", body=dict(metadata))
+
+    def batch_status(self, name: str) -> BatchStatus:
+        """``GET /batches/{name}/status``: the status and task counts."""
+        path = f"/batches/{quote_segment(name)}/status"
+        data = self._call("GET", path)
+        if not isinstance(data, dict) or data.get("status") not in STATUSES:
+            raise ApiError("GET", path, 200, "unexpected answer: no known 'status'")
+        counts = {}
+        for key in ("tasks_pending", "tasks_completed"):
+            # The reference names tasks_pending / tasks_completed; the official
+            # client reads pending / completed. Absent means 0.
+            value = data.get(key, data.get(key.removeprefix("tasks_"), 0))
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ApiError("GET", path, 200, f"unexpected answer: {key!r} is not a count")
+            counts[key] = value
+        return BatchStatus(name, data["status"], counts["tasks_pending"], counts["tasks_completed"])
