@@ -130,7 +130,7 @@ def test_show_renders_a_saved_plan(cli: CLI, fmt: str) -> None:
     result = cli("show", "plan.json", "--format", fmt)
     assert result.code == 0
     if fmt == "json":
-        assert json.loads(result.out)["kind"] == "batchplan-plan"
+        assert json.loads(result.out)["summary"]["create"] == 2
     elif fmt == "markdown":
         assert result.out.startswith("### Plan: 2 to create")
     else:
@@ -157,9 +157,9 @@ def test_detailed_exitcode(cli: CLI) -> None:
 @pytest.mark.parametrize(
     ("flags", "settings", "needle"),
     [
-        (["--max-finalize", "2"], "", "finalizes exceed max_finalize (2)"),
-        (["--max-changes", "5"], "", "API calls exceed max_changes (5)"),
-        ([], "settings: {max_finalize: 1}\n", "exceed max_finalize (1)"),
+        (["--max-finalize", "2"], "", "Refused without --force: 3 finalizes, over max_finalize 2"),
+        (["--max-changes", "5"], "", "9 API calls, over max_changes 5"),
+        ([], "settings: {max_finalize: 1}\n", "3 finalizes, over max_finalize 1"),
     ],
 )
 def test_unsafe_plans_exit_3_and_apply_refuses_without_force(
@@ -189,7 +189,7 @@ def test_max_forget_guards_against_a_missing_file(cli: CLI, sandbox: SandboxServ
     cli.write("batchplan.yaml", "version: 1\nbatches: []\n")
     plan = cli("plan")
     assert plan.code == 3
-    assert "12 forgets exceed max_forget (10)" in plan.out
+    assert "12 forgets, over max_forget 10" in plan.out
 
 
 def test_target_plans_and_applies_only_that_batch(cli: CLI, sandbox: SandboxServer) -> None:
