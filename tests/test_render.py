@@ -627,7 +627,8 @@ def test_markdown_rows_show_action_priority_and_finalize() -> None:
     assert rows["`kitten_2020-10`"].endswith("| 20 -> 30 |  |  |")
     assert rows["`kitten_2020-11`"].endswith("|  | staging -> in_progress |  |")
     assert rows["`kitten_2021-02`"].endswith(
-        '| `metadata team: "a" -> "b"`<br>`metadata topic: (absent) -> {"k": [1]}` |'
+        '`metadata stale: 1 -> (removed)`<br>`metadata team: "a" -> "b"`'
+        '<br>`metadata topic: (absent) -> {"k": [1]}` |'
     )
     assert rows["`kitten_2019-01`"].startswith("| `-/` | forget |")
 
@@ -773,7 +774,10 @@ def test_markdown_hostile_conflicts_and_warnings_are_escaped() -> None:
         "change and names are unique per account"
     )
     warning = next(line for line in lines if line.startswith("- `` `w` ``"))
-    assert warning == "- `` `w` ``: \\*\\*bold\\*\\* \\<i\\>x\\</i\\>"
+    assert warning == (
+        "- `` `w` ``: config says finalized: false, but the batch is already "
+        "\\*\\*bold\\*\\* \\<i\\>x\\</i\\>; a finalize cannot be undone, so nothing is done"
+    )
 
 
 # --- docs/plan-format.md -------------------------------------------------------
