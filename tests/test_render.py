@@ -25,6 +25,8 @@ from batchplan.plan import (
     ChangeReason,
     Finding,
     FindingCode,
+    Limit,
+    LimitBreach,
     MetadataEdit,
     Origin,
     Plan,
@@ -799,3 +801,16 @@ def test_plan_format_doc_example_is_a_valid_saved_plan() -> None:
     document = json.loads(example)
     assert errors_of(document) == []
     assert document["kind"] == "batchplan-plan"
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_a_plan_read_back_renders_exactly_like_the_plan(plan: str, fmt: str) -> None:
+    """Every kind of change, finding and refusal survives the saved form unchanged."""
+    from batchplan.plandoc import plan_from_document
+
+    made = PLANS[plan]()
+    made = Plan(**{**made.__dict__, "unsafe": (LimitBreach(Limit.MAX_FINALIZE, 6, 5),)})
+    back = plan_from_document(json.loads(render_json(made)))
+    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
+    assert render(back) == render(made)
