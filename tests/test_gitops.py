@@ -455,3 +455,101 @@ def test_a_declined_prompt_is_exit_1_apply_cancelled(
 
     monkeypatch.setattr(click, "prompt", ctrl_d)
     assert ask_approval() is False
+
+
+def test_metadata_is_planned_shown_saved_and_applied_by_configured_key(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Only configured keys are compared; the rest of the live object is kept."""
+    from batchplan.apply import apply_plan
+    from batchplan.context import Options, state_backend
+    from batchplan.model import Config, DesiredBatch
+    from batchplan.plan import Action, PlanOptions
+    from batchplan.planfile import write_plan_file
+    from batchplan.planning import make_plan
+    from batchplan.render.json import render_json
+    from batchplan.render.markdown import render_markdown
+    from batchplan.render.text import render_text
+    from batchplan.session import Session
+    from batchplan.state.writer import StateWriter
+
+    live = {"project": "meta", "name": "m1", "metadata": {"team": "a", "keep": 1, "old": 2}}
+    requests.post(f"{sandbox.url}/batches", json=live, timeout=10).raise_for_status()
+    wanted = {"team": "b", "old": None}
+    config = Config(
+        batches=(
+            DesiredBatch(name="m1", project="meta", metadata=wanted, metadata_shown=wanted),
+            DesiredBatch(
+                name="m2",
+                project="meta",
+                metadata={"token": "s3cret-value"},
+                metadata_shown={"token": "${TOKEN}"},
+            ),
+        )
+    )
+    options = Options(endpoint=sandbox.url, state=str(tmp_path / "state.json"))
+    with Session(options) as session:
+        backend = state_backend(options, session.endpoint)
+        planned = make_plan(config, session, backend, PlanOptions())
+        plan = planned.plan
+        assert [c.actions for c in plan.changes] == [
+            (Action.ADOPT, Action.SET_METADATA),
+            (Action.CREATE,),
+        ]
+        text = render_text(plan)
+        assert '~ metadata team: "a" -> "b"' in text
+        assert "~ metadata old: 2 -> (removed)" in text
+        assert "keep" not in text
+        assert '+ metadata token: "${TOKEN}"' in text
+        path = tmp_path / "p.json"
+        write_plan_file(
+            str(path),
+            plan,
+            config_paths=["x.yaml"],
+            folder=str(tmp_path),
+            endpoint=session.endpoint.identity,
+            endpoint_spec=sandbox.url,
+            state_location=options.state,
+            options=PlanOptions(),
+            inputs=planned.inputs(),
+            digest=planned.checksum,
+        )
+        for output in (text, render_json(plan), render_markdown(plan), path.read_text()):
+            assert "s3cret-value" not in output
+        writer = StateWriter(backend, planned.state)
+        result = apply_plan(plan, session.client, writer, planned.state.batches)
+        writer.close()
+    assert result.ok
+    assert batch_record(sandbox, "m1")["metadata"] == {"team": "b", "keep": 1}
+    assert batch_record(sandbox, "m2")["metadata"] == {"token": "s3cret-value"}
+
+
+def test_plan_file_never_holds_an_expanded_callback(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOOK_URL", "https://hooks.example/s3cret-token")
+    cli.write("batchplan.yaml", CONFIG + "        callback: ${HOOK_URL}\n")
+    saved_plan(cli)
+    text = (cli.folder / "plan.json").read_text()
+    assert "${HOOK_URL}" in text
+    assert "s3cret-token" not in text
+
+
+def test_apply_planfile_with_another_state_is_a_usage_error(
+    cli: CLI, sandbox: SandboxServer
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    clear_calls(sandbox)
+    result = cli("apply", "plan.json", "--state", "other-state.json")
+    assert result.code == 1
+    assert "other-state.json" in result.err and ".batchplan/state.json" in result.err
+    assert not mutating_calls(sandbox)
+
+
+def test_usage_error_comes_before_a_modified_file(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    path = saved_plan(cli)
+    path.write_text(path.read_text().replace('"priority": 20', '"priority": 10'))
+    assert cli("apply", "plan.json", "--target", "g1").code == 1
+    assert cli("apply", "plan.json").code == 4
