@@ -18,12 +18,13 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from batchplan import __version__
+from batchplan.context import DEFAULT_SANDBOX_DB, Options, normalise_url
 from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
 from batchplan.model import Config, DesiredBatch, LiveView
 from batchplan.plan import Plan, PlanOptions, natural_key
@@ -405,3 +406,75 @@ def what_moved(saved: Inputs, now: Inputs) -> list[str]:
     if saved.serial != now.serial:
         found.append(f"state: state changed since the plan (serial {saved.serial} -> {now.serial})")
     return found
+
+
+def _endpoint_key(spec: str, folder: str) -> str:
+    """An ``--endpoint`` value in a comparable form: a sandbox database as an absolute path."""
+    if spec == "sandbox" or spec.startswith("sandbox:"):
+        db = spec.partition(":")[2] or DEFAULT_SANDBOX_DB
+        return "sandbox:" + os.path.normpath(os.path.join(folder, db))
+    return normalise_url(spec)
+
+
+def _state_key(location: str, folder: str) -> str:
+    if "://" in location:
+        return location
+    return os.path.normpath(os.path.join(folder, location))
+
+
+def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[str]) -> Options:
+    """The endpoint and state location recorded in the plan; a different explicit one is refused."""
+    endpoint = _endpoint_key(saved.endpoint_spec, saved.folder)
+    if "endpoint" in explicit and _endpoint_key(options.endpoint, os.getcwd()) != endpoint:
+        raise UsageError(
+            f"--endpoint {options.endpoint} differs from the endpoint recorded in "
+            f"{saved.path} ({saved.endpoint_spec}, made in {saved.folder}); "
+            "leave --endpoint out to use the recorded one, or make a new plan"
+        )
+    state = None if saved.state_location is None else _state_key(saved.state_location, saved.folder)
+    if (
+        "state" in explicit
+        and options.state is not None
+        and state is not None
+        and _state_key(options.state, os.getcwd()) != state
+    ):
+        raise UsageError(
+            f"--state {options.state} differs from the state recorded in "
+            f"{saved.path} ({saved.state_location}, made in {saved.folder}); "
+            "leave --state out to use the recorded one, or make a new plan"
+        )
+    return replace(options, endpoint=endpoint, state=state)
+
+
+def recorded_paths(saved: SavedPlan) -> list[str]:
+    """The plan's config paths, against the folder it was made in; each must exist."""
+    paths = []
+    for original in saved.config_paths:
+        # Run where the plan was made, the paths stay as they were written.
+        here = os.path.normpath(os.getcwd()) == os.path.normpath(saved.folder)
+        path = original if here else saved.resolve(original)
+        if not os.path.exists(path):
+            raise PlanError(
+                f"{path}: no such file or folder; this path came from the plan {saved.path} "
+                f"(recorded as {original!r}, made in {saved.folder}); "
+                "apply where the configuration is, or make a new plan"
+            )
+        paths.append(path)
+    return paths
+
+
+def stale_message(saved: SavedPlan, now: Inputs, checksum: str) -> str:
+    """Why the saved plan no longer holds, by kind and batch name.
+
+    ``now`` are the new plan's inputs gathered with the saved plan's salt.
+    """
+    moved = what_moved(saved.inputs, now)
+    if saved.checksum == checksum:
+        moved = []
+    elif not moved:
+        moved = ["a value that came from a variable (${NAME}) changed, or a callback did"]
+    return (
+        f"Saved plan {saved.path} is stale; what moved since it was made:\n"
+        + "\n".join(f"  - {line}" for line in moved)
+        + "\nNo call was made; make a new plan and review it."
+    )

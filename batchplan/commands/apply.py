@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -14,7 +13,7 @@ import click
 
 from batchplan.apply import apply_plan, describe_result
 from batchplan.config import load_config
-from batchplan.context import DEFAULT_SANDBOX_DB, Options, normalise_url, state_backend
+from batchplan.context import Options, state_backend
 from batchplan.errors import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -26,7 +25,14 @@ from batchplan.errors import (
     UsageError,
 )
 from batchplan.plan import PlanOptions
-from batchplan.planfile import SavedPlan, looks_like_plan_file, read_plan_file, what_moved
+from batchplan.planfile import (
+    SavedPlan,
+    looks_like_plan_file,
+    read_plan_file,
+    recorded_options,
+    recorded_paths,
+    stale_message,
+)
 from batchplan.planning import Planned, make_plan
 from batchplan.render.text import render_text
 from batchplan.render.words import breach_text
@@ -69,75 +75,6 @@ def ask_approval() -> bool:
         click.echo("")
         return False
     return bool(answer.strip() == "yes")
-
-
-def _endpoint_key(spec: str, folder: str) -> str:
-    """An ``--endpoint`` value in a comparable form: a sandbox database as an absolute path."""
-    if spec == "sandbox" or spec.startswith("sandbox:"):
-        db = spec.partition(":")[2] or DEFAULT_SANDBOX_DB
-        return "sandbox:" + os.path.normpath(os.path.join(folder, db))
-    return normalise_url(spec)
-
-
-def _state_key(location: str, folder: str) -> str:
-    if "://" in location:
-        return location
-    return os.path.normpath(os.path.join(folder, location))
-
-
-def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[str]) -> Options:
-    """The endpoint and state location recorded in the plan; a different explicit one is refused."""
-    endpoint = _endpoint_key(saved.endpoint_spec, saved.folder)
-    if "endpoint" in explicit and _endpoint_key(options.endpoint, os.getcwd()) != endpoint:
-        raise UsageError(
-            f"--endpoint {options.endpoint} differs from the endpoint recorded in "
-            f"{saved.path} ({saved.endpoint_spec}, made in {saved.folder}); "
-            "leave --endpoint out to use the recorded one, or make a new plan"
-        )
-    state = None if saved.state_location is None else _state_key(saved.state_location, saved.folder)
-    if (
-        "state" in explicit
-        and options.state is not None
-        and state is not None
-        and _state_key(options.state, os.getcwd()) != state
-    ):
-        raise UsageError(
-            f"--state {options.state} differs from the state recorded in "
-            f"{saved.path} ({saved.state_location}, made in {saved.folder}); "
-            "leave --state out to use the recorded one, or make a new plan"
-        )
-    return replace(options, endpoint=endpoint, state=state)
-
-
-def recorded_paths(saved: SavedPlan) -> list[str]:
-    """The plan's config paths, against the folder it was made in; each must exist."""
-    paths = []
-    for original in saved.config_paths:
-        # Run where the plan was made, the paths stay as they were written.
-        here = os.path.normpath(os.getcwd()) == os.path.normpath(saved.folder)
-        path = original if here else saved.resolve(original)
-        if not os.path.exists(path):
-            raise PlanError(
-                f"{path}: no such file or folder; this path came from the plan {saved.path} "
-                f"(recorded as {original!r}, made in {saved.folder}); "
-                "apply where the configuration is, or make a new plan"
-            )
-        paths.append(path)
-    return paths
-
-
-def stale_message(saved: SavedPlan, planned: Planned) -> str:
-    """Why the saved plan no longer holds, by kind and batch name."""
-    moved = what_moved(saved.inputs, planned.inputs(saved.inputs.salt))
-    if saved.checksum == planned.checksum:
-        moved = []
-    elif not moved:
-        moved = ["a value that came from a variable (${NAME}) changed, or a callback did"]
-    return (
-        f"Saved plan {saved.path} is stale; what moved since it was made:\n"
-        + "\n".join(f"  - {line}" for line in moved)
-        + "\nNo call was made; make a new plan and review it."
-    )
 
 
 def apply(
@@ -197,14 +134,15 @@ def _refuse_or_apply(
 ) -> int:
     plan = planned.plan
     if saved is not None and planned.checksum != saved.checksum:
+        inputs = planned.inputs(saved.inputs.salt)
         # Never print the fresh plan here: it is not what was reviewed.
         if plan.conflicts:
-            echo(stale_message(saved, planned))
+            echo(stale_message(saved, inputs, planned.checksum))
             raise PlanError(
                 f"Apply refused: the configuration now has {len(plan.conflicts)} conflict(s); "
                 "run `batchplan plan` to see them. No call was made."
             )
-        raise StalePlanError(stale_message(saved, planned))
+        raise StalePlanError(stale_message(saved, inputs, planned.checksum))
     echo(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
     if plan.conflicts:
         raise PlanError("Apply refused: the plan has conflicts; no call was made.")
