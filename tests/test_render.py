@@ -814,3 +814,86 @@ def test_a_plan_read_back_renders_exactly_like_the_plan(plan: str, fmt: str) -> 
     back = plan_from_document(json.loads(render_json(made)))
     render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
     assert render(back) == render(made)
+
+
+# --- one golden per kind of change and per format --------------------------------
+
+
+def _kinds() -> dict[str, Plan]:
+    from dataclasses import replace
+
+    flagged = replace(
+        create("cats_1", priority=30, finalized=True, callback="${HOOK}", calibration_batch=True),
+        self_label_batch=True,
+        metadata=(MetadataEdit("team", after="vision", before_present=False),),
+    )
+    metadata = update(
+        "cats_3",
+        (Action.SET_METADATA,),
+        status=IN_PROGRESS,
+        reasons=(ChangeReason.METADATA_DIFFERS,),
+        metadata=(MetadataEdit("team", before="a", after="b"),),
+    )
+    error = Finding(
+        Severity.ERROR,
+        FindingCode.PROJECT_CHANGED,
+        "cats_9",
+        P,
+        (("live_project", "dogs"),),
+        "b.yaml:9:3",
+    )
+    warning = Finding(
+        Severity.WARNING, FindingCode.ALREADY_FINALIZED, "cats_8", P, (("status", COMPLETED),)
+    )
+    return {
+        "create_with_flags": Plan(changes=(flagged,)),
+        "prioritize": Plan(changes=(update("cats_2", (Action.PRIORITIZE,), before=20, after=30),)),
+        "finalize": Plan(
+            changes=(
+                update(
+                    "cats_2",
+                    (Action.FINALIZE,),
+                    before=20,
+                    after=20,
+                    reasons=(ChangeReason.FINALIZE_STAGING,),
+                ),
+            )
+        ),
+        "adopt": Plan(
+            changes=(
+                update(
+                    "cats_2",
+                    (Action.ADOPT, Action.PRIORITIZE),
+                    after=30,
+                    reasons=(ChangeReason.NOT_IN_STATE, ChangeReason.PRIORITY_UNKNOWN),
+                ),
+            )
+        ),
+        "forget": Plan(changes=(forget("cats_0"),)),
+        "set_metadata": Plan(changes=(metadata,)),
+        "conflicts": Plan(findings=(error,)),
+        "warnings": Plan(changes=(metadata,), findings=(warning,)),
+        "unsafe": Plan(
+            changes=(flagged,),
+            unsafe=(LimitBreach(Limit.MAX_FINALIZE, 1, 0), LimitBreach(Limit.MAX_CHANGES, 3, 2)),
+        ),
+    }
+
+
+KIND_FORMATS = {
+    "text": ("txt", render_text),
+    "json": ("json", render_json),
+    "markdown": ("md", render_markdown),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(KIND_FORMATS))
+@pytest.mark.parametrize("kind", sorted(_kinds()))
+def test_each_kind_of_change_matches_its_golden_and_survives_saving(kind: str, fmt: str) -> None:
+    from batchplan.plandoc import plan_from_document
+
+    suffix, render = KIND_FORMATS[fmt]
+    plan = _kinds()[kind]
+    out = render(plan)
+    check_golden(f"kinds/{kind}.{suffix}", out)
+    assert render(plan_from_document(json.loads(render_json(plan)))) == out
