@@ -138,6 +138,11 @@ class _BatchRun:
                 self_label_batch=desired.self_label_batch,
             )
             return f"created ({self.status})"
+        if action is Action.SET_METADATA:
+            # The whole object: live metadata with the configured keys applied.
+            assert self.change.metadata_to_send is not None
+            self.client.set_batch_metadata(self.change.batch, dict(self.change.metadata_to_send))
+            return "metadata set"
         if action is Action.PRIORITIZE:
             assert desired is not None and desired.priority is not None
             self.client.prioritize_batch(self.change.batch, desired.priority)

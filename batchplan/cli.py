@@ -251,27 +251,24 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import apply as run
+    from batchplan.commands.apply import ask_approval
 
+    context = click.get_current_context()
+    explicit = [
+        name
+        for name in ("endpoint", "state")
+        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
     options, plan_options = make_options(kw), make_plan_options(kw)
-    confirm = None
-    if sys.stdin.isatty():
-
-        def confirm() -> bool:
-            answer = click.prompt(
-                "\nDo you want to perform these actions? Only 'yes' will be accepted",
-                default="",
-                show_default=False,
-            )
-            return bool(answer.strip() == "yes")
-
     return run(
         paths or DEFAULT_PATHS,
         options,
         plan_options,
         echo,
-        confirm=confirm,
+        confirm=ask_approval if sys.stdin.isatty() else None,
         auto_approve=kw["auto_approve"],
         fail_fast=kw["fail_fast"],
+        explicit=explicit,
     )
 
 

@@ -8,6 +8,7 @@ account's. A URL endpoint's identity is its normalised form.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -26,7 +27,7 @@ DEFAULT_SANDBOX_DB = ".batchplan/sandbox.db"
 
 @dataclass(frozen=True)
 class Options:
-    """The options every command shares (DESIGN.md section 6)."""
+    """The options every command shares: endpoint, state, output and client settings."""
 
     endpoint: str = DEFAULT_ENDPOINT
     state: str | None = None
@@ -40,9 +41,15 @@ class Options:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """Where the API is: its URL, the identity state and plans record, and a stopper.
+
+    ``stop`` ends the embedded sandbox this process started (None otherwise).
+    """
+
     url: str
     identity: str
     sandbox: bool
+    stop: Callable[[], None] | None = field(default=None, compare=False)
 
 
 def normalise_url(url: str) -> str:
@@ -80,7 +87,12 @@ def open_endpoint(spec: str) -> Endpoint:
 
         db = spec.partition(":")[2] or DEFAULT_SANDBOX_DB
         server = start_sandbox(db)
-        return Endpoint(url=server.url, identity=f"sandbox:{server.instance_id}", sandbox=True)
+        return Endpoint(
+            url=server.url,
+            identity=f"sandbox:{server.instance_id}",
+            sandbox=True,
+            stop=server.stop,
+        )
     url = normalise_url(spec)
     return Endpoint(url=url, identity=url, sandbox=False)
 
@@ -115,10 +127,13 @@ def backend_at(location: str) -> StateBackend:
     return LocalState(Path(location))
 
 
+def state_location(options: Options, endpoint: Endpoint) -> str:
+    """``--state``, or the default for this kind of endpoint."""
+    return options.state or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
+
+
 def state_backend(options: Options, endpoint: Endpoint) -> StateBackend:
-    return backend_at(
-        options.state or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
-    )
+    return backend_at(state_location(options, endpoint))
 
 
 def read_state(backend: StateBackend, endpoint: Endpoint) -> State:

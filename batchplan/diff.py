@@ -1,12 +1,14 @@
 """The reconciliation rules: ``(desired, live, state) -> Plan``. Pure: no I/O, no clock.
 
-Each rule is one row of the table in DESIGN.md section 2; the docstrings of
-the helpers below name the row they implement.
+Each rule is one row of the rules table in docs/reconciliation.md; the
+docstrings of the helpers below name the row they implement.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
+from typing import Any
 
 from batchplan.model import (
     COMPLETED,
@@ -23,60 +25,130 @@ from batchplan.plan import (
     Action,
     BatchSide,
     Change,
-    Conflict,
-    ConflictKind,
+    ChangeReason,
+    Finding,
+    FindingCode,
+    MetadataEdit,
+    Origin,
     Plan,
-    Warning,
-    WarningKind,
+    Severity,
+    natural_key,
 )
+
+_FLAGS = ("calibration_batch", "self_label_batch")
 
 
 def _where(desired: DesiredBatch) -> str | None:
     return str(desired.position) if desired.position is not None else None
 
 
-def _callback_conflict(desired: DesiredBatch, live: LiveBatch) -> Conflict | None:
+def _origin(desired: DesiredBatch) -> Origin | None:
+    if desired.position is None:
+        return None
+    return Origin(desired.position.file, desired.position.line, tuple(desired.each))
+
+
+def _error(code: FindingCode, desired: DesiredBatch, **facts: str) -> Finding:
+    return Finding(
+        Severity.ERROR, code, desired.name, desired.project, tuple(facts.items()), _where(desired)
+    )
+
+
+def _callback_conflict(desired: DesiredBatch, live: LiveBatch) -> Finding | None:
     """Callback set in config and different from live: it cannot change after creation.
 
     When the configured callback came from a variable, the live value is not
-    printed either: the two differ, but either may hold a token.
+    recorded either: the two differ, but either may hold a token.
     """
     if desired.callback is None or same_callback(desired.callback, live.callback):
         return None
     templated = desired.callback_shown is not None and desired.callback_shown != desired.callback
-    if templated:
-        detail = f"live callback differs from the value of {desired.callback_shown}"
-    else:
-        detail = f"config says {desired.callback_shown!r}, live is {live.callback or ''!r}"
-    return Conflict(
-        ConflictKind.CALLBACK_CHANGED,
-        desired.name,
-        desired.project,
-        f"callback cannot change after creation ({detail})",
-        _where(desired),
-    )
+    facts = {"config": desired.callback_shown or ""}
+    if not templated:
+        facts["live"] = live.callback or ""
+    return _error(FindingCode.CALLBACK_CHANGED, desired, **facts)
 
 
-def _flag_conflicts(desired: DesiredBatch, record: BatchRecord | None) -> list[Conflict]:
+def _flag_conflicts(desired: DesiredBatch, record: BatchRecord | None) -> list[Finding]:
     """A create-time flag that differs from the one batchplan created the batch with."""
     if record is None:
         return []
     found = []
-    for flag in ("calibration_batch", "self_label_batch"):
+    for flag in _FLAGS:
         recorded: bool | None = getattr(record, flag)
         wanted: bool = getattr(desired, flag)
         if recorded is not None and recorded != wanted:
             found.append(
-                Conflict(
-                    ConflictKind.CREATE_FLAG_CHANGED,
-                    desired.name,
-                    desired.project,
-                    f"{flag} cannot change after creation "
-                    f"(created with {str(recorded).lower()}, config says {str(wanted).lower()})",
-                    _where(desired),
+                _error(
+                    FindingCode.CREATE_FLAG_CHANGED,
+                    desired,
+                    flag=flag,
+                    recorded=str(recorded).lower(),
+                    config=str(wanted).lower(),
                 )
             )
     return found
+
+
+def _templated(desired: DesiredBatch, key: str) -> bool:
+    """True when the configured value of ``key`` came from a variable."""
+    shown = desired.metadata_shown or {}
+    expanded = desired.metadata or {}
+    return bool(shown.get(key) != expanded.get(key))
+
+
+def _metadata_for_create(desired: DesiredBatch) -> tuple[MetadataEdit, ...]:
+    """A create sends the configured keys; a key configured null is simply not sent."""
+    shown = desired.metadata_shown or {}
+    return tuple(
+        MetadataEdit(key, after=value, before_present=False)
+        for key, value in sorted(shown.items())
+        if value is not None
+    )
+
+
+def _metadata_edits(
+    desired: DesiredBatch, live: LiveBatch
+) -> tuple[tuple[MetadataEdit, ...], dict[str, Any] | None]:
+    """Configured keys only: a missing or differing key is set, a key configured null removed.
+
+    Returns the edits (shown form) and the whole object ``setMetadata`` sends:
+    the live metadata with the configured keys applied. Keys the config does
+    not name are kept as they are and never shown.
+    """
+    if desired.metadata is None:
+        return (), None
+    current = dict(live.metadata or {})
+    shown = desired.metadata_shown or desired.metadata
+    edits = []
+    for key in sorted(desired.metadata):
+        wanted = desired.metadata[key]
+        present = key in current
+        if wanted is None:
+            if not present:
+                continue
+        elif present and current[key] == wanted:
+            continue
+        hidden = _templated(desired, key)
+        edits.append(
+            MetadataEdit(
+                key,
+                before=None if hidden or not present else current[key],
+                after=shown.get(key),
+                before_present=present,
+                after_present=wanted is not None,
+                before_hidden=hidden and present,
+            )
+        )
+    if not edits:
+        return (), None
+    send = dict(current)
+    for key, wanted in desired.metadata.items():
+        if wanted is None:
+            send.pop(key, None)
+        else:
+            send[key] = wanted
+    return tuple(edits), send
 
 
 def _create(desired: DesiredBatch) -> Change:
@@ -96,7 +168,11 @@ def _create(desired: DesiredBatch) -> Change:
             priority=desired.priority,
             callback=desired.callback_shown,
         ),
-        reason="in config, not live",
+        reasons=(ChangeReason.NOT_LIVE,),
+        calibration_batch=desired.calibration_batch,
+        self_label_batch=desired.self_label_batch,
+        metadata=_metadata_for_create(desired),
+        origin=_origin(desired),
         desired=desired,
     )
 
@@ -107,15 +183,20 @@ def _update(
     record: BatchRecord | None,
     reassert_priority: bool,
     completed_with_priority: list[str],
-    warnings: list[Warning],
+    findings: list[Finding],
 ) -> Change | None:
-    """In config and live in the right project: adopt, prioritize, finalize as needed."""
+    """In config and live in the right project: adopt, set metadata, prioritize, finalize."""
     actions: list[Action] = []
-    reasons: list[str] = []
+    reasons: list[ChangeReason] = []
     known_priority = record.priority if record is not None else None
     if record is None:
         actions.append(Action.ADOPT)
-        reasons.append("live, not in state")
+        reasons.append(ChangeReason.NOT_IN_STATE)
+
+    edits, send = _metadata_edits(desired, live)
+    if edits:
+        actions.append(Action.SET_METADATA)
+        reasons.append(ChangeReason.METADATA_DIFFERS)
 
     after_priority = known_priority
     if desired.priority is not None:
@@ -125,25 +206,26 @@ def _update(
             actions.append(Action.PRIORITIZE)
             after_priority = desired.priority
             if known_priority is None:
-                reasons.append("priority unknown")
+                reasons.append(ChangeReason.PRIORITY_UNKNOWN)
             elif known_priority != desired.priority:
-                reasons.append("priority differs")
+                reasons.append(ChangeReason.PRIORITY_DIFFERS)
             else:
-                reasons.append("priority reasserted")
+                reasons.append(ChangeReason.PRIORITY_REASSERTED)
 
     after_status = live.status
     if desired.finalized is True and live.status == STAGING:
         actions.append(Action.FINALIZE)
         after_status = IN_PROGRESS
-        reasons.append("finalized: true, live staging")
+        reasons.append(ChangeReason.FINALIZE_STAGING)
     elif desired.finalized is False and live.status in (IN_PROGRESS, COMPLETED):
-        warnings.append(
-            Warning(
-                WarningKind.ALREADY_FINALIZED,
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                FindingCode.ALREADY_FINALIZED,
                 desired.name,
                 desired.project,
-                f"config says finalized: false, but the batch is already {live.status}; "
-                "a finalize cannot be undone, so nothing is done",
+                (("status", live.status),),
+                _where(desired),
             )
         )
 
@@ -158,8 +240,11 @@ def _update(
         actions=tuple(actions),
         before=BatchSide(status=live.status, priority=known_priority, callback=callback),
         after=BatchSide(status=after_status, priority=after_priority, callback=callback),
-        reason="; ".join(reasons),
+        reasons=tuple(reasons),
+        metadata=edits,
+        origin=_origin(desired),
         desired=desired,
+        metadata_to_send=send,
     )
 
 
@@ -172,58 +257,61 @@ def _forget(record: BatchRecord, live: LiveBatch | None) -> Change:
         actions=(Action.FORGET,),
         before=BatchSide(status=status, priority=record.priority),
         after=None,
-        reason="in state, not in config",
+        reasons=(ChangeReason.NOT_IN_CONFIG,),
     )
 
 
-def _project_conflicts(config: Config, live: LiveView) -> dict[str, Conflict]:
+def _project_conflicts(config: Config, live: LiveView) -> dict[str, Finding]:
     """A project that does not exist: one conflict per project, naming its batches."""
     found = {}
     for project in sorted(live.missing_projects):
-        names = sorted(b.name for b in config.batches if b.project == project)
+        names = sorted((b.name for b in config.batches if b.project == project), key=natural_key)
         if not names:
             continue
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
-        found[project] = Conflict(
-            ConflictKind.PROJECT_MISSING,
-            None,
-            project,
-            f"project {project!r} does not exist (used by {shown}); is the name misspelt?",
+        found[project] = Finding(
+            Severity.ERROR, FindingCode.PROJECT_MISSING, None, project, (("used_by", shown),)
         )
     return found
 
 
 def _batch_conflicts(
     desired: DesiredBatch, live: LiveBatch | None, record: BatchRecord | None
-) -> list[Conflict]:
+) -> list[Finding]:
     if live is None:
         if record is None:
             return []
-        return [
-            Conflict(
-                ConflictKind.RECORDED_MISSING,
-                desired.name,
-                desired.project,
-                "recorded in state but not found live; wrong account or endpoint?",
-                _where(desired),
-            )
-        ]
+        return [_error(FindingCode.RECORDED_MISSING, desired)]
     if live.project != desired.project:
-        return [
-            Conflict(
-                ConflictKind.PROJECT_CHANGED,
-                desired.name,
-                desired.project,
-                f"name is taken by a batch in project {live.project!r}; "
-                "a batch's project cannot change and names are unique per account",
-                _where(desired),
-            )
-        ]
+        return [_error(FindingCode.PROJECT_CHANGED, desired, live_project=live.project)]
     found = _flag_conflicts(desired, record)
     callback = _callback_conflict(desired, live)
     if callback is not None:
         found.insert(0, callback)
     return found
+
+
+def _rename_hints(changes: list[Change]) -> list[Finding]:
+    """A forget and a create in one project look like a rename, which cannot happen."""
+    created: dict[str, list[str]] = {}
+    for change in changes:
+        if Action.CREATE in change.actions:
+            created.setdefault(change.project, []).append(change.batch)
+    hints = []
+    for change in changes:
+        if Action.FORGET in change.actions and change.project in created:
+            names = sorted(created[change.project], key=natural_key)
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            hints.append(
+                Finding(
+                    Severity.WARNING,
+                    FindingCode.NAME_CANNOT_CHANGE,
+                    change.batch,
+                    change.project,
+                    (("created", shown),),
+                )
+            )
+    return hints
 
 
 def diff(
@@ -236,7 +324,7 @@ def diff(
 ) -> Plan:
     """Compare desired, live and state; return the plan that reconciles them.
 
-    With ``targets``, only those batches get changes; conflicts elsewhere are
+    With ``targets``, only those batches get changes; errors elsewhere are
     demoted to warnings, and unmanaged batches are not listed.
     """
     target_set = frozenset(targets)
@@ -245,16 +333,15 @@ def diff(
         return not target_set or name in target_set
 
     changes: list[Change] = []
-    conflicts: list[Conflict] = []
-    warnings: list[Warning] = []
+    findings: list[Finding] = []
     completed_with_priority: list[str] = []
 
     project_conflicts = _project_conflicts(config, live)
     for project, conflict in project_conflicts.items():
         if any(targeted(b.name) for b in config.batches if b.project == project):
-            conflicts.append(conflict)
+            findings.append(conflict)
         else:
-            warnings.append(_demoted(conflict))
+            findings.append(_demoted(conflict))
 
     desired_names = set()
     for desired in config.batches:
@@ -266,9 +353,9 @@ def diff(
         batch_conflicts = _batch_conflicts(desired, live_batch, record)
         if batch_conflicts:
             if targeted(desired.name):
-                conflicts.extend(batch_conflicts)
+                findings.extend(batch_conflicts)
             else:
-                warnings.extend(_demoted(c) for c in batch_conflicts)
+                findings.extend(_demoted(c) for c in batch_conflicts)
             continue
         if not targeted(desired.name):
             continue
@@ -276,7 +363,7 @@ def diff(
             changes.append(_create(desired))
             continue
         change = _update(
-            desired, live_batch, record, reassert_priority, completed_with_priority, warnings
+            desired, live_batch, record, reassert_priority, completed_with_priority, findings
         )
         if change is not None:
             changes.append(change)
@@ -284,6 +371,7 @@ def diff(
     for name, record in state.items():
         if name not in desired_names and targeted(name):
             changes.append(_forget(record, live.batches.get(name)))
+    findings.extend(_rename_hints(changes))
 
     unmanaged: tuple[LiveBatch, ...] = ()
     if not target_set:
@@ -296,25 +384,29 @@ def diff(
                     and b.name not in desired_names
                     and b.name not in state
                 ),
-                key=lambda b: (b.project, b.name),
+                key=lambda b: (b.project, natural_key(b.name)),
             )
         )
 
     return Plan(
-        changes=tuple(sorted(changes, key=lambda c: c.batch)),
-        conflicts=tuple(sorted(conflicts, key=lambda c: (c.batch or "", c.project, c.kind.value))),
-        warnings=tuple(sorted(warnings, key=lambda w: (w.batch or "", w.project, w.kind.value))),
+        changes=tuple(sorted(changes, key=lambda c: natural_key(c.batch))),
+        findings=tuple(
+            sorted(
+                findings,
+                key=lambda f: (
+                    f.severity is not Severity.ERROR,
+                    natural_key(f.batch or ""),
+                    f.project,
+                    f.code.value,
+                ),
+            )
+        ),
         unmanaged=unmanaged,
-        completed_with_priority=tuple(sorted(completed_with_priority)),
-        targets=tuple(sorted(target_set)),
+        completed_with_priority=tuple(sorted(completed_with_priority, key=natural_key)),
+        targets=tuple(sorted(target_set, key=natural_key)),
         reassert_priority=reassert_priority,
     )
 
 
-def _demoted(conflict: Conflict) -> Warning:
-    return Warning(
-        WarningKind.CONFLICT_OUTSIDE_TARGETS,
-        conflict.batch,
-        conflict.project,
-        f"outside the targets: {conflict.message}",
-    )
+def _demoted(conflict: Finding) -> Finding:
+    return replace(conflict, severity=Severity.WARNING, outside_targets=True)

@@ -7,7 +7,7 @@ The CLI's single handler turns a :class:`BatchplanError` into its message and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -15,6 +15,17 @@ EXIT_CHANGES = 2
 EXIT_UNSAFE = 3
 EXIT_STALE = 4
 EXIT_INTERRUPTED = 130
+
+#: When several outcomes hold at once, the first of these in this order is the
+#: exit code: an error (conflicts, usage) beats a stale plan, which beats an
+#: unsafe plan, which beats "changes pending".
+PRECEDENCE = (EXIT_ERROR, EXIT_STALE, EXIT_UNSAFE, EXIT_CHANGES)
+
+
+def first_exit(codes: Iterable[int]) -> int:
+    """The exit code for several outcomes at once, by ``PRECEDENCE``; 0 for none."""
+    found = set(codes)
+    return next((code for code in PRECEDENCE if code in found), EXIT_OK)
 
 
 class BatchplanError(Exception):
@@ -75,7 +86,5 @@ class StalePlanError(BatchplanError):
     exit_code = EXIT_STALE
 
 
-class Interrupted(BatchplanError):
-    """Ctrl-C or SIGTERM: no new calls were started, state was saved."""
-
-    exit_code = EXIT_INTERRUPTED
+class ModifiedPlanError(StalePlanError):
+    """A saved plan file whose content no longer matches its own digest."""

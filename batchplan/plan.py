@@ -1,13 +1,16 @@
-"""The plan is data: changes, conflicts, warnings, notes and a summary.
+"""The plan is data: changes, findings, refusals, notes and a summary.
 
-Built by ``diff.diff`` and read by the renderers and by apply; nothing here
-talks to the network or decides what to change.
+Built by ``diff.diff`` and ``planning``; read by the renderers, by the saved
+plan file and by apply. Nothing here talks to the network or decides what to
+change. Every value a renderer shows is here, in its shown form: renderers
+never reach back into the configuration.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,17 +38,57 @@ class Action(enum.Enum):
         return self in (Action.CREATE, Action.SET_METADATA, Action.PRIORITIZE, Action.FINALIZE)
 
 
-class ConflictKind(enum.Enum):
+class ChangeReason(enum.Enum):
+    """Why an action is in the plan; the renderers word it."""
+
+    NOT_LIVE = "not_live"
+    NOT_IN_STATE = "not_in_state"
+    METADATA_DIFFERS = "metadata_differs"
+    PRIORITY_UNKNOWN = "priority_unknown"
+    PRIORITY_DIFFERS = "priority_differs"
+    PRIORITY_REASSERTED = "priority_reasserted"
+    FINALIZE_STAGING = "finalize_staging"
+    NOT_IN_CONFIG = "not_in_config"
+
+
+class Severity(enum.Enum):
+    """An error blocks apply (exit 1); a warning blocks nothing."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class FindingCode(enum.Enum):
+    """What a finding is about; the renderers word it from the finding's facts."""
+
     PROJECT_MISSING = "project_missing"
     RECORDED_MISSING = "recorded_missing"
     PROJECT_CHANGED = "project_changed"
     CALLBACK_CHANGED = "callback_changed"
     CREATE_FLAG_CHANGED = "create_flag_changed"
-
-
-class WarningKind(enum.Enum):
     ALREADY_FINALIZED = "already_finalized"
-    CONFLICT_OUTSIDE_TARGETS = "conflict_outside_targets"
+    NAME_CANNOT_CHANGE = "name_cannot_change"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something worth telling: an error blocks apply, a warning does not.
+
+    ``facts`` hold the shown values the wording needs (never an expanded
+    ``${NAME}`` value). ``outside_targets`` marks an error of a batch that
+    ``--target`` left out, demoted to a warning.
+    """
+
+    severity: Severity
+    code: FindingCode
+    batch: str | None
+    project: str
+    facts: tuple[tuple[str, str], ...] = ()
+    where: str | None = None
+    outside_targets: bool = False
+
+    def fact(self, name: str, default: str = "") -> str:
+        return dict(self.facts).get(name, default)
 
 
 @dataclass(frozen=True)
@@ -62,16 +105,54 @@ class BatchSide:
 
 
 @dataclass(frozen=True)
+class MetadataEdit:
+    """One metadata key that ``set_metadata`` sets or removes, in shown form.
+
+    ``before`` is the live value, ``None`` with ``before_present`` False when
+    the key is not live; ``before_hidden`` when the configured value came from
+    a variable, so the live value may hold a secret and is not shown.
+    ``after_present`` is False when the config removes the key (``null``).
+    """
+
+    key: str
+    before: Any = None
+    after: Any = None
+    before_present: bool = True
+    after_present: bool = True
+    before_hidden: bool = False
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where the batch of a change is declared, and its ``for_each`` values."""
+
+    file: str
+    line: int
+    each: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Change:
-    """What the plan does to one batch: its actions in apply order."""
+    """What the plan does to one batch: its actions in apply order, and their arguments.
+
+    ``calibration_batch`` / ``self_label_batch`` are the create-time flags a
+    create sends; ``metadata`` the keys a create or ``set_metadata`` sends,
+    in shown form. ``desired`` and ``metadata_to_send`` hold the expanded
+    values apply sends; they are never rendered nor saved.
+    """
 
     batch: str
     project: str
     actions: tuple[Action, ...]
     before: BatchSide | None
     after: BatchSide | None
-    reason: str
-    desired: DesiredBatch | None = field(default=None, compare=False)
+    reasons: tuple[ChangeReason, ...] = ()
+    calibration_batch: bool = False
+    self_label_batch: bool = False
+    metadata: tuple[MetadataEdit, ...] = ()
+    origin: Origin | None = None
+    desired: DesiredBatch | None = field(default=None, compare=False, repr=False)
+    metadata_to_send: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def symbol_action(self) -> Action:
@@ -101,27 +182,9 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Conflict:
-    """Something the plan cannot fix; ``plan`` fails and ``apply`` refuses."""
-
-    kind: ConflictKind
-    batch: str | None
-    project: str
-    message: str
-    where: str | None = None
-
-
-@dataclass(frozen=True)
-class Warning:
-    kind: WarningKind
-    batch: str | None
-    project: str
-    message: str
-
-
-@dataclass(frozen=True)
 class Summary:
     create: int = 0
+    set_metadata: int = 0
     finalize: int = 0
     prioritize: int = 0
     prioritize_from_unknown: int = 0
@@ -131,7 +194,31 @@ class Summary:
 
     @property
     def has_changes(self) -> bool:
-        return any((self.create, self.finalize, self.prioritize, self.adopt, self.forget))
+        return any(
+            (
+                self.create,
+                self.set_metadata,
+                self.finalize,
+                self.prioritize,
+                self.adopt,
+                self.forget,
+            )
+        )
+
+
+class Limit(enum.Enum):
+    MAX_FINALIZE = "max_finalize"
+    MAX_CHANGES = "max_changes"
+    MAX_FORGET = "max_forget"
+
+
+@dataclass(frozen=True)
+class LimitBreach:
+    """A safety limit the plan goes over: apply refuses it without ``--force``."""
+
+    limit: Limit
+    planned: int
+    max: int
 
 
 @dataclass(frozen=True)
@@ -139,12 +226,20 @@ class Plan:
     """A whole plan: sorted changes plus everything worth telling the user."""
 
     changes: tuple[Change, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
-    warnings: tuple[Warning, ...] = ()
+    findings: tuple[Finding, ...] = ()
     unmanaged: tuple[LiveBatch, ...] = ()
     completed_with_priority: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     reassert_priority: bool = False
+    unsafe: tuple[LimitBreach, ...] = ()
+
+    @property
+    def conflicts(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity is Severity.WARNING)
 
     @property
     def summary(self) -> Summary:
@@ -157,6 +252,7 @@ class Plan:
                 from_unknown += 1
         return Summary(
             create=counts[Action.CREATE],
+            set_metadata=counts[Action.SET_METADATA],
             finalize=counts[Action.FINALIZE],
             prioritize=counts[Action.PRIORITIZE],
             prioritize_from_unknown=from_unknown,
@@ -164,10 +260,6 @@ class Plan:
             forget=counts[Action.FORGET],
             api_calls=sum(change.api_calls for change in self.changes),
         )
-
-    @property
-    def has_conflicts(self) -> bool:
-        return bool(self.conflicts)
 
 
 @dataclass(frozen=True)
@@ -196,31 +288,35 @@ class PlanOptions:
 
 @dataclass(frozen=True)
 class Limits:
-    """Safety limits in force (DESIGN.md section 4)."""
+    """The safety limits in force: flags, else ``settings:``, else the defaults."""
 
     max_finalize: int
     max_changes: int
     max_forget: int
 
 
-def limit_violations(plan: Plan, limits: Limits) -> Sequence[str]:
-    """Every safety limit the plan exceeds, as sentences for the user.
+def limit_breaches(plan: Plan, limits: Limits) -> tuple[LimitBreach, ...]:
+    """Every safety limit the plan goes over.
 
     ``max_changes`` counts API calls; adopt and forget change state only and
     have their own limit (forget) or none (adopt).
     """
     summary = plan.summary
-    found = []
-    if summary.finalize > limits.max_finalize:
-        found.append(
-            f"{summary.finalize} finalizes exceed max_finalize ({limits.max_finalize}); "
-            "finalizing cannot be undone"
-        )
-    if summary.api_calls > limits.max_changes:
-        found.append(f"{summary.api_calls} API calls exceed max_changes ({limits.max_changes})")
-    if summary.forget > limits.max_forget:
-        found.append(
-            f"{summary.forget} forgets exceed max_forget ({limits.max_forget}); "
-            "was a config file left out?"
-        )
-    return found
+    checks: Sequence[tuple[Limit, int, int]] = (
+        (Limit.MAX_FINALIZE, summary.finalize, limits.max_finalize),
+        (Limit.MAX_CHANGES, summary.api_calls, limits.max_changes),
+        (Limit.MAX_FORGET, summary.forget, limits.max_forget),
+    )
+    return tuple(
+        LimitBreach(limit, planned, most) for limit, planned, most in checks if planned > most
+    )
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key that orders ``ff2`` before ``ff10``: digit runs compare as numbers."""
+    return tuple(
+        (1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(name) if part
+    )

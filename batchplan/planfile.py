@@ -1,55 +1,142 @@
-"""Saved plans (``plan --out``): the checksum, writing, reading, staleness.
+"""Saved plans (``plan --out``): writing, reading, the digest, the checksum, staleness.
 
-A saved plan is the JSON plan document plus what is needed to prove, at
-apply time, that nothing moved: ``apply FILE`` re-reads the config from the
-recorded paths, re-lists, re-plans and compares checksums (DESIGN.md
-section 3). The checksum covers every input that could change what apply
-would do, and nothing that could not (unmanaged batches, timestamps), so an
-unrelated batch created in the same project does not make a plan stale.
+A saved plan is the JSON plan document (``batchplan.plandoc``) plus what
+``apply FILE`` needs to prove that nothing moved: where the plan was made
+(folder, config paths, endpoint, state location), the checksum of every
+input that could change what apply would do, and per-batch fingerprints that
+let a stale plan say *what* moved. A ``digest`` over the file's own content
+makes a hand-edited file fail before any call.
+
+Nothing here writes an expanded ``${NAME}`` value: fingerprints of values
+that may hold secrets (callbacks, metadata) are salted hashes, and the
+desired side is fingerprinted in its shown form only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import os
+import secrets
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from batchplan import __version__
-from batchplan.errors import PlanError, StalePlanError
-from batchplan.model import Config, LiveView
-from batchplan.plan import (
-    Action,
-    BatchSide,
-    Change,
-    Conflict,
-    ConflictKind,
-    Plan,
-    PlanOptions,
-    Warning,
-    WarningKind,
-)
-from batchplan.render.json import change_json, conflict_json, render_json, warning_json
+from batchplan.context import DEFAULT_SANDBOX_DB, Options, normalise_url
+from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
+from batchplan.model import Config, DesiredBatch, LiveView
+from batchplan.plan import Plan, PlanOptions, natural_key
+from batchplan.plandoc import change_json, finding_json, plan_document, plan_from_document
 
 KIND = "batchplan-plan"
+#: Names listed per kind of movement before "and N more".
+MAX_NAMES = 10
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a plan was made from, in a form safe to save and compare.
+
+    ``desired``: batch name -> fingerprint of its shown configuration.
+    ``live``: examined name -> ``[project, status, fingerprint of callback
+    and metadata]``, or ``None`` when absent. ``missing_projects`` sorted.
+    """
+
+    lineage: str | None
+    serial: int
+    desired: Mapping[str, str]
+    live: Mapping[str, Sequence[str] | None]
+    missing_projects: tuple[str, ...]
+    salt: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "salt": self.salt,
+            "desired": dict(self.desired),
+            "live": {name: (None if v is None else list(v)) for name, v in self.live.items()},
+            "missing_projects": list(self.missing_projects),
+        }
 
 
 @dataclass(frozen=True)
 class SavedPlan:
+    """A plan file as read back: the plan, and where and from what it was made."""
+
+    path: str
     plan: Plan
-    document: Mapping[str, Any]
     config_paths: tuple[str, ...]
+    folder: str
     endpoint: str
+    endpoint_spec: str
+    state_location: str | None
     options: PlanOptions
-    lineage: str | None
-    serial: int
+    inputs: Inputs
     checksum: str
+
+    def resolve(self, path: str) -> str:
+        """A recorded relative path, against the folder the plan was made in."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        return os.path.join(self.folder, path)
 
 
 def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _short_hash(salt: str, value: Any) -> str:
+    return hashlib.sha256(salt.encode() + _canonical(value)).hexdigest()[:16]
+
+
+def _desired_shown(batch: DesiredBatch) -> list[Any]:
+    return [
+        batch.project,
+        batch.callback_shown,
+        batch.priority,
+        batch.finalized,
+        batch.calibration_batch,
+        batch.self_label_batch,
+        None if batch.metadata_shown is None else dict(batch.metadata_shown),
+    ]
+
+
+def gather_inputs(
+    *,
+    config: Config,
+    live: LiveView,
+    state_names: Iterable[str],
+    lineage: str | None,
+    serial: int,
+    salt: str | None = None,
+) -> Inputs:
+    """Fingerprints of everything a plan depends on, to name what moved later."""
+    salt = salt or secrets.token_hex(8)
+    examined = sorted({b.name for b in config.batches} | set(state_names), key=natural_key)
+    live_seen: dict[str, Sequence[str] | None] = {}
+    for name in examined:
+        seen = live.batches.get(name)
+        live_seen[name] = (
+            None
+            if seen is None
+            else [
+                seen.project,
+                seen.status,
+                _short_hash(
+                    salt,
+                    [seen.callback or "", None if seen.metadata is None else dict(seen.metadata)],
+                ),
+            ]
+        )
+    return Inputs(
+        lineage=lineage,
+        serial=serial,
+        desired={b.name: _short_hash(salt, _desired_shown(b)) for b in config.batches},
+        live=live_seen,
+        missing_projects=tuple(sorted(live.missing_projects)),
+        salt=salt,
+    )
 
 
 def checksum(
@@ -66,9 +153,10 @@ def checksum(
     """sha256 over the canonical JSON of everything a plan depends on.
 
     Covered: the endpoint; flags and targets; the merged, interpolated desired
-    batches (sorted, without file positions); state lineage and serial; for
-    each batch examined, (name, project, status, callback) or absent; and the
-    changes, conflicts and warnings. Not covered: unmanaged batches and time.
+    batches, metadata included (sorted, without file positions); state lineage
+    and serial; for each batch examined, (name, project, status, callback,
+    metadata) or absent; and the changes and findings. Not covered: unmanaged
+    batches, time, and ``--force``. Only the hash leaves the process.
     """
     digest = hashlib.sha256()
 
@@ -94,6 +182,7 @@ def checksum(
                 b.finalized,
                 b.calibration_batch,
                 b.self_label_batch,
+                None if b.metadata is None else dict(b.metadata),
             ]
             for b in sorted(config.batches, key=lambda b: b.name)
         ),
@@ -107,41 +196,28 @@ def checksum(
         ),
     )
     feed("missing_projects", sorted(live.missing_projects))
-    feed("changes", (change_json(change) for change in plan.changes))
-    feed("conflicts", (conflict_json(conflict) for conflict in plan.conflicts))
-    feed("warnings", (warning_json(warning) for warning in plan.warnings))
+    # Where a batch is declared changes no call; applying from another folder
+    # turns relative file names into absolute ones.
+    feed("changes", (_without(change_json(change), "origin") for change in plan.changes))
+    feed("findings", (_without(finding_json(finding), "where") for finding in plan.findings))
     return "sha256:" + digest.hexdigest()
 
 
-def _examined(name: str, live: LiveView) -> list[str]:
+def _without(item: Mapping[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != key}
+
+
+def _examined(name: str, live: LiveView) -> list[Any]:
     seen = live.batches.get(name)
-    return [name, seen.project, seen.status, seen.callback or ""] if seen else [name, "absent"]
+    if seen is None:
+        return [name, "absent"]
+    metadata = None if seen.metadata is None else dict(seen.metadata)
+    return [name, seen.project, seen.status, seen.callback or "", metadata]
 
 
-def write_plan_file(
-    path: str,
-    plan: Plan,
-    *,
-    config_paths: Sequence[str],
-    endpoint: str,
-    options: PlanOptions,
-    lineage: str | None,
-    serial: int,
-    digest: str,
-) -> None:
-    extra = {
-        "kind": KIND,
-        "batchplan_version": __version__,
-        "config_paths": list(config_paths),
-        "endpoint": endpoint,
-        "state": {"lineage": lineage, "serial": serial},
-        "options": options.to_json(),
-        "checksum": digest,
-    }
-    try:
-        Path(path).write_text(render_json(plan, extra), encoding="utf-8")
-    except OSError as exc:
-        raise PlanError(f"{path}: cannot write the plan: {exc}") from None
+def _digest(document: Mapping[str, Any]) -> str:
+    body = {key: value for key, value in document.items() if key != "digest"}
+    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
 
 
 def looks_like_plan_file(path: str) -> bool:
@@ -157,49 +233,62 @@ def looks_like_plan_file(path: str) -> bool:
     return head.startswith(b"{") and KIND.encode() in head
 
 
-def _side(data: Mapping[str, Any] | None) -> BatchSide | None:
-    if data is None:
-        return None
-    return BatchSide(status=data["status"], priority=data["priority"], callback=data["callback"])
-
-
-def plan_from_document(document: Mapping[str, Any]) -> Plan:
-    """Rebuild a Plan from its JSON document (for ``show``)."""
-    from batchplan.model import LiveBatch
-
-    changes = tuple(
-        Change(
-            batch=c["batch"],
-            project=c["project"],
-            actions=tuple(Action(a) for a in c["actions"]),
-            before=_side(c["before"]),
-            after=_side(c["after"]),
-            reason=c["reason"],
+def check_out_path(path: str) -> None:
+    """``plan --out`` may replace an earlier plan, never anything else (a config file)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--out {path}: is a folder; give a file name such as plan.json")
+    if target.exists() and not looks_like_plan_file(path):
+        raise UsageError(
+            f"--out {path}: the file exists and is not a batchplan plan file; "
+            "refusing to overwrite it (remove it or pick another name)"
         )
-        for c in document["changes"]
-    )
-    return Plan(
-        changes=changes,
-        conflicts=tuple(
-            Conflict(ConflictKind(c["kind"]), c["batch"], c["project"], c["message"], c["where"])
-            for c in document["conflicts"]
-        ),
-        warnings=tuple(
-            Warning(WarningKind(w["kind"]), w["batch"], w["project"], w["message"])
-            for w in document["warnings"]
-        ),
-        unmanaged=tuple(
-            LiveBatch(name=u["batch"], project=u["project"], status=u["status"])
-            for u in document["unmanaged"]
-        ),
-        completed_with_priority=tuple(document["completed_with_priority"]),
-        targets=tuple(document["targets"]),
-        reassert_priority=document["reassert_priority"],
-    )
+
+
+def write_plan_file(
+    path: str,
+    plan: Plan,
+    *,
+    config_paths: Sequence[str],
+    folder: str,
+    endpoint: str,
+    endpoint_spec: str,
+    state_location: str | None,
+    options: PlanOptions,
+    inputs: Inputs,
+    digest: str,
+) -> None:
+    """Write the plan and its saved-plan fields, sealed by a digest of the content."""
+    check_out_path(path)
+    document: dict[str, Any] = {
+        "format_version": plan_document(plan)["format_version"],
+        "kind": KIND,
+        "batchplan_version": __version__,
+        "config_paths": list(config_paths),
+        "folder": folder,
+        "endpoint": endpoint,
+        "endpoint_spec": endpoint_spec,
+        "state": {
+            "lineage": inputs.lineage,
+            "serial": inputs.serial,
+            "location": state_location,
+        },
+        "options": options.to_json(),
+        "checksum": digest,
+        "inputs": inputs.to_json(),
+        **{k: v for k, v in plan_document(plan).items() if k != "format_version"},
+    }
+    document["digest"] = _digest(document)
+    try:
+        Path(path).write_text(
+            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot write the plan: {exc}") from None
 
 
 def read_plan_file(path: str) -> SavedPlan:
-    """Read and check a saved plan; another batchplan version's plan is stale (exit 4)."""
+    """Read and check a saved plan: a modified file, or another version's, is refused (exit 4)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -208,6 +297,11 @@ def read_plan_file(path: str) -> SavedPlan:
         raise PlanError(f"{path}: not a saved plan (invalid JSON: {exc})") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise PlanError(f'{path}: not a saved plan (no "kind": "{KIND}")')
+    if document.get("digest") != _digest(document):
+        raise ModifiedPlanError(
+            f"{path}: plan file was modified after it was written; "
+            "no call was made: make a new plan and review it"
+        )
     version = document.get("batchplan_version")
     if version != __version__:
         raise StalePlanError(
@@ -226,11 +320,16 @@ def read_plan_file(path: str) -> SavedPlan:
         where = "/".join(map(str, first.absolute_path)) or "(top)"
         raise PlanError(f"{path}: damaged plan file at {where}: {first.message}")
     options = document["options"]
+    state = document["state"]
+    recorded = document["inputs"]
     return SavedPlan(
+        path=path,
         plan=plan_from_document(document),
-        document=document,
         config_paths=tuple(document["config_paths"]),
+        folder=document["folder"],
         endpoint=document["endpoint"],
+        endpoint_spec=document["endpoint_spec"],
+        state_location=state["location"],
         options=PlanOptions(
             targets=tuple(options["targets"]),
             reassert_priority=options["reassert_priority"],
@@ -239,7 +338,143 @@ def read_plan_file(path: str) -> SavedPlan:
             max_forget=options["max_forget"],
             force=options["force"],
         ),
-        lineage=document["state"]["lineage"],
-        serial=document["state"]["serial"],
+        inputs=Inputs(
+            lineage=state["lineage"],
+            serial=state["serial"],
+            desired=recorded["desired"],
+            live=recorded["live"],
+            missing_projects=tuple(recorded["missing_projects"]),
+            salt=recorded["salt"],
+        ),
         checksum=document["checksum"],
+    )
+
+
+def _names(names: Sequence[str]) -> str:
+    ordered = sorted(names, key=natural_key)
+    shown = ", ".join(ordered[:MAX_NAMES])
+    if len(ordered) > MAX_NAMES:
+        shown += f" and {len(ordered) - MAX_NAMES} more"
+    return shown
+
+
+def what_moved(saved: Inputs, now: Inputs) -> list[str]:
+    """Why a saved plan is stale, by kind (config, live, state) and batch name.
+
+    ``now`` must be gathered with ``saved.salt`` so the fingerprints compare.
+    """
+    found = []
+    config_moved = [
+        name
+        for name in set(saved.desired) | set(now.desired)
+        if saved.desired.get(name) != now.desired.get(name)
+    ]
+    added = [n for n in config_moved if n not in saved.desired]
+    removed = [n for n in config_moved if n not in now.desired]
+    edited = [n for n in config_moved if n in saved.desired and n in now.desired]
+    if edited:
+        found.append(f"config: desired values changed for {_names(edited)}")
+    if added:
+        found.append(f"config: batches added: {_names(added)}")
+    if removed:
+        found.append(f"config: batches removed: {_names(removed)}")
+
+    kinds: dict[str, list[str]] = {}
+    for name in set(saved.live) & set(now.live):
+        before, after = saved.live[name], now.live[name]
+        if before == after:
+            continue
+        if before is None or after is None:
+            kinds.setdefault("appeared" if before is None else "disappeared", []).append(name)
+            continue
+        for index, what in enumerate(("project", "status", "callback or metadata")):
+            if before[index] != after[index]:
+                kinds.setdefault(what, []).append(name)
+    for what in ("appeared", "disappeared", "project", "status", "callback or metadata"):
+        if what in kinds:
+            label = f"batches {what}" if what in ("appeared", "disappeared") else f"{what} changed"
+            found.append(f"live: {label}: {_names(kinds[what])}")
+    if saved.missing_projects != now.missing_projects:
+        found.append(
+            "live: missing projects were "
+            f"{', '.join(saved.missing_projects) or 'none'}, now "
+            f"{', '.join(now.missing_projects) or 'none'}"
+        )
+
+    if saved.lineage != now.lineage:
+        found.append(f"state: another state now (lineage {saved.lineage} -> {now.lineage})")
+    if saved.serial != now.serial:
+        found.append(f"state: state changed since the plan (serial {saved.serial} -> {now.serial})")
+    return found
+
+
+def _endpoint_key(spec: str, folder: str) -> str:
+    """An ``--endpoint`` value in a comparable form: a sandbox database as an absolute path."""
+    if spec == "sandbox" or spec.startswith("sandbox:"):
+        db = spec.partition(":")[2] or DEFAULT_SANDBOX_DB
+        return "sandbox:" + os.path.normpath(os.path.join(folder, db))
+    return normalise_url(spec)
+
+
+def _state_key(location: str, folder: str) -> str:
+    if "://" in location:
+        return location
+    return os.path.normpath(os.path.join(folder, location))
+
+
+def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[str]) -> Options:
+    """The endpoint and state location recorded in the plan; a different explicit one is refused."""
+    endpoint = _endpoint_key(saved.endpoint_spec, saved.folder)
+    if "endpoint" in explicit and _endpoint_key(options.endpoint, os.getcwd()) != endpoint:
+        raise UsageError(
+            f"--endpoint {options.endpoint} differs from the endpoint recorded in "
+            f"{saved.path} ({saved.endpoint_spec}, made in {saved.folder}); "
+            "leave --endpoint out to use the recorded one, or make a new plan"
+        )
+    state = None if saved.state_location is None else _state_key(saved.state_location, saved.folder)
+    if (
+        "state" in explicit
+        and options.state is not None
+        and state is not None
+        and _state_key(options.state, os.getcwd()) != state
+    ):
+        raise UsageError(
+            f"--state {options.state} differs from the state recorded in "
+            f"{saved.path} ({saved.state_location}, made in {saved.folder}); "
+            "leave --state out to use the recorded one, or make a new plan"
+        )
+    return replace(options, endpoint=endpoint, state=state)
+
+
+def recorded_paths(saved: SavedPlan) -> list[str]:
+    """The plan's config paths, against the folder it was made in; each must exist."""
+    paths = []
+    for original in saved.config_paths:
+        # Run where the plan was made, the paths stay as they were written.
+        here = os.path.normpath(os.getcwd()) == os.path.normpath(saved.folder)
+        path = original if here else saved.resolve(original)
+        if not os.path.exists(path):
+            raise PlanError(
+                f"{path}: no such file or folder; this path came from the plan {saved.path} "
+                f"(recorded as {original!r}, made in {saved.folder}); "
+                "apply where the configuration is, or make a new plan"
+            )
+        paths.append(path)
+    return paths
+
+
+def stale_message(saved: SavedPlan, now: Inputs, checksum: str) -> str:
+    """Why the saved plan no longer holds, by kind and batch name.
+
+    ``now`` are the new plan's inputs gathered with the saved plan's salt.
+    """
+    moved = what_moved(saved.inputs, now)
+    if saved.checksum == checksum:
+        moved = []
+    elif not moved:
+        moved = ["a value that came from a variable (${NAME}) changed, or a callback did"]
+    return (
+        f"Saved plan {saved.path} is stale; what moved since it was made:\n"
+        + "\n".join(f"  - {line}" for line in moved)
+        + "\nNo call was made; make a new plan and review it."
     )

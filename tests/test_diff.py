@@ -1,4 +1,4 @@
-"""One test per row of DESIGN.md section 2's table: (desired, live, state) -> plan."""
+"""One test per row of the rules table in docs/reconciliation.md: (desired, live, state) -> plan."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from batchplan.model import (
     LiveView,
     Position,
 )
-from batchplan.plan import Action, ConflictKind, Plan, WarningKind
+from batchplan.plan import Action, FindingCode, Plan
+from batchplan.render.words import finding_message
 
 P = "kitten_labeling"
 
@@ -106,34 +107,34 @@ def test_adopt_with_priority_is_prioritize_from_unknown() -> None:
 
 def test_recorded_batch_missing_is_conflict() -> None:
     plan = run([desired()], [], [record()])
-    assert [c.kind for c in plan.conflicts] == [ConflictKind.RECORDED_MISSING]
+    assert [c.code for c in plan.conflicts] == [FindingCode.RECORDED_MISSING]
     assert plan.changes == ()
 
 
 def test_name_live_in_another_project_is_conflict() -> None:
     plan = run([desired()], [live(project="dog_labeling")])
-    assert [c.kind for c in plan.conflicts] == [ConflictKind.PROJECT_CHANGED]
-    assert "dog_labeling" in plan.conflicts[0].message
+    assert [c.code for c in plan.conflicts] == [FindingCode.PROJECT_CHANGED]
+    assert "dog_labeling" in finding_message(plan.conflicts[0])
     assert plan.changes == ()
 
 
 def test_missing_project_is_one_conflict_for_its_batches() -> None:
     plan = run([desired("a"), desired("b")], missing_projects=[P])
-    assert [c.kind for c in plan.conflicts] == [ConflictKind.PROJECT_MISSING]
-    assert "a, b" in plan.conflicts[0].message
+    assert [c.code for c in plan.conflicts] == [FindingCode.PROJECT_MISSING]
+    assert "a, b" in finding_message(plan.conflicts[0])
     assert plan.changes == ()
 
 
 def test_callback_differs_is_conflict() -> None:
     plan = run([desired(callback="https://a.example/x")], [live(callback="https://b.example/y")])
-    assert [c.kind for c in plan.conflicts] == [ConflictKind.CALLBACK_CHANGED]
-    assert "https://b.example/y" in plan.conflicts[0].message
+    assert [c.code for c in plan.conflicts] == [FindingCode.CALLBACK_CHANGED]
+    assert "https://b.example/y" in finding_message(plan.conflicts[0])
 
 
 def test_callback_from_variable_never_shows_either_value() -> None:
     want = desired(callback="https://hook/secret-token", callback_shown="${HOOK}")
     plan = run([want], [live(callback="https://hook/other-token")])
-    message = plan.conflicts[0].message
+    message = finding_message(plan.conflicts[0])
     assert "${HOOK}" in message
     assert "secret-token" not in message and "other-token" not in message
 
@@ -156,8 +157,8 @@ def test_unset_callback_has_no_opinion() -> None:
 @pytest.mark.parametrize("flag", ["calibration_batch", "self_label_batch"])
 def test_create_time_flag_differs_from_state_is_conflict(flag: str) -> None:
     plan = run([desired(**{flag: True})], [live()], [record(**{flag: False})])
-    assert [c.kind for c in plan.conflicts] == [ConflictKind.CREATE_FLAG_CHANGED]
-    assert flag in plan.conflicts[0].message
+    assert [c.code for c in plan.conflicts] == [FindingCode.CREATE_FLAG_CHANGED]
+    assert flag in finding_message(plan.conflicts[0])
 
 
 def test_create_time_flag_unknown_for_adopted_batch_is_no_conflict() -> None:
@@ -174,7 +175,7 @@ def test_finalize_when_staging() -> None:
 def test_finalized_false_but_live_in_progress_warns_without_call() -> None:
     plan = run([desired(finalized=False)], [live(status=IN_PROGRESS)], [record()])
     assert plan.changes == ()
-    assert [w.kind for w in plan.warnings] == [WarningKind.ALREADY_FINALIZED]
+    assert [w.code for w in plan.warnings] == [FindingCode.ALREADY_FINALIZED]
 
 
 @pytest.mark.parametrize("status", [STAGING, IN_PROGRESS, COMPLETED])
@@ -247,7 +248,8 @@ def test_targets_restrict_changes_and_demote_other_conflicts() -> None:
     )
     assert [c.batch for c in plan.changes] == ["a"]
     assert plan.conflicts == ()
-    assert [w.kind for w in plan.warnings] == [WarningKind.CONFLICT_OUTSIDE_TARGETS]
+    assert [w.code for w in plan.warnings] == [FindingCode.PROJECT_CHANGED]
+    assert plan.warnings[0].outside_targets
     assert plan.unmanaged == ()
 
 
@@ -267,3 +269,98 @@ def test_matching_callback_from_variable_is_shown_as_written() -> None:
     change = plan.changes[0]
     assert change.before is not None and change.after is not None
     assert change.before.callback == change.after.callback == "${HOOK}"
+
+
+# --- metadata: only the configured keys are compared ---------------------------
+
+
+def meta(
+    name: str = "b1", metadata: dict[str, object] | None = None, **fields: object
+) -> DesiredBatch:
+    return desired(name, metadata=metadata, metadata_shown=metadata, **fields)
+
+
+def test_metadata_unmanaged_when_config_has_none() -> None:
+    plan = run([meta(metadata=None)], [live(metadata={"team": "a"})], [record()])
+    assert plan.changes == ()
+
+
+def test_metadata_equal_on_configured_keys_is_no_change() -> None:
+    plan = run([meta(metadata={"team": "a"})], [live(metadata={"team": "a", "x": 1})], [record()])
+    assert plan.changes == ()
+
+
+def test_metadata_differing_key_sets_the_live_object_plus_the_key() -> None:
+    plan = run([meta(metadata={"team": "b"})], [live(metadata={"team": "a", "x": 1})], [record()])
+    (change,) = plan.changes
+    assert change.actions == (Action.SET_METADATA,)
+    assert [(e.key, e.before, e.after) for e in change.metadata] == [("team", "a", "b")]
+    assert change.metadata_to_send == {"team": "b", "x": 1}
+
+
+def test_metadata_missing_key_is_set_and_none_live_counts_as_empty() -> None:
+    plan = run([meta(metadata={"team": "b"})], [live(metadata=None)], [record()])
+    (change,) = plan.changes
+    assert change.metadata[0].before_present is False
+    assert change.metadata_to_send == {"team": "b"}
+
+
+def test_metadata_key_configured_null_is_removed_when_live() -> None:
+    plan = run([meta(metadata={"old": None})], [live(metadata={"old": 1, "x": 2})], [record()])
+    (change,) = plan.changes
+    assert change.metadata[0].after_present is False
+    assert change.metadata_to_send == {"x": 2}
+
+
+def test_metadata_key_configured_null_and_absent_is_no_change() -> None:
+    plan = run([meta(metadata={"old": None})], [live(metadata={"x": 2})], [record()])
+    assert plan.changes == ()
+
+
+def test_metadata_keys_not_in_config_are_never_shown() -> None:
+    plan = run([meta(metadata={"a": 1})], [live(metadata={"a": 0, "b": 5, "c": 6})], [record()])
+    assert [e.key for e in plan.changes[0].metadata] == ["a"]
+
+
+def test_metadata_runs_after_adopt_and_before_prioritize_and_finalize() -> None:
+    plan = run([meta(metadata={"a": 1}, priority=20, finalized=True)], [live(metadata={"a": 0})])
+    assert plan.changes[0].actions == (
+        Action.ADOPT,
+        Action.SET_METADATA,
+        Action.PRIORITIZE,
+        Action.FINALIZE,
+    )
+
+
+def test_metadata_create_carries_the_configured_keys() -> None:
+    plan = run([meta(metadata={"a": 1, "gone": None}, calibration_batch=True)])
+    (change,) = plan.changes
+    assert [(e.key, e.after) for e in change.metadata] == [("a", 1)]
+    assert change.calibration_batch is True
+    assert change.origin is not None and change.origin.line == 3
+
+
+def test_metadata_from_a_variable_hides_the_live_value() -> None:
+    want = desired(metadata={"tok": "s3cret"}, metadata_shown={"tok": "${TOK}"})
+    plan = run([want], [live(metadata={"tok": "old-secret"})], [record()])
+    (edit,) = plan.changes[0].metadata
+    assert edit.before_hidden and edit.before is None and edit.after == "${TOK}"
+
+
+# --- ordering and hints ----------------------------------------------------------
+
+
+def test_changes_sort_naturally() -> None:
+    plan = run([desired("ff10"), desired("ff2"), desired("ff1")])
+    assert [c.batch for c in plan.changes] == ["ff1", "ff2", "ff10"]
+
+
+def test_a_rename_gets_a_hint_that_names_cannot_change() -> None:
+    plan = run([desired("new_name")], [live("old_name")], [record("old_name")])
+    assert [w.code for w in plan.warnings] == [FindingCode.NAME_CANNOT_CHANGE]
+    assert "new_name" in finding_message(plan.warnings[0])
+
+
+def test_recorded_missing_suggests_state_rm() -> None:
+    plan = run([desired("b1")], [], [record("b1")])
+    assert "batchplan state rm b1" in finding_message(plan.conflicts[0])

@@ -22,14 +22,19 @@ from batchplan.plan import (
     Action,
     BatchSide,
     Change,
-    Conflict,
-    ConflictKind,
+    ChangeReason,
+    Finding,
+    FindingCode,
+    Limit,
+    LimitBreach,
+    MetadataEdit,
+    Origin,
     Plan,
     PlanOptions,
-    Warning,
-    WarningKind,
+    Severity,
 )
-from batchplan.render.json import plan_document, render_json
+from batchplan.plandoc import plan_document
+from batchplan.render.json import render_json
 from batchplan.render.markdown import MARKER, MIN_LIMIT, code, escape, render_markdown
 from batchplan.render.text import render_text
 
@@ -72,7 +77,9 @@ def create(
         after=BatchSide(
             status=IN_PROGRESS if finalized else STAGING, priority=priority, callback=callback
         ),
-        reason="in config, not live",
+        reasons=(ChangeReason.NOT_LIVE,),
+        calibration_batch=calibration_batch,
+        origin=Origin("batches.yaml", 3, (("month", name[-7:]),)),
         desired=desired,
     )
 
@@ -84,7 +91,8 @@ def update(
     status: str = STAGING,
     before: int | None = None,
     after: int | None = None,
-    reason: str = "priority differs",
+    reasons: tuple[ChangeReason, ...] = (ChangeReason.PRIORITY_DIFFERS,),
+    metadata: tuple[MetadataEdit, ...] = (),
 ) -> Change:
     after_status = IN_PROGRESS if Action.FINALIZE in actions else status
     return Change(
@@ -93,7 +101,8 @@ def update(
         actions=actions,
         before=BatchSide(status=status, priority=before, callback=None),
         after=BatchSide(status=after_status, priority=after, callback=None),
-        reason=reason,
+        reasons=reasons,
+        metadata=metadata,
     )
 
 
@@ -104,7 +113,7 @@ def forget(name: str, *, status: str | None = IN_PROGRESS, priority: int | None 
         actions=(Action.FORGET,),
         before=BatchSide(status=status, priority=priority),
         after=None,
-        reason="in state, not in config",
+        reasons=(ChangeReason.NOT_IN_CONFIG,),
     )
 
 
@@ -125,7 +134,7 @@ def full_plan() -> Plan:
                 (Action.ADOPT, Action.PRIORITIZE),
                 status=IN_PROGRESS,
                 after=30,
-                reason="live, not in state; priority unknown",
+                reasons=(ChangeReason.NOT_IN_STATE, ChangeReason.PRIORITY_UNKNOWN),
             ),
             update("kitten_2020-10", (Action.PRIORITIZE,), before=20, after=30),
             update(
@@ -133,50 +142,66 @@ def full_plan() -> Plan:
                 (Action.FINALIZE,),
                 before=20,
                 after=20,
-                reason="finalized: true, live staging",
+                reasons=(ChangeReason.FINALIZE_STAGING,),
             ),
             update(
-                "kitten_2020-12", (Action.ADOPT,), status=COMPLETED, reason="live, not in state"
+                "kitten_2020-12",
+                (Action.ADOPT,),
+                status=COMPLETED,
+                reasons=(ChangeReason.NOT_IN_STATE,),
             ),
             update(
                 "kitten_2021-01",
                 (Action.PRIORITIZE, Action.FINALIZE),
                 before=10,
                 after=25,
-                reason="priority differs; finalized: true, live staging",
+                reasons=(ChangeReason.PRIORITY_DIFFERS, ChangeReason.FINALIZE_STAGING),
+            ),
+            update(
+                "kitten_2021-02",
+                (Action.SET_METADATA,),
+                status=IN_PROGRESS,
+                reasons=(ChangeReason.METADATA_DIFFERS,),
+                metadata=(
+                    MetadataEdit("owner", after="${OWNER}", before_hidden=True),
+                    MetadataEdit("stale", before=1, after_present=False),
+                    MetadataEdit("team", before="a", after="b"),
+                    MetadataEdit("topic", after={"k": [1]}, before_present=False),
+                ),
             ),
             forget("kitten_2019-01"),
             forget("kitten_2019-02", status=None, priority=None),
         ),
-        conflicts=(
-            Conflict(
-                ConflictKind.CALLBACK_CHANGED,
+        findings=(
+            Finding(
+                Severity.ERROR,
+                FindingCode.CALLBACK_CHANGED,
                 "kitten_2020-06",
                 P,
-                "callback cannot change after creation "
-                "(config says 'https://a.example', live is 'https://b.example')",
+                (("config", "https://a.example"), ("live", "https://b.example")),
                 "batches.yaml:14:7",
             ),
-            Conflict(
-                ConflictKind.PROJECT_MISSING,
+            Finding(
+                Severity.ERROR,
+                FindingCode.PROJECT_MISSING,
                 None,
                 "dog_labelling",
-                "project 'dog_labelling' does not exist (used by dogs_1); is the name misspelt?",
+                (("used_by", "dogs_1"),),
             ),
-        ),
-        warnings=(
-            Warning(
-                WarningKind.ALREADY_FINALIZED,
+            Finding(
+                Severity.WARNING,
+                FindingCode.ALREADY_FINALIZED,
                 "kitten_2020-05",
                 P,
-                "config says finalized: false, but the batch is already in_progress; "
-                "a finalize cannot be undone, so nothing is done",
+                (("status", "in_progress"),),
             ),
-            Warning(
-                WarningKind.CONFLICT_OUTSIDE_TARGETS,
+            Finding(
+                Severity.WARNING,
+                FindingCode.PROJECT_MISSING,
                 None,
                 "dog_labelling",
-                "outside the targets: project 'dog_labelling' does not exist",
+                (("used_by", "dogs_2"),),
+                outside_targets=True,
             ),
         ),
         unmanaged=(
@@ -220,16 +245,23 @@ def hostile_plan() -> Plan:
         changes=tuple(
             create(name, priority=20, project=f"proj|{i}") for i, name in enumerate(HOSTILE_NAMES)
         ),
-        conflicts=(
-            Conflict(
-                ConflictKind.PROJECT_CHANGED,
+        findings=(
+            Finding(
+                Severity.ERROR,
+                FindingCode.PROJECT_CHANGED,
                 "<b>x|y</b>",
                 "p*",
-                "name is taken by a batch in project '@org/team'; see [here](https://x)",
+                (("live_project", "@org/team; see [here](https://x)"),),
                 "dir|x/<a>.yaml:1:1",
             ),
+            Finding(
+                Severity.WARNING,
+                FindingCode.ALREADY_FINALIZED,
+                "`w`",
+                "p",
+                (("status", "**bold** <i>x</i>"),),
+            ),
         ),
-        warnings=(Warning(WarningKind.ALREADY_FINALIZED, "`w`", "p", "**bold** <i>x</i>"),),
     )
 
 
@@ -319,13 +351,31 @@ def saved_extra(**overrides: Any) -> dict[str, Any]:
         "kind": "batchplan-plan",
         "batchplan_version": "0.1.0",
         "config_paths": ["batchplan.yaml", "batches/"],
+        "folder": "/work/repo",
         "endpoint": "https://api.scale.com/v1",
-        "state": {"lineage": "5b0c5cf4-7c1b-4d5e-9f5e-0e2f6d1b8a11", "serial": 7},
+        "endpoint_spec": "https://api.scale.com/v1",
+        "state": {
+            "lineage": "5b0c5cf4-7c1b-4d5e-9f5e-0e2f6d1b8a11",
+            "serial": 7,
+            "location": ".batchplan/state.json",
+        },
         "options": PlanOptions(targets=("a",), max_finalize=5).to_json(),
         "checksum": CHECKSUM,
+        "inputs": {
+            "salt": "00ff",
+            "desired": {"a": "0123456789abcdef"},
+            "live": {"a": ["p", "staging", "0123456789abcdef"], "b": None},
+            "missing_projects": [],
+        },
+        "digest": CHECKSUM,
     }
     extra.update(overrides)
     return extra
+
+
+def saved_document(**overrides: Any) -> dict[str, Any]:
+    body = plan_document(full_plan())
+    return {"format_version": body.pop("format_version"), **saved_extra(**overrides), **body}
 
 
 def errors_of(document: Any) -> list[str]:
@@ -344,14 +394,14 @@ def test_json_validates_against_schema(plan: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra",
+    "overrides",
     [
-        saved_extra(),
-        saved_extra(endpoint="sandbox:8f14e45f-ceea-467f-a8e5-7c6a1f0d6f8b"),
-        saved_extra(state={"lineage": None, "serial": 0}),
-        saved_extra(options=PlanOptions().to_json()),
-        saved_extra(
-            options=PlanOptions(
+        {},
+        {"endpoint": "sandbox:8f14e45f-ceea-467f-a8e5-7c6a1f0d6f8b", "endpoint_spec": "sandbox"},
+        {"state": {"lineage": None, "serial": 0, "location": "s3://b/k"}},
+        {"options": PlanOptions().to_json()},
+        {
+            "options": PlanOptions(
                 targets=("a", "b"),
                 reassert_priority=True,
                 max_finalize=0,
@@ -359,25 +409,25 @@ def test_json_validates_against_schema(plan: str) -> None:
                 max_forget=3,
                 force=True,
             ).to_json()
-        ),
+        },
     ],
 )
-def test_saved_plan_validates_against_schema(extra: dict[str, Any]) -> None:
-    assert errors_of(json.loads(render_json(full_plan(), extra))) == []
+def test_saved_plan_validates_against_schema(overrides: dict[str, Any]) -> None:
+    assert errors_of(saved_document(**overrides)) == []
 
 
 @pytest.mark.parametrize(
     ("change", "complaint"),
     [
-        ({"surprise": 1}, "Additional properties are not allowed"),
         ({"format_version": "2"}, "'1' was expected"),
         ({"kind": "batchplan-plan"}, "'batchplan_version' is a dependency of 'kind'"),
         ({**saved_extra(), "checksum": "sha256:abc"}, "does not match"),
         ({**saved_extra(), "checksum": "md5:" + "0" * 64}, "does not match"),
+        ({**saved_extra(), "digest": "sha256:abc"}, "does not match"),
         ({**saved_extra(), "endpoint": "api.scale.com"}, "does not match"),
         ({**saved_extra(), "state": {"lineage": "x"}}, "'serial' is a required property"),
-        ({**saved_extra(), "options": {**PlanOptions().to_json(), "x": 1}}, "Additional"),
         ({"summary": {**plan_document(Plan())["summary"], "create": -1}}, "less than"),
+        ({"unsafe": [{"limit": "max_everything", "planned": 1, "max": 0}]}, "is not one of"),
     ],
 )
 def test_schema_catches_drift(change: dict[str, Any], complaint: str) -> None:
@@ -393,9 +443,10 @@ def test_schema_catches_drift(change: dict[str, Any], complaint: str) -> None:
         (("changes", 0, "before"), {"status": "staging", "priority": 20}),
         (("changes", 0, "after", "status"), "archived"),
         (("changes", 0, "after", "priority"), 31),
-        (("changes", 0, "extra"), True),
-        (("conflicts", 0, "kind"), "unknown_kind"),
-        (("warnings", 0, "kind"), "unknown_kind"),
+        (("changes", 0, "reasons"), ["because"]),
+        (("changes", 0, "metadata"), [{"key": "k"}]),
+        (("conflicts", 0, "code"), "unknown_kind"),
+        (("warnings", 0, "severity"), "fatal"),
         (("unmanaged", 0, "status"), "deleted"),
         (("summary", "has_changes"), "yes"),
     ],
@@ -422,40 +473,81 @@ def _walk_objects(schema: Any, path: str = "#") -> list[tuple[str, dict[str, Any
     return found
 
 
-def test_schema_describes_every_field_and_allows_no_other() -> None:
+def test_schema_describes_every_field_and_lets_later_fields_through() -> None:
+    """Fields are only added within format_version 1, so no object forbids unknown ones."""
     objects = _walk_objects(SCHEMA)
     assert len(objects) >= 9
     for path, obj in objects:
-        assert obj.get("additionalProperties") is False, path
+        assert obj.get("additionalProperties") is not False, path
         for name, field in obj["properties"].items():
-            assert field.get("description"), f"{path}/properties/{name} has no description"
+            assert field.get("description") or path.endswith(
+                ("create_flags/oneOf/1", "origin/oneOf/1", "inputs", "metadata_edit")
+            ), f"{path}/properties/{name} has no description"
+
+
+def test_a_field_added_later_is_accepted_by_this_schema() -> None:
+    """A consumer validating with today's schema keeps working when a field is added."""
+    document = saved_document()
+    document["added_in_a_later_release"] = {"x": 1}
+    document["changes"][0]["also_new"] = True
+    document["conflicts"][0]["new_fact"] = "y"
+    assert errors_of(document) == []
+
+
+def _undeclared(value: Any, schema: Any, path: str) -> list[str]:
+    """Keys batchplan wrote that the schema does not declare (drift in our own output)."""
+    defs = SCHEMA["$defs"]
+    while isinstance(schema, dict) and "$ref" in schema:
+        schema = defs[schema["$ref"].rsplit("/", 1)[1]]
+    if isinstance(schema, dict) and "oneOf" in schema and value is not None:
+        schema = next(s for s in schema["oneOf"] if s.get("type") != "null")
+        return _undeclared(value, schema, path)
+    found = []
+    if isinstance(value, dict) and isinstance(schema, dict):
+        props = schema.get("properties")
+        if props is None:
+            return []
+        for key, item in value.items():
+            if key not in props:
+                found.append(f"{path}/{key}")
+            else:
+                found.extend(_undeclared(item, props[key], f"{path}/{key}"))
+    elif isinstance(value, list) and isinstance(schema, dict) and "items" in schema:
+        for i, item in enumerate(value):
+            found.extend(_undeclared(item, schema["items"], f"{path}/{i}"))
+    return found
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+def test_every_field_batchplan_writes_is_declared(plan: str) -> None:
+    document = {**saved_document(), **plan_document(PLANS[plan]())}
+    assert _undeclared(document, SCHEMA, "#") == []
 
 
 def test_schema_lists_fields_in_document_order() -> None:
     """Saved-plan fields follow format_version; the rest in plan_document's order."""
-    document = json.loads(render_json(full_plan(), saved_extra()))
+    document = saved_document()
     assert list(document) == list(SCHEMA["properties"])
     defs = SCHEMA["$defs"]
     assert list(document["summary"]) == list(SCHEMA["properties"]["summary"]["properties"])
     assert list(document["changes"][0]) == list(defs["change"]["properties"])
     assert list(document["changes"][0]["after"]) == list(defs["side"]["oneOf"][1]["properties"])
-    assert list(document["conflicts"][0]) == list(defs["conflict"]["properties"])
-    assert list(document["warnings"][0]) == list(defs["warning"]["properties"])
+    assert list(document["conflicts"][0]) == list(defs["finding"]["properties"])
+    assert list(document["warnings"][0]) == list(defs["finding"]["properties"])
     assert list(document["unmanaged"][0]) == list(
         SCHEMA["properties"]["unmanaged"]["items"]["properties"]
     )
 
 
 def test_json_key_order_is_stable() -> None:
-    first = render_json(full_plan(), saved_extra())
-    assert first == render_json(full_plan(), saved_extra())
-    document = json.loads(first)
-    assert list(document)[:2] == ["format_version", "kind"]
-    assert list(json.loads(render_json(full_plan()))) == [
+    first = render_json(full_plan())
+    assert first == render_json(full_plan())
+    assert list(json.loads(first)) == [
         "format_version",
         "summary",
         "targets",
         "reassert_priority",
+        "unsafe",
         "changes",
         "conflicts",
         "warnings",
@@ -469,15 +561,17 @@ def test_json_summary_counts() -> None:
     summary = json.loads(render_json(full_plan()))["summary"]
     assert summary == {
         "create": 2,
+        "set_metadata": 1,
         "finalize": 3,
         "prioritize": 4,
         "prioritize_from_unknown": 1,
         "adopt": 2,
         "forget": 2,
-        "api_calls": 9,
+        "api_calls": 10,
         "conflicts": 2,
         "warnings": 2,
         "has_changes": True,
+        "unsafe": False,
     }
 
 
@@ -498,7 +592,7 @@ def test_markdown_matches_golden(plan: str) -> None:
 @pytest.mark.parametrize(
     ("plan", "heading"),
     [
-        ("full", "### Plan: 2 to create, 3 to finalize, 4 to prioritize (1 from unknown priority)"),
+        ("full", "### 2 conflicts: nothing will be applied."),
         ("empty", "### No changes."),
     ],
 )
@@ -511,7 +605,7 @@ def test_markdown_first_line_is_heading_with_marker(plan: str, heading: str) -> 
 def test_markdown_marker_is_on_the_first_line_even_in_a_hostile_plan() -> None:
     """A batch named like the marker shows it only inside a code span, after line one."""
     first, *rest = render_markdown(hostile_plan()).splitlines()
-    assert first.startswith("### Plan: 14 to create") and first.endswith(MARKER)
+    assert first.startswith("### 1 conflict: nothing will be applied.") and first.endswith(MARKER)
     assert [line for line in rest if MARKER in line] == [
         next(row for row in _table_rows("\n".join(rest)) if f"`{MARKER}`" in row)
     ]
@@ -519,7 +613,7 @@ def test_markdown_marker_is_on_the_first_line_even_in_a_hostile_plan() -> None:
 
 def test_markdown_conflicts_and_warnings_come_before_details() -> None:
     out = render_markdown(full_plan())
-    details = out.index("<details><summary>9 changes</summary>")
+    details = out.index("<details><summary>10 changes</summary>")
     assert out.index("**2 conflicts**") < out.index("**2 warnings**") < details
     assert out.index("`kitten_2020-06` (`batches.yaml:14:7`): callback cannot") < details
     assert out.rstrip().endswith("</details>")
@@ -527,11 +621,17 @@ def test_markdown_conflicts_and_warnings_come_before_details() -> None:
 
 def test_markdown_rows_show_action_priority_and_finalize() -> None:
     rows = {row.split(" | ")[2]: row for row in _table_rows(render_markdown(full_plan()))}
-    assert rows["`kitten_2020-07`"].endswith("| 30 | if created staging |")
+    assert rows["`kitten_2020-07`"].endswith(
+        "| 30 | if created staging | `callback ${HOOK_URL}`<br>`calibration_batch: true` |"
+    )
     assert rows["`kitten_2020-09`"].startswith("| `<=` | adopt, prioritize |")
-    assert rows["`kitten_2020-09`"].endswith("| (unknown) -> 30 |  |")
-    assert rows["`kitten_2020-10`"].endswith("| 20 -> 30 |  |")
-    assert rows["`kitten_2020-11`"].endswith("|  | staging -> in_progress |")
+    assert rows["`kitten_2020-09`"].endswith("| (unknown) -> 30 |  |  |")
+    assert rows["`kitten_2020-10`"].endswith("| 20 -> 30 |  |  |")
+    assert rows["`kitten_2020-11`"].endswith("|  | staging -> in_progress |  |")
+    assert rows["`kitten_2021-02`"].endswith(
+        '`metadata stale: 1 -> (removed)`<br>`metadata team: "a" -> "b"`'
+        '<br>`metadata topic: (absent) -> {"k": [1]}` |'
+    )
     assert rows["`kitten_2019-01`"].startswith("| `-/` | forget |")
 
 
@@ -572,12 +672,16 @@ def test_markdown_default_limit_is_60000() -> None:
 def test_markdown_truncates_conflicts_and_warnings_too() -> None:
     plan = Plan(
         changes=big_plan(100).changes,
-        conflicts=tuple(
-            Conflict(ConflictKind.RECORDED_MISSING, f"gone_{i:04d}", P, "not found", "b.yaml:1:1")
+        findings=tuple(
+            Finding(
+                Severity.ERROR, FindingCode.RECORDED_MISSING, f"gone_{i:04d}", P, (), "b.yaml:1:1"
+            )
             for i in range(2_000)
-        ),
-        warnings=tuple(
-            Warning(WarningKind.ALREADY_FINALIZED, f"w_{i:04d}", P, "already in_progress")
+        )
+        + tuple(
+            Finding(
+                Severity.WARNING, FindingCode.ALREADY_FINALIZED, f"w_{i:04d}", P, (("status", "x"),)
+            )
             for i in range(2_000)
         ),
     )
@@ -631,7 +735,7 @@ def test_markdown_hostile_names_stay_in_their_cells() -> None:
     assert len(rows) == len(HOSTILE_NAMES)
     for i, (row, name) in enumerate(zip(rows, HOSTILE_NAMES, strict=True)):
         cells = _cells(row)
-        assert len(cells) == 6, row
+        assert len(cells) == 7, row
         assert _code_span(cells[2]) == _expected(name)
         assert _code_span(cells[3]) == f"proj|{i}"
         assert cells[4] == "20"
@@ -668,10 +772,14 @@ def test_markdown_hostile_conflicts_and_warnings_are_escaped() -> None:
     conflict = next(line for line in lines if line.startswith("- ``") or line.startswith("- `<"))
     assert conflict == (
         "- `<b>x|y</b>` (`dir|x/<a>.yaml:1:1`): name is taken by a batch in project "
-        "'@\u2060org/team'; see \\[here\\]\\(https://x\\)"
+        "'@\u2060org/team; see \\[here\\]\\(https://x\\)'; a batch's project cannot "
+        "change and names are unique per account"
     )
     warning = next(line for line in lines if line.startswith("- `` `w` ``"))
-    assert warning == "- `` `w` ``: \\*\\*bold\\*\\* \\<i\\>x\\</i\\>"
+    assert warning == (
+        "- `` `w` ``: config says finalized: false, but the batch is already "
+        "\\*\\*bold\\*\\* \\<i\\>x\\</i\\>; a finalize cannot be undone, so nothing is done"
+    )
 
 
 # --- docs/plan-format.md -------------------------------------------------------
@@ -693,3 +801,99 @@ def test_plan_format_doc_example_is_a_valid_saved_plan() -> None:
     document = json.loads(example)
     assert errors_of(document) == []
     assert document["kind"] == "batchplan-plan"
+
+
+@pytest.mark.parametrize("plan", sorted(PLANS))
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_a_plan_read_back_renders_exactly_like_the_plan(plan: str, fmt: str) -> None:
+    """Every kind of change, finding and refusal survives the saved form unchanged."""
+    from batchplan.plandoc import plan_from_document
+
+    made = PLANS[plan]()
+    made = Plan(**{**made.__dict__, "unsafe": (LimitBreach(Limit.MAX_FINALIZE, 6, 5),)})
+    back = plan_from_document(json.loads(render_json(made)))
+    render = {"text": render_text, "json": render_json, "markdown": render_markdown}[fmt]
+    assert render(back) == render(made)
+
+
+# --- one golden per kind of change and per format --------------------------------
+
+
+def _kinds() -> dict[str, Plan]:
+    from dataclasses import replace
+
+    flagged = replace(
+        create("cats_1", priority=30, finalized=True, callback="${HOOK}", calibration_batch=True),
+        self_label_batch=True,
+        metadata=(MetadataEdit("team", after="vision", before_present=False),),
+    )
+    metadata = update(
+        "cats_3",
+        (Action.SET_METADATA,),
+        status=IN_PROGRESS,
+        reasons=(ChangeReason.METADATA_DIFFERS,),
+        metadata=(MetadataEdit("team", before="a", after="b"),),
+    )
+    error = Finding(
+        Severity.ERROR,
+        FindingCode.PROJECT_CHANGED,
+        "cats_9",
+        P,
+        (("live_project", "dogs"),),
+        "b.yaml:9:3",
+    )
+    warning = Finding(
+        Severity.WARNING, FindingCode.ALREADY_FINALIZED, "cats_8", P, (("status", COMPLETED),)
+    )
+    return {
+        "create_with_flags": Plan(changes=(flagged,)),
+        "prioritize": Plan(changes=(update("cats_2", (Action.PRIORITIZE,), before=20, after=30),)),
+        "finalize": Plan(
+            changes=(
+                update(
+                    "cats_2",
+                    (Action.FINALIZE,),
+                    before=20,
+                    after=20,
+                    reasons=(ChangeReason.FINALIZE_STAGING,),
+                ),
+            )
+        ),
+        "adopt": Plan(
+            changes=(
+                update(
+                    "cats_2",
+                    (Action.ADOPT, Action.PRIORITIZE),
+                    after=30,
+                    reasons=(ChangeReason.NOT_IN_STATE, ChangeReason.PRIORITY_UNKNOWN),
+                ),
+            )
+        ),
+        "forget": Plan(changes=(forget("cats_0"),)),
+        "set_metadata": Plan(changes=(metadata,)),
+        "conflicts": Plan(findings=(error,)),
+        "warnings": Plan(changes=(metadata,), findings=(warning,)),
+        "unsafe": Plan(
+            changes=(flagged,),
+            unsafe=(LimitBreach(Limit.MAX_FINALIZE, 1, 0), LimitBreach(Limit.MAX_CHANGES, 3, 2)),
+        ),
+    }
+
+
+KIND_FORMATS = {
+    "text": ("txt", render_text),
+    "json": ("json", render_json),
+    "markdown": ("md", render_markdown),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(KIND_FORMATS))
+@pytest.mark.parametrize("kind", sorted(_kinds()))
+def test_each_kind_of_change_matches_its_golden_and_survives_saving(kind: str, fmt: str) -> None:
+    from batchplan.plandoc import plan_from_document
+
+    suffix, render = KIND_FORMATS[fmt]
+    plan = _kinds()[kind]
+    out = render(plan)
+    check_golden(f"kinds/{kind}.{suffix}", out)
+    assert render(plan_from_document(json.loads(render_json(plan)))) == out

@@ -2,126 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+
+import click
 
 from batchplan.config import load_config
-from batchplan.context import Endpoint, Options, make_client, open_endpoint, read_state
-from batchplan.context import state_backend as open_state
-from batchplan.diff import diff
-from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, UsageError
-from batchplan.model import (
-    DEFAULT_MAX_CHANGES,
-    DEFAULT_MAX_FINALIZE,
-    DEFAULT_MAX_FORGET,
-    Config,
-    LiveView,
-)
-from batchplan.plan import Limits, Plan, PlanOptions, limit_violations
-from batchplan.planfile import checksum, read_plan_file, write_plan_file
-from batchplan.refresh import read_live
-from batchplan.scale import ScaleClient
-from batchplan.state import State, StateBackend
-
-FORMATS = ("text", "json", "markdown")
-
-
-@dataclass
-class Planned:
-    """Everything a plan was made from, for apply to carry on with."""
-
-    config: Config
-    endpoint: Endpoint
-    client: ScaleClient
-    backend: StateBackend
-    state: State
-    live: LiveView
-    plan: Plan
-    options: PlanOptions
-    checksum: str
-
-
-def stored_lineage(state: State) -> str | None:
-    """The lineage, or None for a state never written (each run invents a new one)."""
-    return state.lineage if state.serial > 0 else None
-
-
-def limits_for(config: Config, options: PlanOptions) -> Limits:
-    """Flags win over ``settings:``, which wins over the defaults."""
-
-    def pick(flag: int | None, setting: int | None, default: int) -> int:
-        if flag is not None:
-            return flag
-        return setting if setting is not None else default
-
-    settings = config.settings
-    return Limits(
-        max_finalize=pick(options.max_finalize, settings.max_finalize, DEFAULT_MAX_FINALIZE),
-        max_changes=pick(options.max_changes, settings.max_changes, DEFAULT_MAX_CHANGES),
-        max_forget=pick(options.max_forget, settings.max_forget, DEFAULT_MAX_FORGET),
-    )
-
-
-def check_targets(targets: Sequence[str], config: Config, state: State) -> None:
-    """A target that names no batch is a typo; planning nothing would hide it."""
-    known = {b.name for b in config.batches} | set(state.batches)
-    unknown = sorted(set(targets) - known)
-    if unknown:
-        raise UsageError(
-            "--target names no batch in the configuration or state: "
-            + ", ".join(repr(name) for name in unknown)
-        )
-
-
-def make_plan(
-    paths: Sequence[str],
-    options: Options,
-    plan_options: PlanOptions,
-    *,
-    config: Config | None = None,
-    backend: StateBackend | None = None,
-    endpoint: Endpoint | None = None,
-) -> Planned:
-    """Load and validate the config before anything touches the network, then plan."""
-    config = config or load_config(paths)
-    endpoint = endpoint or open_endpoint(options.endpoint)
-    client = make_client(endpoint, options)
-    backend = backend or open_state(options, endpoint)
-    state = read_state(backend, endpoint)
-    check_targets(plan_options.targets, config, state)
-    live = read_live(
-        client,
-        config,
-        ((r.name, r.project) for r in state.batches.values()),
-        options.parallelism,
-    )
-    plan = diff(
-        config,
-        live,
-        state.batches,
-        targets=plan_options.targets,
-        reassert_priority=plan_options.reassert_priority,
-    )
-    digest = checksum(
-        endpoint=endpoint.identity,
-        options=plan_options,
-        config=config,
-        lineage=stored_lineage(state),
-        serial=state.serial,
-        live=live,
-        state_names=sorted(state.batches),
-        plan=plan,
-    )
-    return Planned(config, endpoint, client, backend, state, live, plan, plan_options, digest)
-
-
-def unsafe_reasons(planned: Planned) -> Sequence[str]:
-    if planned.options.force:
-        return ()
-    return limit_violations(planned.plan, limits_for(planned.config, planned.options))
+from batchplan.context import Options, state_backend, state_location
+from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, first_exit
+from batchplan.plan import Plan, PlanOptions
+from batchplan.planfile import check_out_path, read_plan_file, write_plan_file
+from batchplan.planning import make_plan
+from batchplan.session import Session
 
 
 def render(plan: Plan, fmt: str, options: Options) -> str:
+    """The plan in ``text``, ``json`` or ``markdown``; the same for a plan read back."""
     if fmt == "json":
         from batchplan.render.json import render_json
 
@@ -135,6 +32,21 @@ def render(plan: Plan, fmt: str, options: Options) -> str:
     return render_text(plan, color=options.color, verbose=options.verbose)
 
 
+def plan_exit_code(plan: Plan, *, detailed_exitcode: bool) -> int:
+    """1 with conflicts, else 3 when refused by a limit, else 2 for changes with -detailed."""
+    return first_exit(
+        (
+            EXIT_ERROR if plan.conflicts else EXIT_OK,
+            EXIT_UNSAFE if plan.unsafe else EXIT_OK,
+            EXIT_CHANGES if detailed_exitcode and plan.summary.has_changes else EXIT_OK,
+        )
+    )
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
 def plan(
     paths: Sequence[str],
     options: Options,
@@ -145,52 +57,39 @@ def plan(
     out: str | None = None,
     detailed_exitcode: bool = False,
 ) -> int:
-    """Print the plan; exit 1 on conflicts, 3 if unsafe, 2 for changes with -detailed.
+    """Print the plan and save it with ``out``; the exit code follows ``plan_exit_code``.
 
-    With ``--format json`` stdout holds the JSON document and nothing else;
-    the unsafe-plan reasons then go to stderr.
+    stdout holds the rendered plan and nothing else, in every format; where
+    the plan was saved goes to stderr.
     """
-    planned = make_plan(paths, options, plan_options)
-    echo(render(planned.plan, fmt, options).rstrip("\n"))
     if out is not None:
-        write_plan_file(
-            out,
-            planned.plan,
-            config_paths=list(paths),
-            endpoint=planned.endpoint.identity,
-            options=plan_options,
-            lineage=stored_lineage(planned.state),
-            serial=planned.state.serial,
-            digest=planned.checksum,
-        )
-    if planned.plan.conflicts:
-        return EXIT_ERROR
-    reasons = unsafe_reasons(planned)
-    if reasons:
-        say = echo if fmt == "text" else _stderr
-        say("")
-        say("Unsafe plan: apply refuses it without --force:")
-        for reason in reasons:
-            say(f"  - {reason}")
-        return EXIT_UNSAFE
-    if detailed_exitcode and planned.plan.summary.has_changes:
-        return EXIT_CHANGES
-    return EXIT_OK
-
-
-def _stderr(line: str) -> None:
-    import click
-
-    click.echo(line, err=True)
+        check_out_path(out)
+    config = load_config(paths)
+    with Session(options) as session:
+        backend = state_backend(options, session.endpoint)
+        planned = make_plan(config, session, backend, plan_options)
+        echo(render(planned.plan, fmt, options).rstrip("\n"))
+        if out is not None:
+            write_plan_file(
+                out,
+                planned.plan,
+                config_paths=list(paths),
+                folder=os.getcwd(),
+                endpoint=session.endpoint.identity,
+                endpoint_spec=options.endpoint,
+                state_location=state_location(options, session.endpoint),
+                options=plan_options,
+                inputs=planned.inputs(),
+                digest=planned.checksum,
+            )
+            # On stderr, so stdout is exactly what `show` prints for this plan.
+            _stderr(f"Saved the plan to {out}. To apply exactly this plan:")
+            _stderr(f"    batchplan apply {shlex.quote(out)}")
+    return plan_exit_code(planned.plan, detailed_exitcode=detailed_exitcode)
 
 
 def show(path: str, options: Options, echo: Callable[[str], None], *, fmt: str = "text") -> int:
-    """Print a saved plan in any format; JSON is the saved document itself."""
+    """Print a saved plan exactly as ``plan --format FMT`` printed it."""
     saved = read_plan_file(path)
-    if fmt == "json":
-        import json
-
-        echo(json.dumps(saved.document, indent=2, ensure_ascii=False))
-    else:
-        echo(render(saved.plan, fmt, options).rstrip("\n"))
+    echo(render(saved.plan, fmt, options).rstrip("\n"))
     return EXIT_OK

@@ -19,7 +19,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from batchplan.plan import Action, Change, Plan
-from batchplan.render.text import SYMBOLS, summary_line
+from batchplan.render.text import SYMBOLS
+from batchplan.render.words import (
+    finding_message,
+    headline,
+    metadata_text,
+    refusal_line,
+    summary_line,
+    value_text,
+)
 
 MARKER = "<!-- batchplan-plan -->"
 DEFAULT_LIMIT = 60_000
@@ -150,8 +158,29 @@ def _row(change: Change) -> str:
         code(change.project, in_table=True),
         priority,
         finalize,
+        "<br>".join(code(item, in_table=True) for item in _details(change)),
     )
     return "| " + " | ".join(cells) + " |"
+
+
+def _details(change: Change) -> list[str]:
+    """What a create or set_metadata sends beyond the other columns, in shown form."""
+    items = []
+    if Action.CREATE in change.actions:
+        if change.after is not None and change.after.callback:
+            items.append(f"callback {change.after.callback}")
+        items.extend(
+            f"{flag}: true"
+            for flag, value in (
+                ("calibration_batch", change.calibration_batch),
+                ("self_label_batch", change.self_label_batch),
+            )
+            if value
+        )
+        items.extend(f"metadata {e.key}: {value_text(e.after)}" for e in change.metadata)
+    elif Action.SET_METADATA in change.actions:
+        items.extend(f"metadata {metadata_text(e)}" for e in change.metadata)
+    return items
 
 
 def _subject(batch: str | None, project: str) -> str:
@@ -168,7 +197,13 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
         raise ValueError(f"limit must be at least {MIN_LIMIT:,} characters, not {limit:,}")
     # Strictly under the limit: the layout may use limit - 1 characters.
     limit -= 1
-    sections = [_Section([f"### {summary_line(plan.summary)} {MARKER}"])]
+    heading = [f"### {headline(plan)} {MARKER}"]
+    if (plan.conflicts or plan.unsafe) and plan.summary.has_changes:
+        # The heading names the problem; the counts still follow.
+        heading += ["", summary_line(plan.summary)]
+    if plan.conflicts and plan.unsafe:
+        heading += ["", refusal_line(plan)]
+    sections = [_Section(heading)]
 
     if plan.conflicts:
         n = len(plan.conflicts)
@@ -178,7 +213,7 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
                 [
                     f"- {_subject(c.batch, c.project)}"
                     + (f" ({code(c.where)})" if c.where else "")
-                    + f": {escape(c.message)}"
+                    + f": {escape(finding_message(c))}"
                     for c in plan.conflicts
                 ],
                 lambda left: f"- ... and {left:,} more not shown; {_SHOW_ALL}.",
@@ -189,7 +224,10 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
         sections.append(
             _Section(
                 ["", f"**{_count(n, 'warning')}**:"],
-                [f"- {_subject(w.batch, w.project)}: {escape(w.message)}" for w in plan.warnings],
+                [
+                    f"- {_subject(w.batch, w.project)}: {escape(finding_message(w))}"
+                    for w in plan.warnings
+                ],
                 lambda left: f"- ... and {left:,} more not shown; {_SHOW_ALL}.",
             )
         )
@@ -239,8 +277,8 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
                     "",
                     f"<details><summary>{_count(n, 'change')}</summary>",
                     "",
-                    "| | actions | batch | project | priority | finalize |",
-                    "| --- | --- | --- | --- | --- | --- |",
+                    "| | actions | batch | project | priority | finalize | details |",
+                    "| --- | --- | --- | --- | --- | --- | --- |",
                 ],
                 [_row(change) for change in plan.changes],
                 lambda left: (

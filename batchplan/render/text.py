@@ -6,32 +6,26 @@ from collections.abc import Callable
 
 import click
 
-from batchplan.plan import Action, Change, Plan, Summary
+from batchplan.plan import Action, Change, Plan
+from batchplan.render.words import (
+    finding_message,
+    headline,
+    metadata_text,
+    refusal_line,
+    summary_line,
+    value_text,
+)
 
 SYMBOLS = {
     Action.CREATE: ("+", "green"),
     Action.ADOPT: ("<=", "cyan"),
     Action.FORGET: ("-/", "magenta"),
+    Action.SET_METADATA: ("~", "yellow"),
     Action.PRIORITIZE: ("~", "yellow"),
     Action.FINALIZE: ("~", "yellow"),
 }
 
-
-def summary_line(summary: Summary) -> str:
-    """``Plan: 2 to create, 1 to finalize, 3 to prioritize, 1 to adopt, 0 to forget.``
-
-    Priorities set from an unknown value (imported or adopted batches) are
-    counted apart, so a default that re-prioritises many batches stands out.
-    """
-    if not summary.has_changes:
-        return "No changes."
-    prioritize = f"{summary.prioritize} to prioritize"
-    if summary.prioritize_from_unknown:
-        prioritize += f" ({summary.prioritize_from_unknown} from unknown priority)"
-    return (
-        f"Plan: {summary.create} to create, {summary.finalize} to finalize, {prioritize}, "
-        f"{summary.adopt} to adopt, {summary.forget} to forget."
-    )
+__all__ = ["SYMBOLS", "render_text", "summary_line"]
 
 
 def _priority(value: int | None) -> str:
@@ -46,15 +40,25 @@ def _action_lines(change: Change) -> list[tuple[str, str]]:
             detail = f"in project {change.project}"
             if after is not None and after.callback:
                 detail += f", callback {after.callback}"
-            if change.desired is not None:
-                flags = [
-                    flag
-                    for flag in ("calibration_batch", "self_label_batch")
-                    if getattr(change.desired, flag)
-                ]
-                if flags:
-                    detail += ", " + ", ".join(f"{flag}: true" for flag in flags)
-        elif action is Action.ADOPT:
+            flags = [
+                flag
+                for flag, value in (
+                    ("calibration_batch", change.calibration_batch),
+                    ("self_label_batch", change.self_label_batch),
+                )
+                if value
+            ]
+            if flags:
+                detail += ", " + ", ".join(f"{flag}: true" for flag in flags)
+            lines.append((action.value, detail))
+            lines.extend(
+                ("+ metadata", f"{edit.key}: {value_text(edit.after)}") for edit in change.metadata
+            )
+            continue
+        if action is Action.SET_METADATA:
+            lines.extend(("~ metadata", metadata_text(edit)) for edit in change.metadata)
+            continue
+        if action is Action.ADOPT:
             status = before.status if before is not None else "live"
             detail = f"{status} in project {change.project}, not yet in state; no API call"
         elif action is Action.PRIORITIZE:
@@ -76,7 +80,7 @@ def _action_lines(change: Change) -> list[tuple[str, str]]:
 
 
 def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
-    """The whole plan as terminal text, ending with the summary line."""
+    """The whole plan as terminal text, ending with the line that sums it up."""
 
     def style(text: str, fg: str | None = None, bold: bool = False) -> str:
         return click.style(text, fg=fg, bold=bold) if color else text
@@ -108,14 +112,15 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         for conflict in plan.conflicts:
             subject = conflict.batch or f"project {conflict.project}"
             where = f" [{conflict.where}]" if conflict.where else ""
-            add(f"  {style('!', 'red', bold=True)} {subject}{where}: {conflict.message}")
+            mark = style("!", "red", bold=True)
+            add(f"  {mark} {subject}{where}: {finding_message(conflict)}")
         add("")
 
     if plan.warnings:
         add(style("Warnings:", "yellow", bold=True))
         for warning in plan.warnings:
             subject = warning.batch or f"project {warning.project}"
-            add(f"  {style('!', 'yellow')} {subject}: {warning.message}")
+            add(f"  {style('!', 'yellow')} {subject}: {finding_message(warning)}")
         add("")
 
     if plan.completed_with_priority:
@@ -142,6 +147,12 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
                 add(f"    {batch.name}  ({batch.project}, {batch.status})")
         add("")
 
-    line = summary_line(plan.summary)
-    add(style(line, bold=True))
+    # The last line sums the plan up and never hides a problem: with
+    # conflicts it says nothing will be applied, never "No changes.".
+    if plan.summary.has_changes or not plan.conflicts:
+        add(style(summary_line(plan.summary), bold=True))
+    if plan.unsafe:
+        add(style(refusal_line(plan), "red", bold=True))
+    if plan.conflicts:
+        add(style(headline(plan), "red", bold=True))
     return "\n".join(out) + "\n"

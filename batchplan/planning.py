@@ -1,0 +1,118 @@
+"""Making a plan: read state and live, diff, check the safety limits, fingerprint.
+
+The commands call ``make_plan`` with a loaded configuration and an open
+session; nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from batchplan.context import read_state
+from batchplan.diff import diff
+from batchplan.errors import UsageError
+from batchplan.model import (
+    DEFAULT_MAX_CHANGES,
+    DEFAULT_MAX_FINALIZE,
+    DEFAULT_MAX_FORGET,
+    Config,
+    LiveView,
+)
+from batchplan.plan import Limits, Plan, PlanOptions, limit_breaches
+from batchplan.planfile import Inputs, checksum, gather_inputs
+from batchplan.refresh import read_live
+from batchplan.session import Session
+from batchplan.state import State, StateBackend
+
+
+@dataclass
+class Planned:
+    """Everything a plan was made from, for apply to carry on with."""
+
+    config: Config
+    session: Session
+    backend: StateBackend
+    state: State
+    live: LiveView
+    plan: Plan
+    options: PlanOptions
+    checksum: str
+
+    def inputs(self, salt: str | None = None) -> Inputs:
+        """Fingerprints of this plan's inputs; pass a saved plan's salt to compare."""
+        return gather_inputs(
+            config=self.config,
+            live=self.live,
+            state_names=self.state.batches,
+            lineage=stored_lineage(self.state),
+            serial=self.state.serial,
+            salt=salt,
+        )
+
+
+def stored_lineage(state: State) -> str | None:
+    """The lineage, or None for a state never written (each run invents a new one)."""
+    return state.lineage if state.serial > 0 else None
+
+
+def limits_for(config: Config, options: PlanOptions) -> Limits:
+    """Flags win over ``settings:``, which wins over the defaults."""
+
+    def pick(flag: int | None, setting: int | None, default: int) -> int:
+        if flag is not None:
+            return flag
+        return setting if setting is not None else default
+
+    settings = config.settings
+    return Limits(
+        max_finalize=pick(options.max_finalize, settings.max_finalize, DEFAULT_MAX_FINALIZE),
+        max_changes=pick(options.max_changes, settings.max_changes, DEFAULT_MAX_CHANGES),
+        max_forget=pick(options.max_forget, settings.max_forget, DEFAULT_MAX_FORGET),
+    )
+
+
+def check_targets(targets: Sequence[str], config: Config, state: State) -> None:
+    """A target that names no batch is a typo; planning nothing would hide it."""
+    known = {b.name for b in config.batches} | set(state.batches)
+    unknown = sorted(set(targets) - known)
+    if unknown:
+        raise UsageError(
+            "--target names no batch in the configuration or state: "
+            + ", ".join(repr(name) for name in unknown)
+        )
+
+
+def make_plan(
+    config: Config, session: Session, backend: StateBackend, plan_options: PlanOptions
+) -> Planned:
+    """Read state and live, diff, and mark the plan unsafe when over a limit without --force."""
+    endpoint = session.endpoint
+    state = read_state(backend, endpoint)
+    check_targets(plan_options.targets, config, state)
+    live = read_live(
+        session.client,
+        config,
+        ((r.name, r.project) for r in state.batches.values()),
+        session.options.parallelism,
+    )
+    plan = diff(
+        config,
+        live,
+        state.batches,
+        targets=plan_options.targets,
+        reassert_priority=plan_options.reassert_priority,
+    )
+    if not plan_options.force:
+        plan = replace(plan, unsafe=limit_breaches(plan, limits_for(config, plan_options)))
+    digest = checksum(
+        endpoint=endpoint.identity,
+        options=plan_options,
+        config=config,
+        lineage=stored_lineage(state),
+        serial=state.serial,
+        live=live,
+        state_names=sorted(state.batches),
+        plan=plan,
+    )
+    return Planned(config, session, backend, state, live, plan, plan_options, digest)

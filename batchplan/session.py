@@ -1,0 +1,47 @@
+"""One session per command: the endpoint, its HTTP client and the embedded sandbox.
+
+The session owns their lifetime: ``with Session(options) as session:``
+closes the client's connections and stops a sandbox this process started,
+however the command ends.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from batchplan.context import Endpoint, Options, make_client, open_endpoint
+from batchplan.scale import ScaleClient
+
+
+class Session:
+    """The endpoint a command talks to and the client it talks through (made on first use)."""
+
+    def __init__(self, options: Options, endpoint: Endpoint | None = None) -> None:
+        self.options = options
+        self.endpoint = endpoint or open_endpoint(options.endpoint)
+        self._client: ScaleClient | None = None
+
+    @property
+    def client(self) -> ScaleClient:
+        if self._client is None:
+            self._client = make_client(self.endpoint, self.options)
+        return self._client
+
+    def close(self) -> None:
+        """Close the client, then stop the embedded sandbox if this process started one."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+        if self.endpoint.stop is not None:
+            self.endpoint.stop()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
