@@ -74,8 +74,7 @@ def state_rm(
             raise StateError(
                 "not in state: " + ", ".join(repr(name) for name in missing) + "; nothing removed"
             )
-        new = state.merged(dict.fromkeys(names))
-        backend.write(replace(new, serial=state.serial + 1))
+        backend.write(state.successor(dict.fromkeys(names)))
     for name in names:
         echo(f"Removed {name} from state (the batch itself is not deleted).")
     return EXIT_OK
