@@ -319,12 +319,13 @@ def state_backend_for(kw: dict[str, Any]) -> StateBackend:
 
 
 @state.command("list")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 @state_options
-def state_list(**kw: Any) -> int:
+def state_list(output_format: str, **kw: Any) -> int:
     """List the batches in state."""
     from batchplan.commands.state import state_list as run
 
-    return run(state_backend_for(kw), echo)
+    return run(state_backend_for(kw), echo, output_format)
 
 
 @state.command("show")
@@ -359,14 +360,20 @@ def state_pull(**kw: Any) -> int:
 
 @state.command("push")
 @click.argument("path", type=click.Path())
-@click.option("--force", is_flag=True, help="Replace even another lineage or an older serial.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace even another lineage, an older serial or another endpoint's state.",
+)
 @state_options
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
     from batchplan.commands.state import state_push as run
+    from batchplan.context import open_endpoint
 
+    identity = open_endpoint(kw["endpoint"]).identity
     backend = state_backend_for(kw)
-    return run(backend, path, force, kw["lock_timeout"], echo)
+    return run(backend, path, force, kw["lock_timeout"], echo, endpoint=identity)
 
 
 @state.command("unlock")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -24,6 +25,14 @@ def _file_mode(path: Path) -> int:
 def _reason(exc: OSError) -> str:
     """``Permission denied``, not ``[Errno 13] Permission denied: 'x'``: the path is named once."""
     return exc.strerror or str(exc)
+
+
+def _make_folder(path: Path) -> None:
+    """Create the folder ``path`` lives in; a file in its way is ENOTDIR, as ``open`` says."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
 
 
 class LocalFiles:
@@ -82,7 +91,7 @@ class LocalFiles:
         A crash leaves the old state or the new one, never half of one.
         """
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(self.path)
             fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
             try:
                 # mkstemp makes the file 0600; keep the mode a plain create would give.
@@ -109,7 +118,7 @@ class LocalFiles:
         # place: link() fails if the lock exists, and a reader never sees a
         # lock file that is still empty.
         try:
-            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(self.lock_path)
             fd, tmp = tempfile.mkstemp(prefix=self.lock_path.name + ".", dir=self.lock_path.parent)
         except OSError as exc:
             raise StateError(f"cannot create lock {self.lock_path}: {_reason(exc)}") from None
