@@ -276,6 +276,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 
 
 @cli.command("import")
+@click.argument("paths", nargs=-1)
 @click.option("--project", "projects", multiple=True, required=True, help="Repeatable.")
 @click.option(
     "--out", type=click.Path(dir_okay=False), help="Write the YAML here (default stdout)."
@@ -289,13 +290,24 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
 def import_(
-    projects: tuple[str, ...], out: str | None, assume_priority: int | None, force: bool, **kw: Any
+    paths: tuple[str, ...],
+    projects: tuple[str, ...],
+    out: str | None,
+    assume_priority: int | None,
+    force: bool,
+    **kw: Any,
 ) -> int:
-    """Write YAML for live batches and adopt them into state."""
+    """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
     from batchplan.commands.importing import import_batches
 
     return import_batches(
-        projects, make_options(kw), echo, out=out, assume_priority=assume_priority, force=force
+        projects,
+        make_options(kw),
+        echo,
+        out=out,
+        assume_priority=assume_priority,
+        force=force,
+        paths=paths,
     )
 
 
