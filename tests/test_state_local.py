@@ -32,7 +32,7 @@ def record(name: str, priority: int | None = 20) -> BatchRecord:
 
 
 def next_version(state: State, **records: BatchRecord) -> State:
-    return replace(state.merged(records), serial=state.serial + 1)
+    return state.successor(records)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import socket
 import sys
 import threading
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import boto3
@@ -43,7 +42,7 @@ def backend(bucket: str, key: str = KEY) -> S3State:
 
 
 def next_version(state: State, **records: BatchRecord) -> State:
-    return replace(state.merged(records), serial=state.serial + 1)
+    return state.successor(records)
 
 
 def stored_text(bucket: str, key: str = KEY) -> str:

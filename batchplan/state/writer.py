@@ -101,8 +101,3 @@ class StateWriter:
         self._thread.join()
         if self.error is not None:
             raise self.error
-
-    @property
-    def unwritten(self) -> int:
-        with self._cond:
-            return len(self._pending)
