@@ -115,6 +115,8 @@ def test_import_keeps_credentials_out_of_the_file(
     assert '"a": its callback carries credentials; set BATCHPLAN_CALLBACK_1' in result.out
     assert "hunter2" not in result.out + result.err
 
+    unset = cli("plan", "imported.yaml")
+    assert unset.code == 1 and "BATCHPLAN_CALLBACK_1" in unset.err
     monkeypatch.setenv("BATCHPLAN_CALLBACK_1", userinfo)
     monkeypatch.setenv("BATCHPLAN_CALLBACK_2", token)
     plan = cli("plan", "--detailed-exitcode", "imported.yaml")
