@@ -71,7 +71,7 @@ class StateWriter:
                 error = (
                     exc
                     if isinstance(exc, StateError)
-                    else StateError(f"{self._backend.location}: cannot write state: {exc}")
+                    else StateError(f"cannot write state {self._backend.location}: {exc}")
                 )
                 with self._cond:
                     self.error = error
@@ -101,3 +101,9 @@ class StateWriter:
         self._thread.join()
         if self.error is not None:
             raise self.error
+
+    @property
+    def unwritten(self) -> int:
+        """Records not yet written (kept after a failed write, so none is silently lost)."""
+        with self._cond:
+            return len(self._pending)
