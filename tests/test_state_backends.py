@@ -192,6 +192,15 @@ def test_a_bad_record_is_a_located_error_from_every_backend(site: Site) -> None:
     assert str(refused.value) == f'{site.url}: batches["a"].priority: 99 is outside 10 to 30'
 
 
+def test_a_batch_named_twice_is_refused(site: Site) -> None:
+    state = next_version(State.new(ENDPOINT), a=record("a"))
+    line = '    "a": {"project": "p"},\n'
+    site.put_raw(dumps(state).replace('"batches": {\n', '"batches": {\n' + line).encode())
+
+    with pytest.raises(StateError, match=f'^{site.url}: key "a" appears twice$'):
+        site.open().read()
+
+
 # -- compare-and-swap ----------------------------------------------------------
 
 
@@ -394,6 +403,18 @@ def test_exit_leaves_a_lock_that_was_broken_and_taken_by_another_run(site: Site)
     assert LockInfo.from_json(held.decode()) == theirs
     newcomer.__exit__(None, None, None)
     assert site.raw_lock() is None
+
+
+def test_an_unreadable_lock_is_named_and_never_broken_by_id(site: Site) -> None:
+    # Left by a crash mid-write on a store without atomic puts, or by hand.
+    assert site.open().storage.create_lock(b"garbage")
+
+    with pytest.raises(LockError, match="is unreadable; if no run holds it, delete it by hand"):
+        with site.open().lock("apply", timeout=0):
+            pytest.fail("a garbage lock was ignored")
+    with pytest.raises(LockError, match="lock unreadable; delete it by hand"):
+        site.open().unlock("any-id")
+    assert site.raw_lock() == b"garbage"
 
 
 def test_lock_waits_are_bounded_by_the_timeout(site: Site) -> None:

@@ -102,6 +102,22 @@ def test_push_refuses_another_endpoints_state_unless_forced(cli: CLI) -> None:
     assert pushed is not None and pushed.endpoint == "https://api.scale.com/v1"
 
 
+def test_push_knows_the_embedded_sandboxs_identity(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    db = str(cli.folder / "own.db")
+    assert cli("apply", "--auto-approve", "--endpoint", f"sandbox:{db}", endpoint=False).code == 0
+    pulled = cli("state", "pull", "--endpoint", "sandbox", endpoint=False)
+    assert pulled.code == 0, pulled.err
+    (cli.folder / "pulled.json").write_text(pulled.out)
+    assert json.loads(pulled.out)["endpoint"].startswith("sandbox:")
+
+    same = cli("state", "push", "pulled.json", "--endpoint", f"sandbox:{db}", endpoint=False)
+    assert same.code == 0, same.err
+    other = cli("state", "push", "pulled.json", "--endpoint", "sandbox:other.db", endpoint=False)
+    assert other.code == 1
+    assert "belongs to endpoint sandbox:" in one_line_error(other.err)
+
+
 def test_push_of_this_endpoints_state_is_accepted(cli: CLI) -> None:
     before = stored(cli, BatchRecord(name="a", project="p", priority=20))
     newer = before.successor({"b": BatchRecord(name="b", project="p")})

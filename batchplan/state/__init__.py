@@ -156,6 +156,19 @@ def _record(name: str, entry: Any, location: str) -> BatchRecord:
     )
 
 
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice: json.loads would keep the last one silently."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
+
+
 def loads(text: str, location: str) -> State:
     """Parse and check a state document; any damage is a ``StateError`` naming the place.
 
@@ -163,7 +176,9 @@ def loads(text: str, location: str) -> State:
     or foreign state is refused where it is read, not deep in a plan.
     """
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise StateError(f"{location}: key {json.dumps(str(exc))} appears twice") from None
     except ValueError as exc:
         raise StateError(f"{location}: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
