@@ -134,6 +134,19 @@ def test_import_writes_live_metadata_as_a_mapping(cli: CLI, sandbox: SandboxServ
     assert root["batches"][0]["metadata"] == metadata
 
 
+def test_import_refuses_to_overwrite_the_config_it_reads(cli: CLI, sandbox: SandboxServer) -> None:
+    create_live(sandbox, "fresh")
+    config = cli.write("batchplan.yaml", "version: 1\nbatches:\n  - {name: kept, project: imp}\n")
+    before = config.read_text()
+
+    result = cli("import", "--project", "imp", "--out", "batchplan.yaml", "--force")
+
+    assert result.code == 1
+    assert "--out batchplan.yaml is a config file import reads" in result.err
+    assert config.read_text() == before
+    assert not (cli.folder / ".batchplan" / "state.json").exists()
+
+
 @pytest.mark.parametrize(
     ("out", "reason"),
     [

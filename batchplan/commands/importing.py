@@ -10,6 +10,7 @@ never touched.
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -146,13 +147,23 @@ def config_yaml(
     return ImportedYaml("\n".join(header) + "\n" + body, tuple(variables))
 
 
-def _managed_by_config(paths: Sequence[str]) -> frozenset[str]:
-    """The batch names of the config at ``paths`` (none given: ``batchplan.yaml`` if present)."""
+def _managed_by_config(paths: Sequence[str], out: str | None) -> frozenset[str]:
+    """The batch names of the config at ``paths`` (none given: ``batchplan.yaml`` if present).
+
+    ``--out`` may not be one of those files: the batches skipped because the
+    file configures them would vanish from it.
+    """
     if not paths:
         if not Path("batchplan.yaml").is_file():
             return frozenset()
         paths = ("batchplan.yaml",)
-    return frozenset(batch.name for batch in load_config(paths).batches)
+    config = load_config(paths)
+    if out is not None and os.path.realpath(out) in {os.path.realpath(f) for f in config.files}:
+        raise UsageError(
+            f"--out {out} is a config file import reads to skip the batches it manages; "
+            "write the imported batches to another file beside it"
+        )
+    return frozenset(batch.name for batch in config.batches)
 
 
 def import_batches(
@@ -176,7 +187,7 @@ def import_batches(
         else:
             echo(message)
 
-    in_config = _managed_by_config(paths)
+    in_config = _managed_by_config(paths, out)
     endpoint = open_endpoint(options.endpoint)
     client = make_client(endpoint, options)
     backend = open_state(options, endpoint)
