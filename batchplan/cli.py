@@ -1,6 +1,6 @@
 """Click commands. Thin: parse, call a plain function, map errors to exit codes.
 
-Exit codes (DESIGN.md section 6): 0 success / no changes; 1 error, usage
+Exit codes: 0 success / no changes; 1 error, usage
 errors included (click's own 2 is remapped); 2 changes pending (only with
 ``--detailed-exitcode``); 3 unsafe plan; 4 stale saved plan; 130 interrupted.
 """
