@@ -252,7 +252,11 @@ class LockInfo:
 
 
 class StateBackend(Protocol):
-    """Where state lives. ``write`` must never lose a concurrent update."""
+    """Where state lives. ``write`` must never lose a concurrent update.
+
+    Both backends are a ``store.StateStore`` over their storage primitives;
+    commands depend on this protocol only, so tests can wrap a backend.
+    """
 
     location: str
 
@@ -275,5 +279,6 @@ class StateBackend(Protocol):
 
 
 def iter_sorted(state: State) -> Iterator[BatchRecord]:
+    """The records by name, the order every listing shows them in."""
     for name in sorted(state.batches):
         yield state.batches[name]
