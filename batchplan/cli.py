@@ -1,6 +1,6 @@
 """Click commands. Thin: parse, call a plain function, map errors to exit codes.
 
-Exit codes (DESIGN.md section 6): 0 success / no changes; 1 error, usage
+Exit codes: 0 success / no changes; 1 error, usage
 errors included (click's own 2 is remapped); 2 changes pending (only with
 ``--detailed-exitcode``); 3 unsafe plan; 4 stale saved plan; 130 interrupted.
 """
@@ -273,6 +273,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 
 
 @cli.command("import")
+@click.argument("paths", nargs=-1)
 @click.option("--project", "projects", multiple=True, required=True, help="Repeatable.")
 @click.option(
     "--out", type=click.Path(dir_okay=False), help="Write the YAML here (default stdout)."
@@ -286,13 +287,24 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
 def import_(
-    projects: tuple[str, ...], out: str | None, assume_priority: int | None, force: bool, **kw: Any
+    paths: tuple[str, ...],
+    projects: tuple[str, ...],
+    out: str | None,
+    assume_priority: int | None,
+    force: bool,
+    **kw: Any,
 ) -> int:
-    """Write YAML for live batches and adopt them into state."""
+    """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
     from batchplan.commands.importing import import_batches
 
     return import_batches(
-        projects, make_options(kw), echo, out=out, assume_priority=assume_priority, force=force
+        projects,
+        make_options(kw),
+        echo,
+        out=out,
+        assume_priority=assume_priority,
+        force=force,
+        paths=paths,
     )
 
 
@@ -316,12 +328,13 @@ def state_backend_for(kw: dict[str, Any]) -> StateBackend:
 
 
 @state.command("list")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 @state_options
-def state_list(**kw: Any) -> int:
+def state_list(output_format: str, **kw: Any) -> int:
     """List the batches in state."""
     from batchplan.commands.state import state_list as run
 
-    return run(state_backend_for(kw), echo)
+    return run(state_backend_for(kw), echo, output_format)
 
 
 @state.command("show")
@@ -356,14 +369,20 @@ def state_pull(**kw: Any) -> int:
 
 @state.command("push")
 @click.argument("path", type=click.Path())
-@click.option("--force", is_flag=True, help="Replace even another lineage or an older serial.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace even another lineage, an older serial or another endpoint's state.",
+)
 @state_options
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
     from batchplan.commands.state import state_push as run
+    from batchplan.context import open_endpoint
 
+    identity = open_endpoint(kw["endpoint"]).identity
     backend = state_backend_for(kw)
-    return run(backend, path, force, kw["lock_timeout"], echo)
+    return run(backend, path, force, kw["lock_timeout"], echo, endpoint=identity)
 
 
 @state.command("unlock")

@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from batchplan.errors import EXIT_OK, StateError, UsageError
+from batchplan.model import BatchRecord
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 
 
@@ -18,8 +20,26 @@ def _stored(backend: StateBackend) -> State:
     return state
 
 
-def state_list(backend: StateBackend, echo: Callable[[str], None]) -> int:
+def _record_json(record: BatchRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "project": record.project,
+        "priority": record.priority,
+        "calibration_batch": record.calibration_batch,
+        "self_label_batch": record.self_label_batch,
+        "updated_at": record.updated_at,
+    }
+
+
+def state_list(
+    backend: StateBackend, echo: Callable[[str], None], output_format: str = "text"
+) -> int:
+    """The managed batches as a table, or as JSON (``--format json``) for scripts."""
     state = backend.read()
+    if output_format == "json":
+        records = [] if state is None else [_record_json(r) for r in iter_sorted(state)]
+        echo(json.dumps({"state": backend.location, "batches": records}, ensure_ascii=False))
+        return EXIT_OK
     if state is None or not state.batches:
         echo(f"No batches in state {backend.location}.")
         return EXIT_OK
@@ -46,20 +66,7 @@ def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) ->
     record = state.batches.get(name)
     if record is None:
         raise StateError(f"batch {name!r} is not in state {backend.location}")
-    echo(
-        json.dumps(
-            {
-                "name": record.name,
-                "project": record.project,
-                "priority": record.priority,
-                "calibration_batch": record.calibration_batch,
-                "self_label_batch": record.self_label_batch,
-                "updated_at": record.updated_at,
-            },
-            indent=2,
-            ensure_ascii=False,
-        )
-    )
+    echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -74,8 +81,7 @@ def state_rm(
             raise StateError(
                 "not in state: " + ", ".join(repr(name) for name in missing) + "; nothing removed"
             )
-        new = state.merged(dict.fromkeys(names))
-        backend.write(replace(new, serial=state.serial + 1))
+        backend.write(state.successor(dict.fromkeys(names)))
     for name in names:
         echo(f"Removed {name} from state (the batch itself is not deleted).")
     return EXIT_OK
@@ -92,13 +98,24 @@ def state_push(
     force: bool,
     lock_timeout: float,
     echo: Callable[[str], None],
+    *,
+    endpoint: str,
 ) -> int:
-    """Replace the stored state with a file; refuse another lineage or an older serial."""
+    """Replace the stored state with a file; refuse another lineage, an older serial
+    or another endpoint's state (``endpoint`` is this run's endpoint identity)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read state {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read state {path}: not UTF-8 text ({exc})") from None
     pushed = loads(text, path)
+    if pushed.endpoint != endpoint and not force:
+        raise StateError(
+            f"{path} belongs to endpoint {pushed.endpoint}, but this run talks to {endpoint}: "
+            "every plan against it would refuse this state (pass the --endpoint it was made "
+            "for, or --force to push it anyway)"
+        )
     with backend.lock("state push", lock_timeout):
         stored = backend.read()
         if stored is not None and not force:

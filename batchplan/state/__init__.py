@@ -2,13 +2,15 @@
 
 The state is needed because the API never returns a batch's priority. It
 holds no secret: no API key, no callback (the API returns callbacks, and one
-may carry a token).
+may carry a token). Backends store and lock it (``store.StateStore`` over a
+backend's few primitives); this module is the document itself.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from batchplan.errors import StateError
-from batchplan.model import BatchRecord
+from batchplan.model import PRIORITY_MAX, PRIORITY_MIN, BatchRecord
 
 FORMAT_VERSION = 1
 
@@ -44,9 +46,13 @@ class State:
                 batches[name] = record
         return replace(self, batches=batches)
 
-    @property
-    def projects(self) -> frozenset[str]:
-        return frozenset(record.project for record in self.batches.values())
+    def successor(self, updates: Mapping[str, BatchRecord | None]) -> State:
+        """The next version: records replaced (``None`` drops one), serial + 1.
+
+        Every writer (apply's state writer, import, ``state rm``) makes the
+        state it writes this way, so the backend's serial check holds.
+        """
+        return replace(self.merged(updates), serial=self.serial + 1)
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
@@ -86,16 +92,93 @@ def dumps(state: State) -> str:
     return head + '  "batches": {\n' + ",\n".join(rows) + "\n  }\n}\n"
 
 
+# Control characters (C0, DEL, C1) in a name or project: never valid, and
+# they could disguise a line of terminal output.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_RECORD_FIELDS = frozenset(
+    {"name", "project", "priority", "calibration_batch", "self_label_batch", "updated_at"}
+)
+
+
 def _optional(value: Any, kind: type, where: str) -> Any:
     if value is None or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
         return value
-    raise StateError(f"{where}: expected {kind.__name__} or null, got {value!r}")
+    expected = {int: "an integer", bool: "true or false", str: "a string"}[kind]
+    raise StateError(f"{where}: expected {expected} or null, got {json.dumps(value)}")
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise StateError(f"{where}: expected a non-empty string, got {json.dumps(value)}")
+    if _CONTROL.search(value):
+        raise StateError(f"{where}: {value!r} holds a control character")
+    return value
+
+
+def _record(name: str, entry: Any, location: str) -> BatchRecord:
+    """One record, checked field by field; each error names the file, batch and field."""
+    where = f"{location}: batches[{json.dumps(name, ensure_ascii=False)}]"
+    if not isinstance(entry, dict):
+        raise StateError(f"{where}: expected an object, got {json.dumps(entry)}")
+    unknown = sorted(set(entry) - _RECORD_FIELDS)
+    if unknown:
+        raise StateError(
+            f"{where}: unknown field {unknown[0]!r} (a record holds "
+            + ", ".join(sorted(_RECORD_FIELDS - {"name"}))
+            + ")"
+        )
+    _text(name, f"{where} (the batch name)")
+    if name in (".", ".."):
+        raise StateError(f"{where}: {name!r} is not a batch name")
+    if "name" in entry and entry["name"] != name:
+        raise StateError(
+            f"{where}.name: {json.dumps(entry['name'])} does not match its key "
+            f"{json.dumps(name, ensure_ascii=False)}"
+        )
+    if "project" not in entry:
+        raise StateError(f"{where}: 'project' is missing")
+    priority = _optional(entry.get("priority"), int, f"{where}.priority")
+    if priority is not None and not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise StateError(
+            f"{where}.priority: {priority} is outside {PRIORITY_MIN} to {PRIORITY_MAX}"
+        )
+    return BatchRecord(
+        name=name,
+        project=_text(entry["project"], f"{where}.project"),
+        priority=priority,
+        calibration_batch=_optional(
+            entry.get("calibration_batch"), bool, f"{where}.calibration_batch"
+        ),
+        self_label_batch=_optional(
+            entry.get("self_label_batch"), bool, f"{where}.self_label_batch"
+        ),
+        updated_at=_optional(entry.get("updated_at"), str, f"{where}.updated_at"),
+    )
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice: json.loads would keep the last one silently."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise _DuplicateKey(key)
+        document[key] = value
+    return document
 
 
 def loads(text: str, location: str) -> State:
-    """Parse and check a state document; any damage is a ``StateError`` naming the place."""
+    """Parse and check a state document; any damage is a ``StateError`` naming the place.
+
+    Every record is checked (types, priority range, name), so a hand-edited
+    or foreign state is refused where it is read, not deep in a plan.
+    """
     try:
-        document = json.loads(text)
+        document = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise StateError(f"{location}: key {json.dumps(str(exc))} appears twice") from None
     except ValueError as exc:
         raise StateError(f"{location}: not valid JSON ({exc})") from None
     if not isinstance(document, dict):
@@ -119,23 +202,7 @@ def loads(text: str, location: str) -> State:
     raw = document.get("batches", {})
     if not isinstance(raw, dict):
         raise StateError(f"{location}: 'batches' must be an object")
-    batches = {}
-    for name, entry in raw.items():
-        where = f"{location}: batches[{name!r}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("project"), str):
-            raise StateError(f"{where}: expected an object with a 'project'")
-        batches[name] = BatchRecord(
-            name=name,
-            project=entry["project"],
-            priority=_optional(entry.get("priority"), int, f"{where}.priority"),
-            calibration_batch=_optional(
-                entry.get("calibration_batch"), bool, f"{where}.calibration_batch"
-            ),
-            self_label_batch=_optional(
-                entry.get("self_label_batch"), bool, f"{where}.self_label_batch"
-            ),
-            updated_at=_optional(entry.get("updated_at"), str, f"{where}.updated_at"),
-        )
+    batches = {name: _record(name, entry, location) for name, entry in raw.items()}
     return State(lineage=lineage, serial=serial, endpoint=endpoint, batches=batches)
 
 
@@ -185,7 +252,11 @@ class LockInfo:
 
 
 class StateBackend(Protocol):
-    """Where state lives. ``write`` must never lose a concurrent update."""
+    """Where state lives. ``write`` must never lose a concurrent update.
+
+    Both backends are a ``store.StateStore`` over their storage primitives;
+    commands depend on this protocol only, so tests can wrap a backend.
+    """
 
     location: str
 
@@ -208,5 +279,6 @@ class StateBackend(Protocol):
 
 
 def iter_sorted(state: State) -> Iterator[BatchRecord]:
+    """The records by name, the order every listing shows them in."""
     for name in sorted(state.batches):
         yield state.batches[name]

@@ -3,52 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-import getpass
+import errno
 import os
-import socket
 import tempfile
-import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-from batchplan.errors import LockError, StateError
-from batchplan.state import LockInfo, State, dumps, loads
-
-LOCK_POLL_SECONDS = 0.1
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def new_lock_info(operation: str) -> LockInfo:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    host = socket.gethostname()
-    return LockInfo(
-        id=str(uuid.uuid4()),
-        operation=operation,
-        who=f"{user}@{host}",
-        host=host,
-        pid=os.getpid(),
-        created=_now(),
-    )
-
-
-def process_gone(info: LockInfo) -> bool:
-    if info.host != socket.gethostname():
-        return False
-    try:
-        os.kill(info.pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+from batchplan.errors import StateError
+from batchplan.state.store import StateStore, Version, WriteConflict
 
 
 def _file_mode(path: Path) -> int:
@@ -61,74 +22,82 @@ def _file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def _fingerprint(path: Path) -> tuple[int, int, int]:
-    stat = path.stat()
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+def _reason(exc: OSError) -> str:
+    """``Permission denied``, not ``[Errno 13] Permission denied: 'x'``: the path is named once."""
+    return exc.strerror or str(exc)
 
 
-class LocalState:
-    """``path`` holds the state; ``path + '.lock'`` exists while a run holds it."""
+def _make_folder(path: Path) -> None:
+    """Create the folder ``path`` lives in; a file in its way is ENOTDIR, as ``open`` says."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR)) from None
+
+
+class LocalFiles:
+    """The storage primitives on a local disk: ``path`` and ``path + '.lock'``.
+
+    A file's version is its (inode, size, mtime): every write renames a new
+    file into place, so a write by anyone else changes it. The check and
+    the rename are not one atomic step; what keeps two local writers apart
+    is the lock file, which every writer (apply, import, ``state rm``,
+    ``state push``) holds first. The check still catches a writer that
+    bypassed the lock, short of a write landing in between the two steps.
+    """
+
+    lock_poll_seconds = 0.1
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.location = str(self.path)
-        self._written: tuple[tuple[int, int, int], str, int] | None = None
+        self.lock_location = str(self.lock_path)
 
-    def read(self) -> State | None:
+    def _version(self, path: Path, what: str) -> Version:
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StateError(f"{self.path}: cannot read state: {exc}") from None
-        return loads(text, str(self.path))
-
-    def write(self, state: State, *, force: bool = False) -> None:
-        """Check lineage and serial against the file, then replace it atomically.
-
-        The check and the replace are not one atomic step: every writer
-        (apply, import, ``state rm``, ``state push``) holds the lock file
-        first, which is what keeps two local writers apart. A file that is
-        still the one this object wrote last (same inode, size and mtime) is
-        not parsed again: apply writes often, and the state can be large.
-        """
-        if not force:
-            stored = self._stored_version()
-            if stored is not None and (stored[0] != state.lineage or stored[1] >= state.serial):
-                raise StateError(
-                    f"{self.path}: changed by someone else while this run held it "
-                    f"(found lineage {stored[0]} serial {stored[1]}, "
-                    f"writing serial {state.serial})"
-                )
-        self._replace(dumps(state))
-        try:
-            self._written = (_fingerprint(self.path), state.lineage, state.serial)
-        except OSError:
-            self._written = None
-
-    def _stored_version(self) -> tuple[str, int] | None:
-        try:
-            fingerprint = _fingerprint(self.path)
+            stat = path.stat()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot read state: {exc}") from None
-        if self._written is not None and self._written[0] == fingerprint:
-            return self._written[1], self._written[2]
-        stored = self.read()
-        return None if stored is None else (stored.lineage, stored.serial)
+            raise StateError(f"cannot read {what} {path}: {_reason(exc)}") from None
+        return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def _replace(self, text: str) -> None:
-        """Write a temp file beside the state, fsync it, then rename over the state."""
+    def _read(self, path: Path, what: str) -> tuple[bytes | None, Version]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                return handle.read(), (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            raise StateError(f"cannot read {what} {path}: {_reason(exc)}") from None
+
+    def read(self) -> tuple[bytes | None, Version]:
+        return self._read(self.path, "state")
+
+    def write_if(self, data: bytes, expected: Version) -> Version:
+        found = self._version(self.path, "state")
+        if found != expected:
+            raise WriteConflict(
+                "the file was replaced" if found is not None else "the file was deleted"
+            )
+        self._replace(data)
+        return self._version(self.path, "state")
+
+    def _replace(self, data: bytes) -> None:
+        """Write a temp file beside the state, fsync it, then rename over the state.
+
+        A crash leaves the old state or the new one, never half of one.
+        """
+        try:
+            _make_folder(self.path)
             fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
             try:
                 # mkstemp makes the file 0600; keep the mode a plain create would give.
                 os.fchmod(fd, _file_mode(self.path))
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, self.path)
@@ -142,65 +111,51 @@ class LocalState:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StateError(f"{self.path}: cannot write state: {exc}") from None
+            raise StateError(f"cannot write state {self.path}: {_reason(exc)}") from None
 
-    def _holder(self) -> LockInfo | None:
-        try:
-            return LockInfo.from_json(self.lock_path.read_text(encoding="utf-8"))
-        except OSError:
-            return None
-
-    @contextlib.contextmanager
-    def lock(self, operation: str, timeout: float) -> Iterator[LockInfo]:
-        info = new_lock_info(operation)
-        deadline = time.monotonic() + timeout
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    def create_lock(self, data: bytes) -> bool:
         # The lock is written in full to a temp file, then hard-linked into
         # place: link() fails if the lock exists, and a reader never sees a
         # lock file that is still empty.
-        fd, tmp = tempfile.mkstemp(prefix=self.lock_path.name + ".", dir=self.lock_path.parent)
+        try:
+            _make_folder(self.lock_path)
+            fd, tmp = tempfile.mkstemp(prefix=self.lock_path.name + ".", dir=self.lock_path.parent)
+        except OSError as exc:
+            raise StateError(f"cannot create lock {self.lock_path}: {_reason(exc)}") from None
         try:
             os.fchmod(fd, _file_mode(self.lock_path))
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(info.to_json())
-            while True:
-                try:
-                    os.link(tmp, self.lock_path)
-                    break
-                except FileExistsError:
-                    if time.monotonic() >= deadline:
-                        raise LockError(self._refusal()) from None
-                    time.sleep(LOCK_POLL_SECONDS)
-                except OSError as exc:
-                    raise StateError(f"{self.lock_path}: cannot create lock: {exc}") from None
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.link(tmp, self.lock_path)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise StateError(f"cannot create lock {self.lock_path}: {_reason(exc)}") from None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+        return True
+
+    def read_lock(self) -> tuple[bytes | None, Version]:
+        return self._read(self.lock_path, "lock")
+
+    def delete_lock(self, expected: Version) -> bool:
+        if self._version(self.lock_path, "lock") != expected:
+            return False
         try:
-            yield info
-        finally:
-            holder = self._holder()
-            if holder is not None and holder.id == info.id:
-                with contextlib.suppress(FileNotFoundError):
-                    self.lock_path.unlink()
-
-    def _refusal(self) -> str:
-        holder = self._holder()
-        if holder is None:
-            return f"{self.lock_path}: state is locked (lock file unreadable)"
-        message = f"state {self.path} is locked: {holder.describe()}"
-        if process_gone(holder):
-            message += "; that process is no longer running"
-        return message + f". If no run holds it, `batchplan state unlock {holder.id}` breaks it."
-
-    def unlock(self, lock_id: str) -> LockInfo:
-        holder = self._holder()
-        if holder is None:
-            if self.lock_path.exists():
-                raise LockError(f"{self.lock_path}: lock file unreadable; remove it by hand")
-            raise LockError(f"state {self.path} is not locked")
-        if holder.id != lock_id:
-            raise LockError(f"state {self.path} is held by lock {holder.id}, not {lock_id}")
-        with contextlib.suppress(FileNotFoundError):
             self.lock_path.unlink()
-        return holder
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateError(f"cannot remove lock {self.lock_path}: {_reason(exc)}") from None
+        return True
+
+
+class LocalState(StateStore):
+    """``path`` holds the state; ``path + '.lock'`` exists while a run holds it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.files = LocalFiles(path)
+        super().__init__(self.files)
+        self.path = self.files.path
+        self.lock_path = self.files.lock_path

@@ -4,13 +4,12 @@ Records arrive from apply's workers at any rate; a single thread writes them.
 While one write is in flight, the records that arrive meanwhile are merged,
 and go out together in the next write. So a crash loses at most the records
 of the write that was in flight, and the next plan's ``adopt`` rows recover
-those (DESIGN.md section 4).
+those.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 
 from batchplan.errors import StateError
 from batchplan.model import BatchRecord
@@ -18,6 +17,8 @@ from batchplan.state import State, StateBackend
 
 
 class StateWriter:
+    """Writes records to the backend as they arrive, from one thread, merging bursts."""
+
     def __init__(self, backend: StateBackend, state: State) -> None:
         self._backend = backend
         self._state = state
@@ -61,7 +62,7 @@ class StateWriter:
                 updates, self._pending = self._pending, {}
                 base = self._state
                 self._writing = True
-            new = replace(base.merged(updates), serial=base.serial + 1)
+            new = base.successor(updates)
             try:
                 self._backend.write(new)
             except Exception as exc:
@@ -70,7 +71,7 @@ class StateWriter:
                 error = (
                     exc
                     if isinstance(exc, StateError)
-                    else StateError(f"{self._backend.location}: cannot write state: {exc}")
+                    else StateError(f"cannot write state {self._backend.location}: {exc}")
                 )
                 with self._cond:
                     self.error = error
@@ -103,5 +104,6 @@ class StateWriter:
 
     @property
     def unwritten(self) -> int:
+        """Records not yet written (kept after a failed write, so none is silently lost)."""
         with self._cond:
             return len(self._pending)
