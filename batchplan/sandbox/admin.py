@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from batchplan.sandbox.messages import ApiError, Reply, Request, describe, ok
+from batchplan.sandbox.messages import ErrorReply, Reply, Request, describe, ok
 from batchplan.sandbox.routing import PLACEHOLDER, Route
 from batchplan.sandbox.store import STATUSES
 
@@ -54,15 +54,15 @@ def seed(app: SandboxApp, request: Request, args: tuple[str, ...]) -> Reply:
     count, status = body.get("count"), body.get("status", "staging")
     callback = body.get("callback")
     if not isinstance(project, str) or not project:
-        raise ApiError(400, f"project must be a non-empty string, not {describe(project)}")
+        raise ErrorReply(400, f"project must be a non-empty string, not {describe(project)}")
     if not isinstance(prefix, str):
-        raise ApiError(400, f"prefix must be a string, not {describe(prefix)}")
+        raise ErrorReply(400, f"prefix must be a string, not {describe(prefix)}")
     if type(count) is not int or count < 0:
-        raise ApiError(400, f"count must be an integer >= 0, not {describe(count)}")
+        raise ErrorReply(400, f"count must be an integer >= 0, not {describe(count)}")
     if status not in STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        raise ErrorReply(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     if callback is not None and not isinstance(callback, str):
-        raise ApiError(400, f"callback must be a string, not {describe(callback)}")
+        raise ErrorReply(400, f"callback must be a string, not {describe(callback)}")
     created = app.store.seed(project, prefix, count, status=status, callback=callback)
     return ok({"created": created}, committed=True)
 
@@ -78,7 +78,7 @@ def configure_faults(app: SandboxApp, request: Request, args: tuple[str, ...]) -
     try:
         app.faults.configure(changes)
     except ValueError as error:
-        raise ApiError(400, str(error)) from error
+        raise ErrorReply(400, str(error)) from error
     return ok(app.faults.settings())
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import signal
 import socket
 import socketserver
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,13 +21,20 @@ from typing import Any
 from batchplan.errors import BatchplanError
 from batchplan.sandbox.app import SandboxApp
 from batchplan.sandbox.faults import Faults
-from batchplan.sandbox.messages import ApiError, Reply
+from batchplan.sandbox.messages import ErrorReply, Reply
 from batchplan.sandbox.options import SandboxOptions
 from batchplan.sandbox.store import Store
 
 MAX_BODY = 16 * 1024 * 1024
 MAX_LINE = 65536
-MAX_HEADERS = 100
+# A client that announced a body gets this long to send it; an idle
+# kept-alive connection may wait for its next request indefinitely.
+BODY_TIMEOUT = 30.0
+
+_log = logging.getLogger("batchplan.sandbox")
+
+# A client hanging up mid-request is normal (load tests, Ctrl-C): not worth a line.
+_HANG_UPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 
 
 class SandboxError(BatchplanError):
@@ -33,6 +42,8 @@ class SandboxError(BatchplanError):
 
 
 class _BadBody(Exception):
+    """The request body cannot be read as framed; the answer closes the connection."""
+
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
@@ -71,11 +82,16 @@ class _HTTPServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-request is normal under load tests; stay quiet.
-        pass
+        """Log what escaped a connection's thread, except a client hanging up."""
+        error = sys.exc_info()[1]
+        if isinstance(error, _HANG_UPS):
+            return
+        _log.error("sandbox connection from %s failed", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """The stdlib's HTTP/1.1 parsing and keep-alive; every method goes to ``SandboxApp``."""
+
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: _HTTPServer
@@ -93,115 +109,121 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request."""
 
-    def handle_one_request(self) -> None:
-        """Read one request and answer it.
-
-        Replaces the stdlib's parsing, which builds an ``email.message`` per
-        request and costs more than the whole answer here.
-        """
+    def _answer(self) -> None:
         try:
-            line = self.rfile.readline(MAX_LINE + 1)
-            if not line:
-                self.close_connection = True
-                return
-            if len(line) > MAX_LINE:
-                self.send_error(414)
-                return
-            parts = line.decode("latin-1").split()
-            if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-                self.send_error(400, f"malformed request line: {line[:80]!r}")
-                return
-            self.command, self.path, self.request_version = parts
-            headers = self._read_headers()
-            if headers is None:
-                return
-            connection = headers.get("connection", "").lower()
-            # HTTP/1.0 keep-alive is not worth supporting: answer, then close.
-            self.close_connection = (
-                connection == "close" or self.request_version == "HTTP/1.0" or parts[0] == "HEAD"
-            )
-            if headers.get("expect", "").lower() == "100-continue":
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            self._respond(headers)
-        except TimeoutError:
+            reply = self._reply()
+        except Exception as error:
+            # A sandbox bug: logged with its traceback, answered in the API's
+            # format; the connection closes, as its state is unknown.
+            _log.error("sandbox failed on %s %s", self.command, self.path, exc_info=True)
             self.close_connection = True
-
-    def _read_headers(self) -> dict[str, str] | None:
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADERS):
-            line = self.rfile.readline(MAX_LINE + 1)
-            if line in (b"\r\n", b"\n", b""):
-                return headers
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon or len(line) > MAX_LINE:
-                self.send_error(400, "malformed header line")
-                return None
-            headers[name.strip().lower()] = value.strip()
-        self.send_error(431)
-        return None
-
-    def _respond(self, headers: dict[str, str]) -> None:
-        try:
-            body = self._read_body(headers)
-        except _BadBody as error:
-            self.close_connection = True
-            self._write(ApiError(error.status, str(error)).reply())
-            return
-        reply = self.server.app.answer(self.command, self.path, headers.get("authorization"), body)
+            reply = ErrorReply(
+                500, f"internal sandbox error: {type(error).__name__}: {error}"
+            ).reply()
         self._write(reply)
 
-    def _read_body(self, headers: dict[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            return self._read_chunked()
-        length = headers.get("content-length")
+    def _reply(self) -> Reply:
+        try:
+            body = self._read_body()
+        except _BadBody as error:
+            # Where the next request would start is unknown: answer, then close.
+            self.close_connection = True
+            return ErrorReply(error.status, str(error)).reply()
+        return self.server.app.answer(
+            self.command, self.path, self.headers.get("Authorization"), body
+        )
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+    def _read_body(self) -> bytes:
+        encoding = self.headers.get("Transfer-Encoding")
+        length = self.headers.get("Content-Length")
+        if encoding is not None:
+            if encoding.strip().lower() != "chunked":
+                raise _BadBody(501, f"unsupported Transfer-Encoding: {encoding!r}")
+            if length is not None:
+                # Both framings at once is how requests are smuggled: answer, then close.
+                self.close_connection = True
+            return self._timed(self._read_chunked)
         if length is None:
             return b""
-        try:
-            size = int(length)
-        except ValueError:
-            raise _BadBody(400, f"Content-Length is not a number: {length!r}") from None
-        if size < 0:
-            raise _BadBody(400, "Content-Length is negative")
+        if not length.strip().isdigit():
+            raise _BadBody(400, f"Content-Length is not a number: {length!r}")
+        size = int(length)
         if size > MAX_BODY:
             raise _BadBody(413, f"request body over {MAX_BODY} bytes")
-        return self.rfile.read(size)
+        body = self._timed(lambda: self.rfile.read(size))
+        if len(body) < size:
+            raise _BadBody(400, f"request body ended after {len(body)} of {size} bytes")
+        return body
+
+    def _timed(self, read: Callable[[], bytes]) -> bytes:
+        self.connection.settimeout(BODY_TIMEOUT)
+        try:
+            return read()
+        except TimeoutError:
+            raise _BadBody(408, f"request body not received within {BODY_TIMEOUT:g} s") from None
+        finally:
+            self.connection.settimeout(self.timeout)
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            line = self.rfile.readline(65537)
-            try:
-                size = int(line.split(b";")[0].strip(), 16)
-            except ValueError:
-                raise _BadBody(400, "malformed chunked body") from None
+            line = self.rfile.readline(MAX_LINE + 1)
+            size_text = line.split(b";")[0].strip()
+            if not line.endswith(b"\n") or not _is_hex(size_text):
+                raise _BadBody(400, f"malformed chunked body: bad chunk size line {line[:40]!r}")
+            size = int(size_text, 16)
             if size == 0:
-                while self.rfile.readline(65537).strip():
-                    pass  # trailers, ignored
-                return b"".join(chunks)
+                return self._end_chunked(chunks)
             total += size
             if total > MAX_BODY:
                 raise _BadBody(413, f"request body over {MAX_BODY} bytes")
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(3)
+            chunk = self.rfile.read(size)
+            if len(chunk) < size:
+                raise _BadBody(
+                    400, f"malformed chunked body: chunk ended after {len(chunk)} of {size} bytes"
+                )
+            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BadBody(400, "malformed chunked body: chunk data not followed by CRLF")
+            chunks.append(chunk)
+
+    def _end_chunked(self, chunks: list[bytes]) -> bytes:
+        """Skip the trailer section, which ends with an empty line."""
+        for _ in range(100):
+            line = self.rfile.readline(MAX_LINE + 1)
+            if not line.endswith(b"\n"):
+                raise _BadBody(400, "malformed chunked body: trailer section not terminated")
+            if line in (b"\r\n", b"\n"):
+                return b"".join(chunks)
+        raise _BadBody(431, "too many trailer fields")
 
     def _write(self, reply: Reply) -> None:
         payload = reply.encode()
         lines = [
             f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}",
+            "Server: batchplan-sandbox",
+            f"Date: {self.date_time_string()}",
             "Content-Type: application/json",
             f"Content-Length: {len(payload)}",
             *(f"{name}: {value}" for name, value in reply.headers),
         ]
         if self.close_connection:
             lines.append("Connection: close")
-        # One write per answer: with Nagle off, two writes would be two packets.
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # An answer to HEAD has the headers GET would get and no body. One
+        # write per answer: with Nagle off, two writes would be two packets.
+        self.wfile.write(head if getattr(self, "command", None) == "HEAD" else head + payload)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Malformed requests get the API's JSON error body too, then the connection closes."""
+        """The stdlib's parse errors (bad request line, too many headers) as JSON errors."""
         self.close_connection = True
-        self._write(ApiError(code, message or HTTPStatus(code).phrase).reply())
+        self._write(ErrorReply(int(code), message or HTTPStatus(code).phrase).reply())
+
+
+def _is_hex(text: bytes) -> bool:
+    return bool(text) and all(c in b"0123456789abcdefABCDEF" for c in text)
 
 
 class SandboxServer:
