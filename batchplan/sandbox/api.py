@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchplan.model import PRIORITY_MAX, PRIORITY_MIN, STATUSES
 from batchplan.sandbox.messages import ErrorReply, Reply, Request, describe, ok
 from batchplan.sandbox.routing import PLACEHOLDER, Route
-from batchplan.sandbox.store import STATUSES, BatchQuery, NewBatch, Store, format_time
+from batchplan.sandbox.store import BatchQuery, NewBatch, Store, format_time
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _TRUE = ("true", "1")
@@ -76,9 +77,18 @@ def get_batch(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
 
 def batch_status(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
     """``GET /batches/{name}/status``: the reference's and the official client's counters."""
-    status = store.batch(args[0])["status"]
-    counters = ("tasks_pending", "tasks_completed", "pending", "completed", "error", "canceled")
-    return ok({"status": status, **dict.fromkeys(counters, 0)})
+    return ok(status_body(store, args[0]))
+
+
+def status_body(store: Store, name: str) -> dict[str, Any]:
+    """The status answer: the reference names two counts, the official client reads four."""
+    status, counts = store.task_counts(name)
+    return {
+        "status": status,
+        "tasks_pending": counts["pending"],
+        "tasks_completed": counts["completed"],
+        **counts,
+    }
 
 
 def finalize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
@@ -88,12 +98,14 @@ def finalize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
 
 
 def prioritize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
-    """``POST /batches/{name}/prioritize`` with ``{"priority": 10..30}``."""
+    """``POST /batches/{name}/prioritize`` with ``{"priority": N}``, N from 10 to 30."""
     priority = request.json_object().get("priority")
     # bool is an int subclass in Python, but true is not a priority.
-    if type(priority) is not int or not 10 <= priority <= 30:
+    if type(priority) is not int or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
         shown = describe(priority) if type(priority) is not int else priority
-        raise ErrorReply(400, f"priority must be an integer from 10 to 30, not {shown}")
+        raise ErrorReply(
+            400, f"priority must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX}, not {shown}"
+        )
     store.prioritize(args[0], priority)
     return ok({"result": "success"}, committed=True)
 
