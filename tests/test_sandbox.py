@@ -749,6 +749,7 @@ def test_faults_can_be_changed_while_running(sandbox_factory: SandboxFactory) ->
         "latency_ms": 0.0,
         "fault_rate": 1.0,
         "rate_limit": None,
+        "burst": None,
         "fault_reads": True,
     }
     assert all(s in (500, 503) for s in run_creates(sandbox, 10))
@@ -770,6 +771,44 @@ def test_faults_can_spare_reads(sandbox_factory: SandboxFactory) -> None:
     assert all(s in (500, 503) for s in run_creates(sandbox, 10))
     bad = requests.post(f"{admin(sandbox)}/faults", json={"fault_reads": 1}, timeout=10)
     assert_error(bad, 400, "fault_reads")
+
+
+def get_batches(sandbox: SandboxServer, count: int) -> list[int]:
+    with requests.Session() as session:
+        return [session.get(f"{sandbox.url}/batches", timeout=10).status_code for _ in range(count)]
+
+
+def test_burst_sets_how_many_requests_pass_at_once(sandbox_factory: SandboxFactory) -> None:
+    # One token a minute: after the burst nothing refills within the test.
+    sandbox = sandbox_factory(rate_limit=1 / 60, burst=3)
+    assert get_batches(sandbox, 10) == [200] * 3 + [429] * 7
+    answer = call(sandbox, "GET", "/batches")
+    assert_error(answer, 429, "bursts of up to 3")
+    assert answer.headers["Retry-After"] == "1"
+
+
+def test_rate_limit_and_burst_can_be_changed_while_running(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    sandbox = sandbox_factory()
+    faults = f"{admin(sandbox)}/faults"
+    settings = requests.post(faults, json={"rate_limit": 1 / 60, "burst": 2}, timeout=10).json()
+    assert (settings["rate_limit"], settings["burst"]) == (1 / 60, 2)
+    assert get_batches(sandbox, 5) == [200, 200, 429, 429, 429]
+    # A new burst starts a new, full bucket; the rate is kept.
+    settings = requests.post(faults, json={"burst": 4}, timeout=10).json()
+    assert (settings["rate_limit"], settings["burst"]) == (1 / 60, 4)
+    assert get_batches(sandbox, 6) == [200] * 4 + [429] * 2
+    # Without a burst of its own, the bucket holds one second's worth of the rate.
+    settings = requests.post(faults, json={"rate_limit": 0.01, "burst": None}, timeout=10).json()
+    assert settings["burst"] == 1
+    assert get_batches(sandbox, 3) == [200, 429, 429]
+    requests.post(faults, json={"rate_limit": None}, timeout=10).raise_for_status()
+    assert get_batches(sandbox, 20) == [200] * 20
+    for bad in (0, 1.5, True, "2"):
+        assert_error(requests.post(faults, json={"burst": bad}, timeout=10), 400, "burst")
+    for bad in (0, -1, "fast"):
+        assert_error(requests.post(faults, json={"rate_limit": bad}, timeout=10), 400, "rate")
 
 
 def test_rate_limit_answers_429_with_retry_after(sandbox_factory: SandboxFactory) -> None:

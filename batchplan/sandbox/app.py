@@ -55,12 +55,9 @@ class SandboxApp:
         self.faults.delay()
         try:
             self._authenticate(request)
-            if not self.faults.admit():
-                raise ErrorReply(
-                    429,
-                    f"too many requests: the sandbox allows {self.faults.rate_limit:g} a second",
-                    (("Retry-After", "1"),),
-                )
+            refusal = self.faults.refuse()
+            if refusal is not None:
+                raise ErrorReply(429, refusal, (("Retry-After", "1"),))
             fault = self.faults.draw(request.method == "POST") if resolved.matched else None
             if fault is not None and not fault.after_commit:
                 raise ErrorReply(fault.status, _FAULT_MESSAGES[fault.status])

@@ -252,7 +252,11 @@ class SandboxServer:
                     f"cannot open the sandbox database {options.db_path}: {error}"
                 ) from error
             faults = Faults(
-                options.latency_ms, options.fault_rate, options.rate_limit, options.seed
+                options.latency_ms,
+                options.fault_rate,
+                options.rate_limit,
+                options.seed,
+                options.burst,
             )
             try:
                 httpd = _HTTPServer(
