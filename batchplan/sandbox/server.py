@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             self.server.track(self.connection, alive=False)
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, *args: Any) -> None:
         """Quiet: no line per request."""
 
     def _answer(self) -> None:
@@ -216,7 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
         # write per answer: with Nagle off, two writes would be two packets.
         self.wfile.write(head if getattr(self, "command", None) == "HEAD" else head + payload)
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+    def send_error(
+        self, code: int, message: str | None = None, _explain: str | None = None
+    ) -> None:
         """The stdlib's parse errors (bad request line, too many headers) as JSON errors."""
         self.close_connection = True
         self._write(ErrorReply(int(code), message or HTTPStatus(code).phrase).reply())
@@ -299,11 +301,6 @@ class SandboxServer:
         self.stop()
 
     @property
-    def running(self) -> bool:
-        """Whether the server is listening."""
-        return self._httpd is not None
-
-    @property
     def url(self) -> str:
         """The API base URL, ``/v1`` included, e.g. ``http://127.0.0.1:54321/v1``."""
         if self._httpd is None:
@@ -346,7 +343,7 @@ def serve(options: SandboxOptions, echo: Callable[[str], None]) -> int:
         return 1
     stopping: list[int] = []
 
-    def on_signal(number: int, frame: FrameType | None) -> None:
+    def on_signal(number: int, _frame: FrameType | None) -> None:
         stopping.append(number)
 
     in_main_thread = threading.current_thread() is threading.main_thread()
