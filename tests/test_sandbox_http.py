@@ -182,3 +182,61 @@ def test_a_failure_while_answering_is_logged_not_hidden(
         record.exc_info is not None and isinstance(record.exc_info[1], ValueError)
         for record in caplog.records
     ), caplog.records
+
+
+def test_a_request_cut_off_in_its_head_is_never_run(sandbox: SandboxServer) -> None:
+    cut = b"POST /v1/batches HTTP/1.1\r\nHost: s\r\nContent-Length: 0\r\n"
+    assert exchange(sandbox, cut) == b""
+    assert exchange(sandbox, b"GET /v1/batches HTT") == b""
+    assert batches(sandbox) == 0
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "words"),
+    [
+        (b"GET /v1/batches HTTP/2.0\r\n\r\n", 505, b"HTTP/1.1"),
+        (b"GET /v1/batches HTTX/1.1\r\n\r\n", 400, b"malformed request line"),
+        (b"GET /v1/batches HTTP/1.1\r\nHost: s\r\n folded\r\n\r\n", 400, b"folding"),
+        (b"GET /v1/batches HTTP/1.1\r\nHost : s\r\n\r\n", 400, b"malformed header line"),
+        (b"GET /v1/batches HTTP/1.1\r\nExpect: magic\r\n\r\n", 417, b"Expect"),
+        (b"GET /v1/batches HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n", 431, b"header fields"),
+        (b"GET /v1/batches HTTP/1.1\r\nX-A: " + b"a" * 70000 + b"\r\n\r\n", 431, b"header line"),
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, b"request line"),
+    ],
+)
+def test_malformed_heads_get_json_errors(
+    sandbox: SandboxServer, head: bytes, status: int, words: bytes
+) -> None:
+    answer = exchange(sandbox, head)
+    first, _, body = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 %d" % status), answer[:200]
+    assert b"Connection: close" in first
+    assert b'"status_code":%d' % status in body and words in body
+
+
+def test_two_different_content_lengths_are_refused(sandbox: SandboxServer) -> None:
+    request = post(f"Content-Length: {len(CREATE)}\r\nContent-Length: 5\r\n", CREATE)
+    answer = exchange(sandbox, request)
+    assert answer.startswith(b"HTTP/1.1 400") and b"Content-Length" in answer
+    assert batches(sandbox) == 0
+    # The same value twice is one length.
+    twice = f"Content-Length: {len(CREATE)}\r\nContent-Length: {len(CREATE)}\r\n"
+    assert exchange(sandbox, post(twice, CREATE)).startswith(b"HTTP/1.1 200")
+
+
+def test_expect_100_continue_gets_its_interim_answer_before_the_body(
+    sandbox: SandboxServer,
+) -> None:
+    url = urlsplit(sandbox.url)
+    head = post(f"Content-Length: {len(CREATE)}\r\nExpect: 100-continue\r\n", b"")
+    with socket.create_connection((url.hostname or "", url.port or 0), timeout=10) as raw:
+        raw.sendall(head)
+        assert raw.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        raw.sendall(CREATE)
+        assert raw.recv(65536).startswith(b"HTTP/1.1 200")
+    assert batches(sandbox) == 1
+
+
+def test_an_empty_line_before_a_request_is_ignored(sandbox: SandboxServer) -> None:
+    answer = exchange(sandbox, b"\r\nGET /v1/batches HTTP/1.1\r\nConnection: close\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200")
