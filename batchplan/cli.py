@@ -401,14 +401,56 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8020, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--db", "db_path", default=".batchplan/sandbox.db", show_default=True)
-@click.option("--api-key", default=None, envvar="SANDBOX_API_KEY", help="Require this key.")
-@click.option("--latency-ms", default=0.0, type=click.FloatRange(min=0))
-@click.option("--fault-rate", default=0.0, type=click.FloatRange(0, 1))
-@click.option("--rate-limit", default=None, type=click.FloatRange(min=0, min_open=True))
-@click.option("--seed", default=None, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8020,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to listen on; 0 picks a free one (read it from the line printed).",
+)
+@click.option(
+    "--db",
+    "db_path",
+    default=".batchplan/sandbox.db",
+    show_default=True,
+    help="SQLite file holding the data; it survives restarts.",
+)
+@click.option(
+    "--api-key",
+    default=None,
+    envvar=["BATCHPLAN_SANDBOX_API_KEY", "SANDBOX_API_KEY"],
+    help="Require this API key (HTTP Basic user name); without it any key is accepted. "
+    "Prefer the environment variable BATCHPLAN_SANDBOX_API_KEY: a flag shows in `ps`.",
+)
+@click.option(
+    "--latency-ms",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Wait this many milliseconds before answering every /v1 request.",
+)
+@click.option(
+    "--fault-rate",
+    default=0.0,
+    type=click.FloatRange(0, 1),
+    help="Answer this fraction of /v1 requests 500 or 503 (half of failed POSTs after committing).",
+)
+@click.option(
+    "--rate-limit",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="R",
+    help="Allow R /v1 requests a second (a token bucket); others get 429 with Retry-After: 1.",
+)
+@click.option(
+    "--burst",
+    default=None,
+    type=click.IntRange(min=1),
+    metavar="B",
+    help="With --rate-limit: how many requests may come at once (the bucket's size). "
+    "[default: R rounded up, one second's worth]",
+)
+@click.option("--seed", default=None, type=int, help="Make the fault draws reproducible.")
 @click.option(
     "--strict-projects", is_flag=True, help="Only projects created with POST /projects exist."
 )
@@ -420,12 +462,15 @@ def sandbox_serve(
     latency_ms: float,
     fault_rate: float,
     rate_limit: float | None,
+    burst: int | None,
     seed: int | None,
     strict_projects: bool,
 ) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
     from batchplan.sandbox import SandboxOptions, serve
 
+    if burst is not None and rate_limit is None:
+        raise click.UsageError("--burst needs --rate-limit")
     options = SandboxOptions(
         host=host,
         port=port,
@@ -434,6 +479,7 @@ def sandbox_serve(
         latency_ms=latency_ms,
         fault_rate=fault_rate,
         rate_limit=rate_limit,
+        burst=burst,
         seed=seed,
         strict_projects=strict_projects,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import re
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -177,6 +178,97 @@ def test_status_has_the_reference_and_client_counters(sandbox: SandboxServer) ->
     }
 
 
+def set_tasks(sandbox: SandboxServer, name: str, body: Any) -> requests.Response:
+    return requests.post(f"{admin(sandbox)}/batches/{path(name)}/tasks", json=body, timeout=10)
+
+
+def test_task_counts_set_through_the_test_endpoint_show_in_status(
+    sandbox: SandboxServer,
+) -> None:
+    create(sandbox, "b 1")
+    answer = set_tasks(sandbox, "b 1", {"pending": 7, "completed": 3})
+    assert answer.status_code == 200, answer.text
+    expected = {
+        "status": "staging",
+        "tasks_pending": 7,
+        "tasks_completed": 3,
+        "pending": 7,
+        "completed": 3,
+        "error": 0,
+        "canceled": 0,
+    }
+    assert answer.json() == expected
+    assert call(sandbox, "GET", f"/batches/{path('b 1')}/status").json() == expected
+    # Counts not given are kept.
+    set_tasks(sandbox, "b 1", {"error": 1, "canceled": 2, "pending": 4}).raise_for_status()
+    status = call(sandbox, "GET", f"/batches/{path('b 1')}/status").json()
+    assert (status["tasks_pending"], status["tasks_completed"]) == (4, 3)
+    assert (status["pending"], status["completed"], status["error"], status["canceled"]) == (
+        4,
+        3,
+        1,
+        2,
+    )
+    assert [(e["kind"], e["detail"]) for e in events(sandbox)][-2:] == [
+        ("tasks", {"pending": 7, "completed": 3}),
+        ("tasks", {"error": 1, "canceled": 2, "pending": 4}),
+    ]
+    # The status follows the batch; the counts stay.
+    call(sandbox, "POST", f"/batches/{path('b 1')}/finalize").raise_for_status()
+    status = call(sandbox, "GET", f"/batches/{path('b 1')}/status").json()
+    assert (status["status"], status["tasks_pending"]) == ("in_progress", 4)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({}, ("pending, completed, error, canceled",)),
+        ({"pending": 1, "done": 2}, ("unknown: done",)),
+        ({"pending": -1}, ("pending", ">= 0", "-1")),
+        ({"completed": 1.5}, ("completed", "a number")),
+        ({"pending": True}, ("pending", "a boolean")),
+        ([1], ("JSON object",)),
+    ],
+)
+def test_bad_task_counts_are_400_and_change_nothing(
+    sandbox: SandboxServer, body: Any, words: tuple[str, ...]
+) -> None:
+    create(sandbox, "b1")
+    assert_error(set_tasks(sandbox, "b1", body), 400, *words)
+    status = call(sandbox, "GET", "/batches/b1/status").json()
+    assert status["tasks_pending"] == status["tasks_completed"] == 0
+
+
+def test_task_counts_of_a_missing_batch_are_404(sandbox: SandboxServer) -> None:
+    assert_error(set_tasks(sandbox, "ghost", {"pending": 1}), 404, "ghost")
+
+
+def test_a_database_from_before_task_counts_is_brought_up_to_date(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as old:
+        # The batches table as sandboxes without task counts wrote it.
+        old.executescript(
+            """
+            CREATE TABLE batches (
+                id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, project TEXT NOT NULL,
+                callback TEXT NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,
+                completed_at TEXT, metadata TEXT NOT NULL, priority INTEGER,
+                calibration_batch INTEGER NOT NULL, self_label_batch INTEGER NOT NULL
+            );
+            INSERT INTO batches VALUES
+                (1, 'old', 'p', '', 'in_progress', '2026-01-01T00:00:00.000Z', NULL, '{}',
+                 20, 0, 0);
+            """
+        )
+    old.close()
+    with SandboxServer(SandboxOptions(db_path=str(db))) as sandbox:
+        status = call(sandbox, "GET", "/batches/old/status").json()
+        assert (status["status"], status["tasks_pending"]) == ("in_progress", 0)
+        set_tasks(sandbox, "old", {"pending": 2}).raise_for_status()
+        assert call(sandbox, "GET", "/batches/old/status").json()["pending"] == 2
+        assert record(sandbox, "old")["priority"] == 20
+
+
 # -- finalize, prioritize, metadata, complete ---------------------------------
 
 
@@ -243,6 +335,18 @@ def test_set_metadata_replaces_the_metadata(sandbox: SandboxServer) -> None:
     assert answer.status_code == 200 and answer.json()["metadata"] == {"new": {"x": "y"}}
     assert call(sandbox, "GET", "/batches/b1").json()["metadata"] == {"new": {"x": "y"}}
     assert_error(call(sandbox, "POST", "/batches/b1/setMetadata", [1]), 400, "object")
+    assert_error(call(sandbox, "POST", "/batches/b1/setMetadata", data=b"{bad"), 400, "JSON")
+    assert [d["metadata"] for d in listing(sandbox)["docs"]] == [{"new": {"x": "y"}}]
+    assert [(e["kind"], e["detail"]) for e in events(sandbox)][-1] == (
+        "set_metadata",
+        {"new": {"x": "y"}},
+    )
+
+
+def test_metadata_defaults_to_an_empty_object(sandbox: SandboxServer) -> None:
+    assert create(sandbox, "b1")["metadata"] == {}
+    assert create(sandbox, "b2", metadata=None)["metadata"] == {}
+    assert [d["metadata"] for d in listing(sandbox)["docs"]] == [{}, {}]
 
 
 # -- listing --------------------------------------------------------------------
@@ -645,6 +749,7 @@ def test_faults_can_be_changed_while_running(sandbox_factory: SandboxFactory) ->
         "latency_ms": 0.0,
         "fault_rate": 1.0,
         "rate_limit": None,
+        "burst": None,
         "fault_reads": True,
     }
     assert all(s in (500, 503) for s in run_creates(sandbox, 10))
@@ -668,14 +773,52 @@ def test_faults_can_spare_reads(sandbox_factory: SandboxFactory) -> None:
     assert_error(bad, 400, "fault_reads")
 
 
-def test_rate_limit_answers_429_with_retry_after(sandbox_factory: SandboxFactory) -> None:
-    sandbox = sandbox_factory(rate_limit=5)
+def get_batches(sandbox: SandboxServer, count: int) -> list[int]:
     with requests.Session() as session:
-        answers = [session.get(f"{sandbox.url}/batches", timeout=10) for _ in range(20)]
-    limited = [a for a in answers if a.status_code == 429]
-    assert 10 <= len(limited) <= 15
-    assert_error(limited[0], 429, "too many requests")
-    assert limited[0].headers["Retry-After"] == "1"
+        return [session.get(f"{sandbox.url}/batches", timeout=10).status_code for _ in range(count)]
+
+
+def test_burst_sets_how_many_requests_pass_at_once(sandbox_factory: SandboxFactory) -> None:
+    # One token a minute: after the burst nothing refills within the test.
+    sandbox = sandbox_factory(rate_limit=1 / 60, burst=3)
+    assert get_batches(sandbox, 10) == [200] * 3 + [429] * 7
+    answer = call(sandbox, "GET", "/batches")
+    assert_error(answer, 429, "bursts of up to 3")
+    assert answer.headers["Retry-After"] == "1"
+
+
+def test_rate_limit_and_burst_can_be_changed_while_running(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    sandbox = sandbox_factory()
+    faults = f"{admin(sandbox)}/faults"
+    settings = requests.post(faults, json={"rate_limit": 1 / 60, "burst": 2}, timeout=10).json()
+    assert (settings["rate_limit"], settings["burst"]) == (1 / 60, 2)
+    assert get_batches(sandbox, 5) == [200, 200, 429, 429, 429]
+    # A new burst starts a new, full bucket; the rate is kept.
+    settings = requests.post(faults, json={"burst": 4}, timeout=10).json()
+    assert (settings["rate_limit"], settings["burst"]) == (1 / 60, 4)
+    assert get_batches(sandbox, 6) == [200] * 4 + [429] * 2
+    # Without a burst of its own, the bucket holds one second's worth of the rate.
+    settings = requests.post(faults, json={"rate_limit": 0.01, "burst": None}, timeout=10).json()
+    assert settings["burst"] == 1
+    assert get_batches(sandbox, 3) == [200, 429, 429]
+    requests.post(faults, json={"rate_limit": None}, timeout=10).raise_for_status()
+    assert get_batches(sandbox, 20) == [200] * 20
+    for bad in (0, 1.5, True, "2"):
+        assert_error(requests.post(faults, json={"burst": bad}, timeout=10), 400, "burst")
+    for bad in (0, -1, "fast"):
+        assert_error(requests.post(faults, json={"rate_limit": bad}, timeout=10), 400, "rate")
+
+
+def test_rate_limit_answers_429_with_retry_after(sandbox_factory: SandboxFactory) -> None:
+    # One token every 100 s and the default burst: only the first request passes.
+    sandbox = sandbox_factory(rate_limit=0.01)
+    answers = get_batches(sandbox, 20)
+    assert answers == [200] + [429] * 19
+    limited = call(sandbox, "GET", "/batches")
+    assert_error(limited, 429, "too many requests", "0.01 a second", "bursts of up to 1")
+    assert limited.headers["Retry-After"] == "1"
+    # The test endpoints are never limited, and refused requests were logged.
     assert all(requests.get(f"{admin(sandbox)}/info", timeout=10).ok for _ in range(10))
-    time.sleep(1.0)
-    assert call(sandbox, "GET", "/batches").status_code == 200
+    assert [r["status"] for r in requests_log(sandbox)] == [200] + [429] * 20

@@ -111,3 +111,50 @@ def test_error_classes(sandbox_factory: SandboxFactory) -> None:
         sandbox.url.removesuffix("/v1") + "/_sandbox/requests", auth=("live_right", ""), timeout=10
     ).json()["requests"]
     assert [entry["status"] for entry in log] == [200, 409, 404, 400, 401]
+
+
+def test_metadata_on_create_and_set_batch_metadata(sandbox: SandboxServer) -> None:
+    client = client_for(sandbox)
+    metadata = {"team": "vision", "budget": {"usd": 1200, "tags": ["a", None]}}
+    created = client.create_batch("kittens", "with-metadata", metadata=metadata)
+    assert created.metadata == metadata
+    assert client.get_batch("with-metadata").metadata == metadata
+    listed = {batch.name: batch.metadata for batch in client.get_batches(project_name="kittens")}
+    assert listed == {"with-metadata": metadata}
+    # setMetadata replaces the whole object: the old keys are gone.
+    replaced = client.set_batch_metadata("with-metadata", {"owner": "ops"})
+    assert (replaced.name, replaced.metadata) == ("with-metadata", {"owner": "ops"})
+    assert client.get_batch("with-metadata").metadata == {"owner": "ops"}
+    # The client sends no body at all for an empty object; that clears it.
+    assert client.set_batch_metadata("with-metadata", {}).metadata == {}
+    assert client.get_batch("with-metadata").metadata == {}
+    with pytest.raises(ScaleResourceNotFound):
+        client.set_batch_metadata("never", {"a": 1})
+
+
+def test_batch_status_reads_the_task_counts(sandbox: SandboxServer) -> None:
+    client = client_for(sandbox)
+    batch = client.create_batch("kittens", "counted")
+    counts = {"pending": 5, "completed": 12, "error": 1, "canceled": 2}
+    response = requests.post(
+        sandbox.url.removesuffix("/v1") + "/_sandbox/batches/counted/tasks",
+        json=counts,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    status = client.batch_status("counted")
+    assert status["status"] == "staging"
+    assert {key: status[key] for key in counts} == counts
+    assert (status["tasks_pending"], status["tasks_completed"]) == (5, 12)
+    batch.get_status()
+    assert (
+        batch.tasks_pending,
+        batch.tasks_completed,
+        batch.tasks_error,
+        batch.tasks_canceled,
+    ) == (
+        5,
+        12,
+        1,
+        2,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import selectors
 import signal
@@ -21,7 +22,7 @@ LINE = re.compile(
 )
 
 
-def start(db: Path, *flags: str) -> subprocess.Popen[str]:
+def start(db: Path, *flags: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -40,6 +41,7 @@ def start(db: Path, *flags: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        env=env,
     )
 
 
@@ -53,8 +55,10 @@ def read_line(process: subprocess.Popen[str], timeout: float = 20) -> str:
 
 
 @contextmanager
-def serving(db: Path, *flags: str) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
-    process = start(db, *flags)
+def serving(
+    db: Path, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    process = start(db, *flags, env=env)
     try:
         match = LINE.match(read_line(process))
         assert match, "unexpected first line"
@@ -111,3 +115,50 @@ def test_flags_reach_the_server(tmp_path: Path) -> None:
         assert time.monotonic() - started >= 0.12
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize("variable", ["BATCHPLAN_SANDBOX_API_KEY", "SANDBOX_API_KEY"])
+def test_the_api_key_can_come_from_the_environment(tmp_path: Path, variable: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("SANDBOX_API_KEY")}
+    env[variable] = "from-env"
+    with serving(tmp_path / "sb.db", env=env) as (process, url, _):
+        assert requests.get(f"{url}/batches", timeout=10).status_code == 401
+        assert requests.get(f"{url}/batches", auth=("from-env", ""), timeout=10).ok
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_rate_limit_and_burst_reach_the_server(tmp_path: Path) -> None:
+    flags = ("--rate-limit", "0.01", "--burst", "2")
+    with serving(tmp_path / "sb.db", *flags) as (process, url, _):
+        with requests.Session() as session:
+            statuses = [session.get(f"{url}/batches", timeout=10) for _ in range(4)]
+        assert [answer.status_code for answer in statuses] == [200, 200, 429, 429]
+        assert statuses[-1].headers["Retry-After"] == "1"
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_burst_without_a_rate_limit_is_a_usage_error(tmp_path: Path) -> None:
+    process = start(tmp_path / "sb.db", "--burst", "5")
+    out, err = process.communicate(timeout=20)
+    assert process.returncode == 1
+    assert "--burst needs --rate-limit" in err
+    assert "Traceback" not in out + err
+
+
+def test_every_serve_option_is_described_in_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "batchplan", "sandbox", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert "BATCHPLAN_SANDBOX_API_KEY" in done.stdout
+    options = done.stdout.split("Options:")[1]
+    # An option line with no description is the flag and its type alone.
+    described = re.findall(r"^  (--[a-z-]+)(?: [A-Z ]+?)?  +[A-Za-z]", options, re.MULTILINE)
+    flags = re.findall(r"^  (--[a-z-]+)", options, re.MULTILINE)
+    assert set(flags) >= {"--host", "--port", "--db", "--api-key", "--burst", "--seed"}
+    assert described == flags

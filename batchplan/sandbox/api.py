@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchplan.sandbox.messages import ApiError, Reply, Request, describe, ok
+from batchplan.model import PRIORITY_MAX, PRIORITY_MIN, STATUSES
+from batchplan.sandbox.messages import ErrorReply, Reply, Request, describe, ok
 from batchplan.sandbox.routing import PLACEHOLDER, Route
-from batchplan.sandbox.store import STATUSES, BatchQuery, NewBatch, Store, format_time
+from batchplan.sandbox.store import BatchQuery, NewBatch, Store, format_time
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _TRUE = ("true", "1")
@@ -19,11 +20,11 @@ _FALSE = ("false", "0")
 def _string(body: dict[str, Any], field: str) -> str:
     value = body.get(field)
     if value is None:
-        raise ApiError(400, f"{field} is required")
+        raise ErrorReply(400, f"{field} is required")
     if not isinstance(value, str):
-        raise ApiError(400, f"{field} must be a string, not {describe(value)}")
+        raise ErrorReply(400, f"{field} must be a string, not {describe(value)}")
     if not value.strip():
-        raise ApiError(400, f"{field} must not be empty")
+        raise ErrorReply(400, f"{field} must not be empty")
     return value
 
 
@@ -32,14 +33,14 @@ def _flag(body: dict[str, Any], field: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise ApiError(400, f"{field} must be a boolean, not {describe(value)}")
+        raise ErrorReply(400, f"{field} must be a boolean, not {describe(value)}")
     return value
 
 
 def _object(body: dict[str, Any], field: str) -> dict[str, Any] | None:
     value = body.get(field)
     if value is not None and not isinstance(value, dict):
-        raise ApiError(400, f"{field} must be an object, not {describe(value)}")
+        raise ErrorReply(400, f"{field} must be an object, not {describe(value)}")
     return value
 
 
@@ -48,11 +49,11 @@ def _callback(body: dict[str, Any]) -> str:
     if value is None or value == "":
         return ""
     if not isinstance(value, str):
-        raise ApiError(400, f"callback must be a string, not {describe(value)}")
+        raise ErrorReply(400, f"callback must be a string, not {describe(value)}")
     url = urlsplit(value)
     if (url.scheme in ("http", "https") and url.netloc) or _EMAIL.fullmatch(value):
         return value
-    raise ApiError(400, f"callback must be an http(s) URL or an e-mail address, not {value!r}")
+    raise ErrorReply(400, f"callback must be an http(s) URL or an e-mail address, not {value!r}")
 
 
 def create_batch(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
@@ -76,9 +77,18 @@ def get_batch(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
 
 def batch_status(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
     """``GET /batches/{name}/status``: the reference's and the official client's counters."""
-    status = store.batch(args[0])["status"]
-    counters = ("tasks_pending", "tasks_completed", "pending", "completed", "error", "canceled")
-    return ok({"status": status, **dict.fromkeys(counters, 0)})
+    return ok(status_body(store, args[0]))
+
+
+def status_body(store: Store, name: str) -> dict[str, Any]:
+    """The status answer: the reference names two counts, the official client reads four."""
+    status, counts = store.task_counts(name)
+    return {
+        "status": status,
+        "tasks_pending": counts["pending"],
+        "tasks_completed": counts["completed"],
+        **counts,
+    }
 
 
 def finalize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
@@ -88,12 +98,14 @@ def finalize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
 
 
 def prioritize(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
-    """``POST /batches/{name}/prioritize`` with ``{"priority": 10..30}``."""
+    """``POST /batches/{name}/prioritize`` with ``{"priority": N}``, N from 10 to 30."""
     priority = request.json_object().get("priority")
     # bool is an int subclass in Python, but true is not a priority.
-    if type(priority) is not int or not 10 <= priority <= 30:
+    if type(priority) is not int or not PRIORITY_MIN <= priority <= PRIORITY_MAX:
         shown = describe(priority) if type(priority) is not int else priority
-        raise ApiError(400, f"priority must be an integer from 10 to 30, not {shown}")
+        raise ErrorReply(
+            400, f"priority must be an integer from {PRIORITY_MIN} to {PRIORITY_MAX}, not {shown}"
+        )
     store.prioritize(args[0], priority)
     return ok({"result": "success"}, committed=True)
 
@@ -111,10 +123,10 @@ def _int_param(query: dict[str, str], field: str, default: int, low: int, high: 
     try:
         value = int(text)
     except ValueError:
-        raise ApiError(400, f"{field} must be an integer, not {text!r}") from None
+        raise ErrorReply(400, f"{field} must be an integer, not {text!r}") from None
     if not low <= value <= high:
         bounds = f"from {low} to {high}" if high < 2**62 else f"of at least {low}"
-        raise ApiError(400, f"{field} must be an integer {bounds}, not {value}")
+        raise ErrorReply(400, f"{field} must be an integer {bounds}, not {value}")
     return value
 
 
@@ -125,14 +137,14 @@ def _time_param(query: dict[str, str], field: str) -> str | None:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise ApiError(400, f"{field} must be an ISO 8601 date or time, not {text!r}") from None
+        raise ErrorReply(400, f"{field} must be an ISO 8601 date or time, not {text!r}") from None
     return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 def _bool_param(query: dict[str, str], field: str) -> None:
     text = query.get(field, "").lower()
     if text and text not in _TRUE + _FALSE:
-        raise ApiError(400, f"{field} must be true or false, not {query[field]!r}")
+        raise ErrorReply(400, f"{field} must be true or false, not {query[field]!r}")
 
 
 def list_batches(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
@@ -140,7 +152,7 @@ def list_batches(store: Store, request: Request, args: tuple[str, ...]) -> Reply
     query = request.query
     status = query.get("status") or None
     if status is not None and status not in STATUSES:
-        raise ApiError(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+        raise ErrorReply(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     # Accepted for compatibility: nothing is archived, and details are not kept.
     _bool_param(query, "exclude_archived")
     _bool_param(query, "detailed")

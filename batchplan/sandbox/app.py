@@ -8,16 +8,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import logging
 import sqlite3
-import sys
-import traceback
 from urllib.parse import parse_qs, unquote_to_bytes
 
 from batchplan.sandbox import admin, api
 from batchplan.sandbox.faults import Faults, RequestLog
-from batchplan.sandbox.messages import ApiError, Reply, Request
+from batchplan.sandbox.messages import ErrorReply, Reply, Request
 from batchplan.sandbox.routing import Context, Resolved, resolve
 from batchplan.sandbox.store import Duplicate, NotFound, Store
+
+_log = logging.getLogger("batchplan.sandbox")
 
 _FAULT_MESSAGES = {
     500: "Internal Server Error (injected by the sandbox)",
@@ -38,7 +39,7 @@ class SandboxApp:
         """The reply to ``method target`` (the raw request target, query included)."""
         try:
             path, segments, query = _split_target(target)
-        except ApiError as error:
+        except ErrorReply as error:
             return error.reply()
         head, rest = (segments[0], segments[1:]) if segments else ("", ())
         request = Request(method, path, rest, query, body, authorization)
@@ -46,7 +47,7 @@ class SandboxApp:
             return self._api(request, target.partition("?")[2])
         if head == "_sandbox":
             return self._admin(request)
-        return ApiError(404, f"no such endpoint: {path} (the API is under /v1)").reply()
+        return ErrorReply(404, f"no such endpoint: {path} (the API is under /v1)").reply()
 
     def _api(self, request: Request, query: str) -> Reply:
         resolved = resolve(api.ROUTES, request.method, request.segments)
@@ -54,21 +55,18 @@ class SandboxApp:
         self.faults.delay()
         try:
             self._authenticate(request)
-            if not self.faults.admit():
-                raise ApiError(
-                    429,
-                    f"too many requests: the sandbox allows {self.faults.rate_limit:g} a second",
-                    (("Retry-After", "1"),),
-                )
+            refusal = self.faults.refuse()
+            if refusal is not None:
+                raise ErrorReply(429, refusal, (("Retry-After", "1"),))
             fault = self.faults.draw(request.method == "POST") if resolved.matched else None
             if fault is not None and not fault.after_commit:
-                raise ApiError(fault.status, _FAULT_MESSAGES[fault.status])
+                raise ErrorReply(fault.status, _FAULT_MESSAGES[fault.status])
             reply = _call(resolved, self.store, request)
             if fault is not None:
-                reply = ApiError(fault.status, _FAULT_MESSAGES[fault.status]).reply(
+                reply = ErrorReply(fault.status, _FAULT_MESSAGES[fault.status]).reply(
                     committed=reply.committed
                 )
-        except ApiError as error:
+        except ErrorReply as error:
             reply = error.reply()
         self.log.add(
             request.method, resolved.template, request.path, query, reply.status, reply.committed
@@ -79,7 +77,7 @@ class SandboxApp:
         try:
             self._authenticate(request)
             return _call(resolve(admin.ROUTES, request.method, request.segments), self, request)
-        except ApiError as error:
+        except ErrorReply as error:
             return error.reply()
 
     def _authenticate(self, request: Request) -> None:
@@ -88,30 +86,30 @@ class SandboxApp:
         challenge = (("WWW-Authenticate", 'Basic realm="batchplan sandbox"'),)
         key = _basic_user(request.authorization)
         if key is None:
-            raise ApiError(
+            raise ErrorReply(
                 401, "no API key: send it as the HTTP Basic user name (empty password)", challenge
             )
         # The key itself is never echoed: error messages end up in logs.
         if not hmac.compare_digest(key.encode(), self._api_key.encode()):
-            raise ApiError(401, "invalid API key", challenge)
+            raise ErrorReply(401, "invalid API key", challenge)
 
 
 def _call(resolved: Resolved[Context], context: Context, request: Request) -> Reply:
     try:
         return resolved.handler(context, request, resolved.args)
-    except ApiError:
+    except ErrorReply:
         raise
     except NotFound as error:
-        raise ApiError(404, str(error)) from error
+        raise ErrorReply(404, str(error)) from error
     except Duplicate as error:
-        raise ApiError(409, str(error)) from error
+        raise ErrorReply(409, str(error)) from error
     except sqlite3.ProgrammingError as error:
         # The database closes while a kept-alive connection still sends requests.
-        raise ApiError(503, "the sandbox is shutting down") from error
+        raise ErrorReply(503, "the sandbox is shutting down") from error
     except Exception as error:
-        # A bug in the sandbox: show it, but keep answering in the API's format.
-        traceback.print_exc(file=sys.stderr)
-        raise ApiError(500, f"internal sandbox error: {type(error).__name__}: {error}") from error
+        # A bug in the sandbox: log it, but keep answering in the API's format.
+        _log.error("sandbox handler %s failed", resolved.template, exc_info=True)
+        raise ErrorReply(500, f"internal sandbox error: {type(error).__name__}: {error}") from error
 
 
 def _split_target(target: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
@@ -124,7 +122,7 @@ def _split_target(target: str) -> tuple[str, tuple[str, ...], dict[str, str]]:
     try:
         segments = tuple(unquote_to_bytes(part).decode("utf-8") for part in parts)
     except UnicodeDecodeError:
-        raise ApiError(400, f"path is not UTF-8 once percent-decoded: {path}") from None
+        raise ErrorReply(400, f"path is not UTF-8 once percent-decoded: {path}") from None
     query = {
         key: values[0] for key, values in parse_qs(query_string, keep_blank_values=True).items()
     }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
+
+from batchplan.sandbox.bucket import TokenBucket, default_burst
 
 # Far more than any test or benchmark makes; only bounds memory of a
 # sandbox left running for days.
@@ -23,11 +26,13 @@ class Fault:
 
 
 class Faults:
-    """Fault settings (changeable at run time) and one seeded random source.
+    """Fault settings (changeable at run time), the rate limit and one seeded random source.
 
     Every draw goes through one ``random.Random`` under a lock, so the same
     seed and the same sequence of requests give the same faults.
     """
+
+    SETTINGS = ("latency_ms", "fault_rate", "rate_limit", "burst", "fault_reads")
 
     def __init__(
         self,
@@ -35,32 +40,47 @@ class Faults:
         fault_rate: float = 0.0,
         rate_limit: float | None = None,
         seed: int | None = None,
+        burst: int | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._random = random.Random(seed)
-        self.latency_ms = latency_ms
-        self.fault_rate = fault_rate
-        self.rate_limit = rate_limit
+        self.latency_ms = 0.0
+        self.fault_rate = 0.0
+        self.rate_limit: float | None = None
+        self.burst: int | None = None  # None: one second's worth of rate_limit
         # Tests of apply's partial failures turn faults off for reads, so the
         # plan before apply is never what fails.
         self.fault_reads = True
-        self._tokens = rate_limit or 0.0
-        self._refilled = time.monotonic()
+        self._bucket: TokenBucket | None = None
+        self.configure(
+            {
+                "latency_ms": latency_ms,
+                "fault_rate": fault_rate,
+                "rate_limit": rate_limit,
+                "burst": burst,
+            }
+        )
 
     def configure(self, changes: dict[str, Any]) -> None:
-        """Apply ``{"latency_ms", "fault_rate", "rate_limit", "fault_reads"}`` (any subset)."""
-        unknown = set(changes) - {"latency_ms", "fault_rate", "rate_limit", "fault_reads"}
+        """Apply any subset of ``SETTINGS``; ValueError (and nothing changed) for a bad one.
+
+        A new ``rate_limit`` or ``burst`` starts a new, full bucket.
+        """
+        unknown = set(changes) - set(self.SETTINGS)
         if unknown:
             raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
         latency = changes.get("latency_ms", self.latency_ms)
         rate = changes.get("fault_rate", self.fault_rate)
         limit = changes.get("rate_limit", self.rate_limit)
+        burst = changes.get("burst", self.burst)
         if not _number(latency) or latency < 0:
             raise ValueError("latency_ms must be a number >= 0")
         if not _number(rate) or not 0 <= rate <= 1:
             raise ValueError("fault_rate must be a number from 0 to 1")
-        if limit is not None and (not _number(limit) or limit <= 0):
+        if limit is not None and (not _number(limit) or not 0 < limit < math.inf):
             raise ValueError("rate_limit must be a number > 0, or null for none")
+        if burst is not None and (type(burst) is not int or burst < 1):
+            raise ValueError("burst must be an integer >= 1, or null for one second's worth")
         fault_reads = changes.get("fault_reads", self.fault_reads)
         if not isinstance(fault_reads, bool):
             raise ValueError("fault_reads must be true or false")
@@ -68,17 +88,21 @@ class Faults:
             self.fault_reads = fault_reads
             self.latency_ms = float(latency)
             self.fault_rate = float(rate)
-            if limit != self.rate_limit:
-                self.rate_limit = None if limit is None else float(limit)
-                self._tokens = self.rate_limit or 0.0
-                self._refilled = time.monotonic()
+            limit = None if limit is None else float(limit)
+            if (limit, burst) != (self.rate_limit, self.burst) or self._bucket is None:
+                self.rate_limit, self.burst = limit, burst
+                self._bucket = None
+                if limit is not None:
+                    self._bucket = TokenBucket(limit, burst or default_burst(limit))
 
     def settings(self) -> dict[str, Any]:
-        """The current settings, as JSON."""
+        """The current settings, as JSON; ``burst`` is the bucket's size in force."""
+        bucket = self._bucket
         return {
             "latency_ms": self.latency_ms,
             "fault_rate": self.fault_rate,
             "rate_limit": self.rate_limit,
+            "burst": bucket.burst if bucket is not None else self.burst,
             "fault_reads": self.fault_reads,
         }
 
@@ -87,22 +111,15 @@ class Faults:
         if self.latency_ms > 0:
             time.sleep(self.latency_ms / 1000)
 
-    def admit(self) -> bool:
-        """Token bucket: ``rate_limit`` requests a second, bursts up to one second's worth.
-
-        Refused requests take no token, so a client that backs off gets in again.
-        """
-        with self._lock:
-            if self.rate_limit is None:
-                return True
-            clock = time.monotonic()
-            capacity = max(1.0, self.rate_limit)
-            self._tokens = min(capacity, self._tokens + (clock - self._refilled) * self.rate_limit)
-            self._refilled = clock
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
+    def refuse(self) -> str | None:
+        """Why the rate limit refuses this request, or None: it took a token and goes on."""
+        bucket = self._bucket
+        if bucket is None or bucket.take():
+            return None
+        return (
+            f"too many requests: the sandbox allows {bucket.rate:g} a second"
+            f" in bursts of up to {bucket.burst}"
+        )
 
     def draw(self, mutating: bool) -> Fault | None:
         """Whether this request fails; half the failed mutations fail after committing."""

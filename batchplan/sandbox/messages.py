@@ -23,15 +23,15 @@ class Request:
         try:
             return json.loads(self.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ApiError(400, f"request body is not valid JSON: {error}") from error
+            raise ErrorReply(400, f"request body is not valid JSON: {error}") from error
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; 400 for anything else (an empty body too)."""
         if not self.body.strip():
-            raise ApiError(400, "request body must be a JSON object, got an empty body")
+            raise ErrorReply(400, "request body must be a JSON object, got an empty body")
         value = self.json()
         if not isinstance(value, dict):
-            raise ApiError(400, f"request body must be a JSON object, not {describe(value)}")
+            raise ErrorReply(400, f"request body must be a JSON object, not {describe(value)}")
         return value
 
 
@@ -50,8 +50,11 @@ class Reply:
 
 
 @dataclass(eq=False)
-class ApiError(Exception):
-    """An error answer: ``{"status_code": N, "error": message}``."""
+class ErrorReply(Exception):
+    """Raised by a sandbox handler to answer ``{"status_code": N, "error": message}``.
+
+    The server's side of an error; the client's is ``batchplan.errors.ApiError``.
+    """
 
     status: int
     message: str

@@ -10,7 +10,8 @@ class SandboxOptions:
     """How a sandbox server stores its data, listens and misbehaves.
 
     ``latency_ms``, ``fault_rate`` and ``rate_limit`` apply to ``/v1`` only;
-    ``seed`` makes the fault draws reproducible.
+    ``rate_limit`` requests a second, in bursts of up to ``burst`` (default:
+    one second's worth); ``seed`` makes the fault draws reproducible.
     """
 
     db_path: str = ".batchplan/sandbox.db"
@@ -20,5 +21,6 @@ class SandboxOptions:
     latency_ms: float = 0.0
     fault_rate: float = 0.0
     rate_limit: float | None = None
+    burst: int | None = None
     seed: int | None = None
     strict_projects: bool = False

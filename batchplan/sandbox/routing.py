@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from batchplan.sandbox.messages import ApiError, Reply, Request
+from batchplan.sandbox.messages import ErrorReply, Reply, Request
 
 Context = TypeVar("Context")
 Handler = Callable[[Context, Request, tuple[str, ...]], Reply]
@@ -53,9 +53,12 @@ def resolve(
         if args is None:
             continue
         template = f"{method} /{'/'.join(route.pattern)}"
-        handler = route.methods.get(method)
+        # HEAD is GET without the body (the server drops it).
+        handler = route.methods.get("GET" if method == "HEAD" else method)
         if handler is None:
-            allowed = ", ".join(sorted(route.methods))
+            allowed = ", ".join(
+                sorted({*route.methods, *(["HEAD"] if "GET" in route.methods else [])})
+            )
             refuse: Handler[Context] = _raiser(
                 405, f"{method} not allowed here; use {allowed}", (("Allow", allowed),)
             )
@@ -69,6 +72,6 @@ def _raiser(
     status: int, message: str, headers: tuple[tuple[str, str], ...] = ()
 ) -> Handler[Context]:
     def handler(context: Context, request: Request, args: tuple[str, ...]) -> Reply:
-        raise ApiError(status, message, headers)
+        raise ErrorReply(status, message, headers)
 
     return handler

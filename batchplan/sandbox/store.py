@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-STATUSES = ("staging", "in_progress", "completed")
+from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, STATUSES
 
 # Implicit projects (every name exists unless strict) behave like Rapid ones:
 # their batches start in staging, which is what a demo of finalize needs.
@@ -45,7 +45,11 @@ CREATE TABLE IF NOT EXISTS batches (
     metadata TEXT NOT NULL,
     priority INTEGER,
     calibration_batch INTEGER NOT NULL,
-    self_label_batch INTEGER NOT NULL
+    self_label_batch INTEGER NOT NULL,
+    tasks_pending INTEGER NOT NULL DEFAULT 0,
+    tasks_completed INTEGER NOT NULL DEFAULT 0,
+    tasks_error INTEGER NOT NULL DEFAULT 0,
+    tasks_canceled INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS batches_by_project ON batches (project, created_at, id);
 CREATE INDEX IF NOT EXISTS batches_by_created ON batches (created_at, id);
@@ -57,6 +61,10 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT
 );
 """
+
+# Task counts by task state, as the official client names them. The sandbox
+# has no tasks: tests set these through /_sandbox.
+TASK_STATES = ("pending", "completed", "error", "canceled")
 
 _BATCH_COLUMNS = (
     "name, project, callback, status, created_at, completed_at, metadata, "
@@ -152,6 +160,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
         self.instance_id = self._meta("instance_id", lambda: uuid.uuid4().hex)
         self.created_at = self._meta("created_at", now)
         self._closed = False
@@ -163,6 +172,15 @@ class Store:
         value = str(make())
         self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
         return value
+
+    def _add_missing_columns(self) -> None:
+        """Bring a database written by an older sandbox up to date (columns added since)."""
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(batches)")}
+        for state in TASK_STATES:
+            if f"tasks_{state}" not in present:
+                self._db.execute(
+                    f"ALTER TABLE batches ADD COLUMN tasks_{state} INTEGER NOT NULL DEFAULT 0"
+                )
 
     def close(self) -> None:
         """Close the database; later calls fail. Idempotent."""
@@ -203,7 +221,7 @@ class Store:
                 raise NotFound(f"project {new.project!r} not found")
             if self._db.execute("SELECT 1 FROM batches WHERE name = ?", (new.name,)).fetchone():
                 raise Duplicate(f"a batch named {new.name!r} already exists")
-            status = "staging" if project["rapid"] or project["studio"] else "in_progress"
+            status = STAGING if project["rapid"] or project["studio"] else IN_PROGRESS
             self._db.execute(
                 "INSERT INTO batches (name, project, callback, status, created_at, metadata,"
                 " calibration_batch, self_label_batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -238,10 +256,10 @@ class Store:
         """
         with self._lock, self._transaction():
             row = self._row(name)
-            if row["status"] != "staging":
+            if row["status"] != STAGING:
                 return _batch(row), False
-            self._db.execute("UPDATE batches SET status = 'in_progress' WHERE name = ?", (name,))
-            self._event("finalize", name, {"from": "staging", "to": "in_progress"})
+            self._db.execute("UPDATE batches SET status = ? WHERE name = ?", (IN_PROGRESS, name))
+            self._event("finalize", name, {"from": STAGING, "to": IN_PROGRESS})
             return _batch(self._row(name)), True
 
     def prioritize(self, name: str, priority: int) -> None:
@@ -262,15 +280,41 @@ class Store:
             self._event("set_metadata", name, metadata)
             return _batch(self._row(name))
 
+    def task_counts(self, name: str) -> tuple[str, dict[str, int]]:
+        """A batch's status and its task counts by state; NotFound if absent."""
+        columns = ", ".join(f"tasks_{state}" for state in TASK_STATES)
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT status, {columns} FROM batches WHERE name = ?", (name,)
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"batch {name!r} not found")
+        return row["status"], {state: row[f"tasks_{state}"] for state in TASK_STATES}
+
+    def set_task_counts(self, name: str, counts: dict[str, int]) -> None:
+        """Set some of a batch's task counts (keys from ``TASK_STATES``); others are kept."""
+        unknown = set(counts) - set(TASK_STATES)
+        if unknown:
+            raise ValueError(f"unknown task state(s): {', '.join(sorted(unknown))}")
+        if not counts:
+            return
+        assignments = ", ".join(f"tasks_{state} = ?" for state in counts)
+        with self._lock, self._transaction():
+            self._row(name)
+            self._db.execute(
+                f"UPDATE batches SET {assignments} WHERE name = ?", (*counts.values(), name)
+            )
+            self._event("tasks", name, counts)
+
     def complete(self, name: str) -> tuple[dict[str, Any], bool]:
         """Mark a batch completed, as if its last task were done."""
         with self._lock, self._transaction():
             row = self._row(name)
-            if row["status"] == "completed":
+            if row["status"] == COMPLETED:
                 return _batch(row), False
             self._db.execute(
-                "UPDATE batches SET status = 'completed', completed_at = ? WHERE name = ?",
-                (now(), name),
+                "UPDATE batches SET status = ?, completed_at = ? WHERE name = ?",
+                (COMPLETED, now(), name),
             )
             self._event("complete", name, None)
             return _batch(self._row(name)), True
@@ -350,7 +394,7 @@ class Store:
         project: str,
         prefix: str,
         count: int,
-        status: str = "staging",
+        status: str = STAGING,
         callback: str | None = None,
     ) -> int:
         """Insert ``count`` batches named ``f"{prefix}{i:06d}"`` in one transaction.
@@ -361,7 +405,7 @@ class Store:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
         created = now()
-        completed = created if status == "completed" else None
+        completed = created if status == COMPLETED else None
         rows = (
             (f"{prefix}{i:06d}", project, callback or "", status, created, completed)
             for i in range(count)
