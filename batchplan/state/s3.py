@@ -122,7 +122,8 @@ class S3State:
             import boto3
         except ImportError:
             raise StateError(
-                "the S3 state backend needs boto3: pip install 'batchplan[s3]'"
+                "the S3 state backend needs boto3: install batchplan with its s3 extra "
+                "('scale-batchplan[s3]', see docs/install.md), or pip install boto3 beside it"
             ) from None
         with _CLIENT_LOCK, self._translated("set up the S3 client"):
             return boto3.client("s3")
