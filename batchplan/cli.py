@@ -611,7 +611,9 @@ def run(args: list[str] | None = None) -> int:
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} --help' for help."
             click.echo(f"{exc.ctx.get_usage()}\n{hint}\n", err=True)
-        report(exc.format_message(), given.values.get("no_color", False))
+        # A usage error can stop parsing before --no-color is read: look for it as written.
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        report(exc.format_message(), given.values.get("no_color", "--no-color" in options))
         return EXIT_ERROR
     except BatchplanError as exc:
         # An expected failure: its message says everything; no traceback even with --debug.
