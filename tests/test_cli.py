@@ -565,3 +565,56 @@ def test_bash_completion_completes_commands_and_options(
     assert complete("schema", "") == {"config", "plan", "apply-events"}
     assert "--detailed-exitcode" in complete("plan", "--de")
     assert "--endpoint" in complete("--e")
+
+
+# --- the docs' command lines are real ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", ROOT / "docs" / "install.md", ROOT / "docs" / "cli.md"]
+
+
+def documented_commands() -> list[list[str]]:
+    """Every ``batchplan ...`` line in the shell code blocks of the docs above."""
+    import shlex
+
+    found = []
+    for path in DOCS:
+        language = None  # inside a code block: its language ("" for none)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                language = line[3:].strip() if language is None else None
+                continue
+            if language not in ("sh", "console", ""):
+                continue
+            if language == "console":  # commands are the lines after a prompt
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            line = line.split(" #")[0]
+            if line.startswith("batchplan "):
+                words = shlex.split(line)[1:]
+                found.append(words[: words.index(">")] if ">" in words else words)
+    return found
+
+
+def test_documented_commands_parse(cli: CLI) -> None:
+    commands = documented_commands()
+    assert ["--endpoint", "sandbox", "plan"] in commands
+    assert ["schema", "config"] in commands
+    for args in commands:
+        result = cli(*args, "--help")
+        assert result.code == 0, (args, result.err)
+
+
+def test_install_doc_completion_and_editor_snippets() -> None:
+    import re
+
+    text = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_BATCHPLAN_COMPLETE={shell}_source batchplan" in text
+    (settings,) = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    assert "./.batchplan.schema.json" in json.loads(settings)["yaml.schemas"]
+    assert "# yaml-language-server: $schema=./.batchplan.schema.json" in text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/install.md)" in readme and "(docs/cli.md)" in readme
+    assert readme.index("make demo") < readme.index("make test") < readme.index("## Commands")
