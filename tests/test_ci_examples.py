@@ -444,7 +444,7 @@ def test_pre_commit_hook() -> None:
     assert params["paths"] == ("a.yaml", "b/c.yml")
 
 
-# --- the interface the examples and docs rely on (DESIGN.md section 6) -------
+# --- the interface the examples and docs rely on -------------------------------
 
 
 @pytest.mark.parametrize(
