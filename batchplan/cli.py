@@ -595,6 +595,10 @@ def report(message: str, no_color: bool) -> None:
     click.echo(prefix + message, err=True, color=color)
 
 
+# click 8.2+ raises this for a group run without a command (older ones print the help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; every expected error becomes a message."""
     argv = sys.argv[1:] if args is None else args
@@ -608,6 +612,9 @@ def run(args: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         # Usage errors exit 1, not click's 2: 2 means "changes pending".
+        if isinstance(exc, _NO_ARGS_IS_HELP):
+            exc.show()  # a group run without a command: its help, nothing else
+            return EXIT_ERROR
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f"Try '{exc.ctx.command_path} --help' for help."
             click.echo(f"{exc.ctx.get_usage()}\n{hint}\n", err=True)

@@ -618,3 +618,11 @@ def test_install_doc_completion_and_editor_snippets() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "(docs/install.md)" in readme and "(docs/cli.md)" in readme
     assert readme.index("make demo") < readme.index("make test") < readme.index("## Commands")
+
+
+@pytest.mark.parametrize("args", [[], ["state"], ["sandbox"]])
+def test_a_group_without_a_command_prints_its_help(cli: CLI, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.code == 1
+    assert "Commands:" in result.out + result.err
+    assert "Error:" not in result.err
