@@ -12,6 +12,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+	@# The distribution was once named `batchplan`; an old editable install of it
+	@# would shadow this one (and take the command with it when removed).
+	$(VENV)/bin/pip uninstall --quiet --yes batchplan 2>/dev/null || true
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

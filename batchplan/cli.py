@@ -1,8 +1,13 @@
 """Click commands. Thin: parse, call a plain function, map errors to exit codes.
 
-Exit codes: 0 success / no changes; 1 error, usage
-errors included (click's own 2 is remapped); 2 changes pending (only with
-``--detailed-exitcode``); 3 unsafe plan; 4 stale saved plan; 130 interrupted.
+Exit codes: 0 success / no changes; 1 error, usage errors included (click's
+own 2 is remapped); 2 changes pending (only with ``--detailed-exitcode``);
+3 unsafe plan; 4 stale saved plan; 130 interrupted.
+
+Global options (``--endpoint``, ``--state``, ``--no-color``, ``--verbose``,
+``--debug``) are accepted before the command name and after it; each command
+declares only those that mean something to it. Adding an option to a command
+is one decorator: its value arrives in the command's keyword arguments.
 """
 
 from __future__ import annotations
@@ -11,29 +16,122 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from batchplan import __version__
 from batchplan.context import DEFAULT_ENDPOINT, DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
-from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError
+from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
 from batchplan.plan import PlanOptions
 from batchplan.scale import ClientOptions
 from batchplan.state import StateBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-DEFAULT_PATHS = ("batchplan.yaml",)
+#: The config read when no PATHS are given, in this order of preference.
+DEFAULT_CONFIGS = ("batchplan.yaml", "batchplan.yml")
+
+
+def default_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
+    """PATHS as given, or the one default config file of the current folder.
+
+    Both ``batchplan.yaml`` and ``batchplan.yml`` present is refused rather
+    than picking one: the other would be silently ignored, and a batch
+    missing from the config is a batch plan proposes to forget.
+    """
+    if paths:
+        return paths
+    found = [name for name in DEFAULT_CONFIGS if Path(name).exists()]
+    if len(found) > 1:
+        raise UsageError(
+            "both batchplan.yaml and batchplan.yml are in this folder: "
+            "remove one, or name the files to read as arguments"
+        )
+    if not found:
+        raise UsageError(
+            "no batchplan.yaml (or batchplan.yml) in this folder: "
+            "create one, or name the config files or folders as arguments"
+        )
+    return (found[0],)
+
+
+# --- colour --------------------------------------------------------------------
+
+
+def colour_wanted(no_color: bool) -> bool | None:
+    """The colour policy from the flag and the environment; None: ask the terminal.
+
+    ``--no-color`` and ``NO_COLOR`` win over ``FORCE_COLOR``, which wins over
+    the terminal test. The same answer applies to stdout and stderr.
+    """
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
+        return True
+    return None
+
+
+def use_color(no_color: bool, stream: TextIO | None = None) -> bool:
+    """Whether to colour what goes to ``stream`` (stdout by default)."""
+    wanted = colour_wanted(no_color)
+    if wanted is not None:
+        return wanted
+    target = sys.stdout if stream is None else stream
+    try:
+        return target.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def make_echo(color: bool) -> Callable[[str], None]:
+    """A line printer for stdout that keeps or strips ANSI colour as decided."""
+
+    def echo(line: str) -> None:
+        click.echo(line, color=color)
+
+    return echo
 
 
 def echo(line: str) -> None:
+    """Print a line on stdout (colour stripped unless stdout is a terminal)."""
     click.echo(line)
 
 
-def use_color(no_color: bool) -> bool:
-    """Colour only on a terminal, and never with ``--no-color`` or ``NO_COLOR`` set."""
-    return not no_color and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+# --- global options ----------------------------------------------------------------
+
+
+@dataclass
+class Given:
+    """Global options given on the command line, shared by every context of one run.
+
+    Mutable on purpose: click fills it while parsing, the group's options
+    first, so a command's own options can fall back to them.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    #: Names given before the command name (checked against the command).
+    before: dict[str, str] = field(default_factory=dict)
+
+
+def _merge_global(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Command line (after the command, then before it) > environment > default."""
+    assert param.name is not None
+    given = ctx.ensure_object(Given)
+    if ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+        given.values[param.name] = value
+        if isinstance(ctx.command, click.Group):
+            given.before[param.name] = param.opts[0]
+        return value
+    return given.values.get(param.name, value)
+
+
+def global_option(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    """An option accepted before the command name and after it."""
+    return click.option(*decls, callback=_merge_global, **attrs)
 
 
 def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
@@ -47,14 +145,14 @@ def stacked(*decorators: Callable[[F], F]) -> Callable[[F], F]:
     return decorate
 
 
-endpoint_option = click.option(
+endpoint_option = global_option(
     "--endpoint",
     envvar="BATCHPLAN_ENDPOINT",
     default=DEFAULT_ENDPOINT,
     show_default=True,
     help="API base URL, 'sandbox' or 'sandbox:DBFILE' (env BATCHPLAN_ENDPOINT).",
 )
-state_option = click.option(
+state_option = global_option(
     "--state",
     "state",
     envvar="BATCHPLAN_STATE",
@@ -62,25 +160,29 @@ state_option = click.option(
     help=f"State file or s3://bucket/key (default {DEFAULT_STATE}; "
     f"{DEFAULT_SANDBOX_STATE} for the sandbox).",
 )
+no_color_option = global_option(
+    "--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal)."
+)
+verbose_option = global_option(
+    "--verbose", "-v", is_flag=True, help="List unmanaged batches and more."
+)
+debug_option = global_option(
+    "--debug", is_flag=True, help="Show the traceback of an unexpected error (a bug)."
+)
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=0.0,
     type=click.FloatRange(min=0),
     help="Seconds to wait for the state lock.",
 )
-no_color_option = click.option(
-    "--no-color", is_flag=True, help="No colour (also NO_COLOR, or no terminal)."
-)
-verbose_option = click.option(
-    "--verbose", "-v", is_flag=True, help="List unmanaged batches and more."
-)
-debug_option = click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+
+# Every command prints errors, so every command takes these two.
+output_options = stacked(no_color_option, debug_option)
 
 # The options of every command that reaches the API.
 common_options = stacked(
     endpoint_option,
     state_option,
-    lock_timeout_option,
     click.option(
         "--parallelism",
         default=8,
@@ -109,20 +211,19 @@ common_options = stacked(
         show_default=True,
         help="Stop retrying one call after this many seconds.",
     ),
-    no_color_option,
-    verbose_option,
-    debug_option,
+    output_options,
 )
 
 
 def make_options(kw: dict[str, Any]) -> Options:
+    """The shared options from a command's keyword arguments (popped from ``kw``)."""
     return Options(
         endpoint=kw.pop("endpoint"),
         state=kw.pop("state"),
-        lock_timeout=kw.pop("lock_timeout"),
+        lock_timeout=kw.pop("lock_timeout", 0.0),
         parallelism=kw.pop("parallelism"),
         color=use_color(kw.pop("no_color")),
-        verbose=kw.pop("verbose"),
+        verbose=kw.pop("verbose", False),
         debug=kw.pop("debug"),
         client=ClientOptions(
             read_timeout=kw.pop("request_timeout"),
@@ -130,6 +231,28 @@ def make_options(kw: dict[str, Any]) -> Options:
             max_retry_time=kw.pop("retry_max_time"),
         ),
     )
+
+
+class Command(click.Command):
+    """A command that refuses a global option given before it that it does not take."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        given = ctx.find_object(Given)
+        if given is not None:
+            mine = {param.name for param in self.params}
+            for name, flag in given.before.items():
+                if name not in mine:
+                    raise click.UsageError(
+                        f"{flag} does not apply to '{ctx.command_path}'", ctx=ctx
+                    )
+        return super().invoke(ctx)
+
+
+class Group(click.Group):
+    """Commands and nested groups of this CLI all use :class:`Command`."""
+
+    command_class = Command
+    group_class = type
 
 
 limit_options = stacked(
@@ -175,20 +298,29 @@ reassert_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="batchplan")
-def cli() -> None:
-    """Plan and apply Scale AI batches from YAML, like Terraform."""
+@endpoint_option
+@state_option
+@no_color_option
+@verbose_option
+@debug_option
+def cli(**_: Any) -> None:
+    """Plan and apply Scale AI batches from YAML, like Terraform.
+
+    The options above also work after the command name
+    (`batchplan plan --endpoint sandbox`), on the commands they apply to.
+    """
 
 
 @cli.command()
 @paths_argument
-@debug_option
-def validate(paths: tuple[str, ...], debug: bool) -> int:
+@output_options
+def validate(paths: tuple[str, ...], **kw: Any) -> int:
     """Check the configuration files; no network."""
     from batchplan.commands.validate import validate as run
 
-    return run(paths or DEFAULT_PATHS, echo)
+    return run(default_paths(paths), make_echo(use_color(kw["no_color"])))
 
 
 format_option = click.option(
@@ -204,6 +336,7 @@ format_option = click.option(
 @cli.command()
 @paths_argument
 @common_options
+@verbose_option
 @limit_options
 @target_option
 @reassert_option
@@ -216,10 +349,10 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
-        paths or DEFAULT_PATHS,
+        default_paths(paths),
         options,
         plan_options,
-        echo,
+        make_echo(options.color),
         fmt=kw["fmt"],
         out=kw["out"],
         detailed_exitcode=kw["detailed_exitcode"],
@@ -229,20 +362,21 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 @cli.command()
 @click.argument("planfile", type=click.Path())
 @format_option
-@no_color_option
+@output_options
 @verbose_option
-@debug_option
 def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) -> int:
     """Print a saved plan (from `plan --out`)."""
     from batchplan.commands.plan import show as run
 
     options = Options(color=use_color(no_color), verbose=verbose, debug=debug)
-    return run(planfile, options, echo, fmt=fmt)
+    return run(planfile, options, make_echo(options.color), fmt=fmt)
 
 
 @cli.command()
 @paths_argument
 @common_options
+@verbose_option
+@lock_timeout_option
 @limit_options
 @target_option
 @reassert_option
@@ -258,13 +392,14 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
         name
         for name in ("endpoint", "state")
         if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        or name in context.ensure_object(Given).values
     ]
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
-        paths or DEFAULT_PATHS,
+        default_paths(paths),
         options,
         plan_options,
-        echo,
+        make_echo(options.color),
         confirm=ask_approval if sys.stdin.isatty() else None,
         auto_approve=kw["auto_approve"],
         fail_fast=kw["fail_fast"],
@@ -286,6 +421,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
+@lock_timeout_option
 def import_(
     paths: tuple[str, ...],
     projects: tuple[str, ...],
@@ -297,15 +433,33 @@ def import_(
     """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
     from batchplan.commands.importing import import_batches
 
+    options = make_options(kw)
     return import_batches(
         projects,
-        make_options(kw),
-        echo,
+        options,
+        make_echo(options.color),
         out=out,
         assume_priority=assume_priority,
         force=force,
         paths=paths,
     )
+
+
+SCHEMAS = {
+    "config": "batchplan.schema.json",
+    "plan": "plan.schema.json",
+    "apply-events": "apply-events.schema.json",
+}
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(list(SCHEMAS)))
+@output_options
+def schema(name: str, **kw: Any) -> int:
+    """Print a JSON Schema: the config file, the saved plan or apply's JSON events."""
+    from batchplan.commands.schema import print_schema
+
+    return print_schema(SCHEMAS[name], make_echo(False))
 
 
 @cli.group()
@@ -314,7 +468,7 @@ def state() -> None:
 
 
 # ``state`` subcommands only need to find the state, not the API.
-state_options = stacked(endpoint_option, state_option, lock_timeout_option, debug_option)
+state_options = stacked(endpoint_option, state_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
@@ -334,7 +488,7 @@ def state_list(output_format: str, **kw: Any) -> int:
     """List the batches in state."""
     from batchplan.commands.state import state_list as run
 
-    return run(state_backend_for(kw), echo, output_format)
+    return run(state_backend_for(kw), make_echo(use_color(kw["no_color"])), output_format)
 
 
 @state.command("show")
@@ -344,18 +498,19 @@ def state_show(name: str, **kw: Any) -> int:
     """Show one batch's record as JSON."""
     from batchplan.commands.state import state_show as run
 
-    return run(state_backend_for(kw), name, echo)
+    return run(state_backend_for(kw), name, make_echo(use_color(kw["no_color"])))
 
 
 @state.command("rm")
 @click.argument("names", nargs=-1, required=True)
 @state_options
+@lock_timeout_option
 def state_rm(names: tuple[str, ...], **kw: Any) -> int:
     """Drop batches from state; the batches themselves stay."""
     from batchplan.commands.state import state_rm as run
 
     backend = state_backend_for(kw)
-    return run(backend, names, kw["lock_timeout"], echo)
+    return run(backend, names, kw["lock_timeout"], make_echo(use_color(kw["no_color"])))
 
 
 @state.command("pull")
@@ -364,7 +519,7 @@ def state_pull(**kw: Any) -> int:
     """Print the state as JSON."""
     from batchplan.commands.state import state_pull as run
 
-    return run(state_backend_for(kw), echo)
+    return run(state_backend_for(kw), make_echo(use_color(kw["no_color"])))
 
 
 @state.command("push")
@@ -375,6 +530,7 @@ def state_pull(**kw: Any) -> int:
     help="Replace even another lineage, an older serial or another endpoint's state.",
 )
 @state_options
+@lock_timeout_option
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
     from batchplan.commands.state import state_push as run
@@ -382,7 +538,14 @@ def state_push(path: str, force: bool, **kw: Any) -> int:
 
     identity = open_endpoint(kw["endpoint"]).identity
     backend = state_backend_for(kw)
-    return run(backend, path, force, kw["lock_timeout"], echo, endpoint=identity)
+    return run(
+        backend,
+        path,
+        force,
+        kw["lock_timeout"],
+        make_echo(use_color(kw["no_color"])),
+        endpoint=identity,
+    )
 
 
 @state.command("unlock")
@@ -392,7 +555,7 @@ def state_unlock(lock_id: str, **kw: Any) -> int:
     """Break a stale state lock."""
     from batchplan.commands.state import state_unlock as run
 
-    return run(state_backend_for(kw), lock_id, echo)
+    return run(state_backend_for(kw), lock_id, make_echo(use_color(kw["no_color"])))
 
 
 @cli.group()
@@ -454,6 +617,7 @@ def sandbox() -> None:
 @click.option(
     "--strict-projects", is_flag=True, help="Only projects created with POST /projects exist."
 )
+@output_options
 def sandbox_serve(
     host: str,
     port: int,
@@ -465,6 +629,7 @@ def sandbox_serve(
     burst: int | None,
     seed: int | None,
     strict_projects: bool,
+    **kw: Any,
 ) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
     from batchplan.sandbox import SandboxOptions, serve
@@ -483,24 +648,28 @@ def sandbox_serve(
         seed=seed,
         strict_projects=strict_projects,
     )
-    return serve(options, echo=echo)
+    return serve(options, echo=make_echo(use_color(kw["no_color"])))
 
 
-def _report(message: str) -> None:
-    click.echo(
-        click.style("Error: ", fg="red", bold=True) + message
-        if sys.stderr.isatty()
-        else "Error: " + message,
-        err=True,
-    )
+def report(message: str, no_color: bool) -> None:
+    """Print an error on stderr, the ``Error:`` prefix in red when colour is on."""
+    prefix = "Error: "
+    color = use_color(no_color, sys.stderr)
+    if color:
+        prefix = click.style(prefix, fg="red", bold=True)
+    click.echo(prefix + message, err=True, color=color)
+
+
+# click 8.2+ raises this for a group run without a command (older ones print the help).
+_NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 def run(args: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; every expected error becomes a message."""
     argv = sys.argv[1:] if args is None else args
-    debug = "--debug" in argv
+    given = Given()
     try:
-        code = cli.main(args=argv, prog_name="batchplan", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="batchplan", standalone_mode=False, obj=given)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return EXIT_INTERRUPTED
@@ -508,22 +677,30 @@ def run(args: list[str] | None = None) -> int:
         return int(exc.exit_code)
     except click.ClickException as exc:
         # Usage errors exit 1, not click's 2: 2 means "changes pending".
-        exc.show()
+        if isinstance(exc, _NO_ARGS_IS_HELP):
+            exc.show()  # a group run without a command: its help, nothing else
+            return EXIT_ERROR
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f"Try '{exc.ctx.command_path} --help' for help."
+            click.echo(f"{exc.ctx.get_usage()}\n{hint}\n", err=True)
+        # A usage error can stop parsing before --no-color is read: look for it as written.
+        options = argv[: argv.index("--")] if "--" in argv else argv
+        report(exc.format_message(), given.values.get("no_color", "--no-color" in options))
         return EXIT_ERROR
     except BatchplanError as exc:
-        if debug:
-            traceback.print_exc()
-        _report(str(exc))
+        # An expected failure: its message says everything; no traceback even with --debug.
+        report(str(exc), given.values.get("no_color", False))
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
-        if debug:
+        if given.values.get("debug", False):
             traceback.print_exc()
-        _report(
+        report(
             f"unexpected {type(exc).__name__}: {exc} "
-            "(a bug in batchplan; --debug shows the traceback)"
+            "(a bug in batchplan; --debug shows the traceback)",
+            given.values.get("no_color", False),
         )
         return EXIT_ERROR
     return code if isinstance(code, int) else 0

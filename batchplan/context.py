@@ -27,7 +27,11 @@ DEFAULT_SANDBOX_DB = ".batchplan/sandbox.db"
 
 @dataclass(frozen=True)
 class Options:
-    """The options every command shares: endpoint, state, output and client settings."""
+    """The options every command shares, as resolved from the command line.
+
+    ``debug`` is ``--debug`` (before or after the command name), for a command
+    that wants to say more; the CLI's error handler reads the same flag.
+    """
 
     endpoint: str = DEFAULT_ENDPOINT
     state: str | None = None

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+import click
 import pytest
 
 from batchplan import cli as cli_module
@@ -171,3 +172,457 @@ def test_a_held_lock_refuses_apply_naming_the_holder(cli: CLI, sandbox: SandboxS
     assert result.code == 1
     assert held.id in result.err and "someone else" in result.err
     assert not mutating_calls(sandbox)
+
+
+# --- global options: before or after the command, only where they apply ------
+
+
+def test_global_options_work_before_and_after_the_command(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    before = cli("--endpoint", sandbox.url, "--state", "before.json", "plan", endpoint=False)
+    assert before.code == 0, before.err
+    assert "1 to create" in before.out
+    applied = cli(
+        "--endpoint", sandbox.url, "apply", "--auto-approve", "--state", "s.json", endpoint=False
+    )
+    assert applied.code == 0, applied.err
+    assert json.loads((cli.folder / "s.json").read_text())["batches"]["c1"]
+    assert not (cli.folder / "before.json").exists()  # plan writes no state
+    for args in (
+        ["--state", "s.json", "plan", "--endpoint", sandbox.url],
+        ["plan", "--state", "s.json", "--endpoint", sandbox.url],
+        ["--endpoint", sandbox.url, "--state", "s.json", "plan", "--detailed-exitcode"],
+    ):
+        again = cli(*args, endpoint=False)
+        assert (again.code, again.err) == (0, ""), args
+        assert "No changes" in again.out, args
+
+
+def test_the_option_after_the_command_wins(
+    cli: CLI, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    monkeypatch.setenv("BATCHPLAN_STATE", "from-env.json")
+    url = ["--endpoint", sandbox.url]
+    result = cli("--state", "before.json", "apply", "--auto-approve", "--state", "after.json", *url)
+    assert result.code == 0, result.err
+    assert (cli.folder / "after.json").exists()
+    assert not (cli.folder / "before.json").exists()
+    assert not (cli.folder / "from-env.json").exists()
+    # Before the command still beats the environment.
+    result = cli("--state", "before.json", "apply", "--auto-approve", *url)
+    assert result.code == 0, result.err
+    assert (cli.folder / "before.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--no-color", "validate"],
+        ["validate", "--no-color"],
+        ["--debug", "validate"],
+        ["--no-color", "--debug", "state", "list"],
+        ["state", "list", "--no-color", "--debug"],
+        ["--state", "other.json", "state", "list"],
+        ["--verbose", "plan"],
+        ["plan", "-v", "--no-color"],
+    ],
+)
+def test_global_options_accepted_where_they_apply(
+    cli: CLI, sandbox: SandboxServer, args: list[str]
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    result = cli(*args, *(["--endpoint", sandbox.url] if "plan" in args else []))
+    assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize(
+    ("args", "flag", "command"),
+    [
+        (["--endpoint", "sandbox", "validate"], "--endpoint", "batchplan validate"),
+        (["--state", "s.json", "show", "plan.json"], "--state", "batchplan show"),
+        (["--verbose", "state", "list"], "--verbose", "batchplan state list"),
+        (["--verbose", "schema", "config"], "--verbose", "batchplan schema"),
+    ],
+)
+def test_a_global_option_before_a_command_that_ignores_it_is_refused(
+    cli: CLI, args: list[str], flag: str, command: str
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    result = cli(*args)
+    assert result.code == 1
+    assert f"Error: {flag} does not apply to '{command}'" in result.err
+
+
+def all_commands() -> dict[str, click.Command]:
+    found: dict[str, click.Command] = {}
+
+    def walk(group: click.Group, prefix: str) -> None:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                walk(command, f"{prefix}{name} ")
+            else:
+                found[prefix + name] = command
+
+    walk(cli_module.cli, "")
+    return found
+
+
+def test_lock_timeout_only_on_commands_that_take_the_lock() -> None:
+    takes = {
+        name
+        for name, command in all_commands().items()
+        if any("--lock-timeout" in p.opts for p in command.params)
+    }
+    assert takes == {"apply", "import", "state rm", "state push"}
+    assert not any("--lock-timeout" in p.opts for p in cli_module.cli.params)
+
+
+def test_every_command_takes_no_color_and_debug() -> None:
+    for name, command in all_commands().items():
+        names = {opt for param in command.params for opt in param.opts}
+        assert {"--no-color", "--debug"} <= names, name
+
+
+def test_debug_reaches_the_commands_options(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    import batchplan.commands.plan as plan_command
+
+    seen: list[Options] = []
+
+    def fake_plan(paths: object, options: Options, *args: object, **kw: object) -> int:
+        seen.append(options)
+        return 0
+
+    monkeypatch.setattr(plan_command, "plan", fake_plan)
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("--debug", "plan").code == 0
+    assert cli("plan", "--debug").code == 0
+    assert cli("plan").code == 0
+    assert [options.debug for options in seen] == [True, True, False]
+
+
+# --- errors and --debug --------------------------------------------------------
+
+
+def test_debug_shows_no_traceback_for_a_config_error(cli: CLI) -> None:
+    cli.write("batchplan.yaml", "version: 1\nbatches:\n  - {name: x, project: p, priority: 99}\n")
+    for args in (["--debug", "validate"], ["validate", "--debug"], ["plan", "--debug"]):
+        result = cli(*args)
+        assert result.code == 1, args
+        assert "Traceback" not in result.err, args
+        assert "batchplan.yaml:3:" in result.err, args
+
+
+def test_debug_shows_the_traceback_of_an_unexpected_error(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchplan.commands.validate as validate_command
+
+    def broken(*args: object) -> int:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(validate_command, "validate", broken)
+    cli.write("batchplan.yaml", CONFIG)
+    plain = cli("validate")
+    assert plain.code == 1 and "Traceback" not in plain.err
+    assert "unexpected RuntimeError: boom" in plain.err
+    for args in (["--debug", "validate"], ["validate", "--debug"]):
+        result = cli(*args)
+        assert result.code == 1
+        assert "Traceback" in result.err and 'raise RuntimeError("boom")' in result.err
+
+
+# --- the default config file -----------------------------------------------------
+
+
+def test_a_lone_batchplan_yml_is_the_default_config(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yml", CONFIG)
+    assert cli("validate").code == 0
+    assert cli("apply", "--auto-approve").code == 0
+    assert mutating_calls(sandbox)["POST /batches"] == 1
+
+
+def test_both_default_configs_present_is_refused(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    cli.write("batchplan.yml", CONFIG)
+    for args in (["validate"], ["plan"], ["apply", "--auto-approve"]):
+        result = cli(*args)
+        assert result.code == 1, args
+        assert "both batchplan.yaml and batchplan.yml" in result.err
+    assert cli("validate", "batchplan.yml").code == 0
+    assert not api_calls(sandbox)
+
+
+def test_no_default_config_names_both_candidates(cli: CLI) -> None:
+    result = cli("validate")
+    assert result.code == 1
+    assert "no batchplan.yaml (or batchplan.yml) in this folder" in result.err
+
+
+# --- schema ---------------------------------------------------------------------------
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+@pytest.mark.parametrize(
+    ("name", "filename"),
+    [("config", "batchplan.schema.json"), ("plan", "plan.schema.json")],
+)
+def test_schema_prints_the_shipped_schema(cli: CLI, name: str, filename: str) -> None:
+    result = cli("schema", name)
+    assert result.code == 0, result.err
+    assert result.out == (SCHEMAS / filename).read_text(encoding="utf-8")
+    assert json.loads(result.out)["$schema"].startswith("https://json-schema.org/")
+
+
+def test_schema_reads_each_file_by_name(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import batchplan.commands.schema as schema_command
+
+    folder = tmp_path / "schemas"
+    folder.mkdir()
+    (folder / "apply-events.schema.json").write_text('{"title": "events"}\n')
+    monkeypatch.setattr(schema_command, "schema_dir", lambda: folder)
+    assert cli("schema", "apply-events").out == '{"title": "events"}\n'
+    missing = cli("schema", "plan")
+    assert missing.code == 1 and "Traceback" not in missing.err
+    assert "plan.schema.json: cannot read the schema" in missing.err
+    unknown = cli("schema", "nope")
+    assert unknown.code == 1 and "'nope' is not one of" in unknown.err
+
+
+# --- colour: one policy for stdout and stderr, under a real terminal --------------
+
+ANSI = "\x1b["
+
+
+def run_process(
+    args: list[str], cwd: Path, env: dict[str, str], *, terminal: bool
+) -> tuple[int, str]:
+    """``batchplan ARGS`` as its own process; stdout and stderr on one pty, or on pipes."""
+    import os
+    import select
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "batchplan", *args]
+    if not terminal:
+        done = subprocess.run(
+            command, cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        return done.returncode, done.stdout + done.stderr
+    import pty
+
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the process closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = process.wait(timeout=30)
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.fixture
+def colour_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    import os
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    return dict(os.environ)
+
+
+@pytest.mark.parametrize(
+    ("terminal", "flag_before", "flag_after", "env", "coloured"),
+    [
+        (True, False, False, {}, True),
+        (True, False, True, {}, False),
+        (True, True, False, {}, False),
+        (True, False, False, {"NO_COLOR": "1"}, False),
+        (True, False, False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+        (False, False, False, {}, False),
+        (False, False, False, {"FORCE_COLOR": "1"}, True),
+        (False, False, False, {"FORCE_COLOR": "0"}, False),
+    ],
+    ids=[
+        "terminal",
+        "terminal --no-color after",
+        "terminal --no-color before",
+        "terminal NO_COLOR",
+        "NO_COLOR beats FORCE_COLOR",
+        "pipes",
+        "pipes FORCE_COLOR",
+        "pipes FORCE_COLOR=0",
+    ],
+)
+def test_one_colour_policy_for_stdout_and_stderr(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    colour_env: dict[str, str],
+    terminal: bool,
+    flag_before: bool,
+    flag_after: bool,
+    env: dict[str, str],
+    coloured: bool,
+) -> None:
+    (tmp_path / "batchplan.yaml").write_text(CONFIG)
+    environment = {**colour_env, **env}
+    before = ["--no-color"] if flag_before else []
+    after = ["--no-color"] if flag_after else []
+    # stdout: the plan's symbols and headings.
+    code, out = run_process(
+        [*before, "plan", "--endpoint", sandbox.url, *after],
+        tmp_path,
+        environment,
+        terminal=terminal,
+    )
+    assert code == 0, out
+    assert "1 to create" in out
+    assert (ANSI in out) is coloured, out
+    # stderr: the Error: prefix, for a config error and for a usage error.
+    for args in (["validate", "missing.yaml"], ["validate", "--no-such-flag"]):
+        code, err = run_process([*before, *args, *after], tmp_path, environment, terminal=terminal)
+        assert code == 1, err
+        assert "Error:" in err
+        assert (ANSI in err) is coloured, err
+
+
+# --- shell completion ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("shell", "marker"),
+    [
+        ("bash", "complete -o nosort -F _batchplan_completion batchplan"),
+        ("zsh", "compdef _batchplan_completion batchplan"),
+        ("fish", "complete --no-files --command batchplan"),
+    ],
+)
+def test_completion_scripts_are_generated(
+    tmp_path: Path, colour_env: dict[str, str], shell: str, marker: str
+) -> None:
+    env = {**colour_env, "_BATCHPLAN_COMPLETE": f"{shell}_source"}
+    code, script = run_process([], tmp_path, env, terminal=False)
+    assert code == 0, script
+    assert marker in script
+    assert "_BATCHPLAN_COMPLETE" in script
+
+
+def test_bash_completion_completes_commands_and_options(
+    tmp_path: Path, colour_env: dict[str, str]
+) -> None:
+    """Source the generated script in a real bash and ask it, as the shell would."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    bash = shutil.which("bash")
+    assert bash is not None
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # The script calls `batchplan` by name: this one runs the package under test.
+    (bin_dir / "batchplan").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m batchplan "$@"\n')
+    (bin_dir / "batchplan").chmod(0o755)
+    env = {**colour_env, "PATH": f"{bin_dir}:{colour_env['PATH']}"}
+
+    def complete(*words: str) -> set[str]:
+        script = (
+            'eval "$(_BATCHPLAN_COMPLETE=bash_source batchplan)"\n'
+            f"COMP_WORDS=(batchplan {' '.join(map(shlex.quote, words))}); "
+            f"COMP_CWORD={len(words)}\n"
+            '_batchplan_completion batchplan; printf "%s\\n" "${COMPREPLY[@]}"\n'
+        )
+        done = subprocess.run(
+            [bash, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        return set(done.stdout.split())
+
+    assert {"plan", "apply", "validate", "schema", "state"} <= complete("")
+    started = complete("st")
+    assert "state" in started and all(word.startswith("st") for word in started)
+    assert complete("schema", "") == {"config", "plan", "apply-events"}
+    assert "--detailed-exitcode" in complete("plan", "--de")
+    assert "--endpoint" in complete("--e")
+
+
+# --- the docs' command lines are real ------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = [ROOT / "README.md", ROOT / "docs" / "install.md", ROOT / "docs" / "cli.md"]
+
+
+def documented_commands() -> list[list[str]]:
+    """Every ``batchplan ...`` line in the shell code blocks of the docs above."""
+    import shlex
+
+    found = []
+    for path in DOCS:
+        language = None  # inside a code block: its language ("" for none)
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                language = line[3:].strip() if language is None else None
+                continue
+            if language not in ("sh", "console", ""):
+                continue
+            if language == "console":  # commands are the lines after a prompt
+                if not line.startswith("$ "):
+                    continue
+                line = line[2:]
+            line = line.split(" #")[0]
+            if line.startswith("batchplan "):
+                words = shlex.split(line)[1:]
+                found.append(words[: words.index(">")] if ">" in words else words)
+    return found
+
+
+def test_documented_commands_parse(cli: CLI) -> None:
+    commands = documented_commands()
+    assert ["--endpoint", "sandbox", "plan"] in commands
+    assert ["schema", "config"] in commands
+    for args in commands:
+        result = cli(*args, "--help")
+        assert result.code == 0, (args, result.err)
+
+
+def test_install_doc_completion_and_editor_snippets() -> None:
+    import re
+
+    text = (ROOT / "docs" / "install.md").read_text(encoding="utf-8")
+    for shell in ("bash", "zsh", "fish"):
+        assert f"_BATCHPLAN_COMPLETE={shell}_source batchplan" in text
+    (settings,) = re.findall(r"```json\n(.*?)```", text, flags=re.S)
+    assert "./.batchplan.schema.json" in json.loads(settings)["yaml.schemas"]
+    assert "# yaml-language-server: $schema=./.batchplan.schema.json" in text
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "(docs/install.md)" in readme and "(docs/cli.md)" in readme
+    assert readme.index("make demo") < readme.index("make test") < readme.index("## Commands")
+
+
+@pytest.mark.parametrize("args", [[], ["state"], ["sandbox"]])
+def test_a_group_without_a_command_prints_its_help(cli: CLI, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.code == 1
+    assert "Commands:" in result.out + result.err
+    assert "Error:" not in result.err

@@ -388,6 +388,20 @@ def test_apply_planfile_with_another_endpoint_is_a_usage_error(
     assert "https://api.example.com/v1" in result.err and sandbox.url in result.err
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_apply_planfile_with_another_endpoint_before_or_after_the_command(
+    cli: CLI, sandbox: SandboxServer, where: str
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    flag = ["--endpoint", "https://api.example.com/v1"]
+    argv = [*flag, "apply", "plan.json"] if where == "before" else ["apply", "plan.json", *flag]
+    result = cli(*argv, endpoint=False)
+    assert result.code == 1, result.out + result.err
+    assert "https://api.example.com/v1" in result.err and sandbox.url in result.err
+    assert not mutating_calls(sandbox)
+
+
 def test_apply_planfile_from_another_folder(
     cli: CLI, sandbox: SandboxServer, tmp_path: Path
 ) -> None:

@@ -92,7 +92,7 @@ def test_from_url_refuses_a_malformed_url(url: str) -> None:
 
 def test_without_boto3_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "boto3", None)  # makes `import boto3` fail
-    with pytest.raises(StateError, match=r"needs boto3: pip install 'batchplan\[s3\]'"):
+    with pytest.raises(StateError, match=r"needs boto3: .*'scale-batchplan\[s3\]'"):
         S3State.from_url("s3://team-state/state.json")
 
 

@@ -9,7 +9,7 @@ Both rely on S3's conditional writes, which every S3 request checks atomically:
   *`` when there was none), so a write that raced another is refused rather
   than lost, even if someone bypassed the lock.
 
-boto3 is an optional extra (``batchplan[s3]``) and is imported only when an
+boto3 is an optional extra (``scale-batchplan[s3]``) and is imported only when an
 S3 state is used. Endpoint, region and credentials come from the standard AWS
 settings (``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_PROFILE``, ...), so MinIO
 and other S3-compatible stores work too.
@@ -88,7 +88,8 @@ class S3Objects:
             import boto3
         except ImportError:
             raise StateError(
-                "the S3 state backend needs boto3: pip install 'batchplan[s3]'"
+                "the S3 state backend needs boto3: install batchplan with its s3 extra "
+                "('scale-batchplan[s3]', see docs/install.md), or pip install boto3 beside it"
             ) from None
         with _CLIENT_LOCK, self._translated("set up the S3 client for"):
             return boto3.client("s3")
