@@ -88,13 +88,16 @@ def metadata_to_send(
 ) -> dict[str, Any]:
     """The whole metadata object a ``set_metadata`` sends (the API replaces the object).
 
-    The plan's own figure wins: ``change.after.metadata``, the live metadata
-    plus the configured keys as the reviewer saw it. A change that does not
-    carry it gets the same rule applied here, on the batch read just before
-    the call: live keys the config does not name are kept, configured keys
-    set, keys configured as null removed.
+    The plan's own figure wins (``change.metadata_to_send``, or
+    ``change.after.metadata``): the live metadata plus the configured keys,
+    as the reviewer saw it. A change that carries neither gets the same rule
+    applied here, on the batch read just before the call: live keys the
+    config does not name are kept, configured keys set, keys configured as
+    null removed.
     """
-    planned = getattr(change.after, "metadata", None)
+    planned = getattr(change, "metadata_to_send", None)
+    if planned is None:
+        planned = getattr(change.after, "metadata", None)
     if planned is not None:
         return {key: value for key, value in planned.items() if value is not None}
     live = read_live(change.batch)
