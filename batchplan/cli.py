@@ -260,6 +260,7 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import apply as run
+    from batchplan.commands.applying import ApplyOutput
 
     options, plan_options = make_options(kw), make_plan_options(kw)
     confirm = None
@@ -281,8 +282,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
         confirm=confirm,
         auto_approve=kw["auto_approve"],
         fail_fast=kw["fail_fast"],
-        fmt=kw["fmt"],
-        compact=kw["compact"],
+        output=ApplyOutput(kw["fmt"], kw["compact"], echo),
     )
 
 

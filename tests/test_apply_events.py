@@ -147,8 +147,10 @@ def test_first_ctrl_c_while_every_post_fails_stops_retrying_and_exits_130(
         r"Interrupted: waiting for \d+ calls? in flight \(Ctrl-C again to stop now\)", notice
     )
     summary = run.wait_for(r"^Apply interrupted", timeout=1)
-    # Calls cut short while waiting to retry are not started, not failed.
-    assert re.search(r"0 calls, \d+ retries", summary), summary
+    # Calls cut short while waiting to retry are not started, not failed. (A
+    # create can still succeed: half the injected 503s come after the batch
+    # was made, and a retry's 409 then finds it.)
+    assert "failed" not in summary and "Failed:" not in run.lines["out"], run.lines
     assert "Not started (a new plan and apply will pick these up):" in run.lines["out"]
     assert not (tmp_path / ".batchplan" / "state.json.lock").exists()
 
