@@ -73,8 +73,10 @@ def main() -> None:
                 with sandbox(work / "sandbox.db", "--latency-ms", str(args.latency_ms)) as sb:
                     times[progress].append(timed_apply(work, sb.url, progress=progress))
     without, with_ = min(times[False]), min(times[True])
-    print(f"apply of {args.batches} new batches ({3 * args.batches} calls), ")
-    print(f"sandbox latency {args.latency_ms:g} ms, best of {args.rounds}; {machine()}")
+    print(
+        f"apply of {args.batches} new batches ({3 * args.batches} calls), sandbox latency "
+        f"{args.latency_ms:g} ms, best of {args.rounds}; {machine()}"
+    )
     print(f"  without progress line: {without:.2f} s  (runs: {times[False]})")
     print(f"  with progress line:    {with_:.2f} s  (runs: {times[True]})")
     print(f"  ratio with / without:  {with_ / without:.3f}")
