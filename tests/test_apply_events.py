@@ -248,3 +248,46 @@ def test_without_a_terminal_a_line_says_it_is_still_applying(
     # --compact: no per-call lines, only the summary.
     assert not any(": created" in out for out in run.lines["out"]), run.lines["out"]
     assert any(out.startswith("Apply complete: 20 created") for out in run.lines["out"])
+
+
+def test_json_with_nothing_to_do_is_a_start_and_a_complete_summary(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    write_batches(tmp_path, 2, priority=20)
+    first = Running(tmp_path, "apply", "--auto-approve", "--endpoint", sandbox.url)
+    assert first.finish(timeout=60) == 0, first.lines
+    again = Running(
+        tmp_path, "apply", "--auto-approve", "--format", "json", "--endpoint", sandbox.url
+    )
+    assert again.finish(timeout=60) == 0, again.lines
+    found = [json.loads(line) for line in again.lines["out"]]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    for event in found:
+        validator.validate(event)
+    assert [(e["type"], e.get("result")) for e in found] == [
+        ("apply_start", None),
+        ("summary", "complete"),
+    ]
+    assert found[1]["calls"] == 0
+
+
+def test_compact_text_prints_failures_and_the_summary_only(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    # Seeded faults, one worker, no retries: the same calls fail on every run.
+    sandbox = sandbox_factory(fault_rate=0.5, seed=3)
+    admin(sandbox, "/faults", {"fault_reads": False})
+    write_batches(tmp_path, 10)
+    run = Running(
+        tmp_path,
+        *("apply", "--auto-approve", "--compact", "--endpoint", sandbox.url),
+        *("--max-retries", "0", "--parallelism", "1"),
+    )
+    assert run.finish(timeout=60) == 1, run.lines
+    plan_end = next(i for i, line in enumerate(run.lines["out"]) if line.startswith("Plan:"))
+    printed = [line for line in run.lines["out"][plan_end + 1 :] if line]
+    live = printed[: printed.index(next(line for line in printed if line.startswith("Apply ")))]
+    assert live and all(re.match(r"r\d{4}: create failed after 1 attempt: ", line) for line in live)
+    summary = next(line for line in printed if line.startswith("Apply failed: "))
+    assert f"({len(live)} failed), 0 retries" in summary, summary
+    assert re.search(r"^Apply failed: [1-9]\d* created\. 10 calls", summary), summary
