@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -373,3 +374,29 @@ def test_set_metadata_prefers_the_object_the_plan_computed() -> None:
         raise AssertionError("the plan's object needs no read")
 
     assert metadata_to_send(change, no_read) == {"team": "b", "keep": 1}
+
+
+def test_a_failed_state_write_stops_new_calls_and_is_in_the_summary(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    writer = StateWriter(LocalState(folder / "state.json"), State.new("x"))
+    events: list[ApplyEvent] = []
+
+    def emit(event: ApplyEvent) -> None:
+        events.append(event)
+        if isinstance(event, CallEvent) and len(events) == 2:
+            shutil.rmtree(folder)  # the next state write cannot happen
+
+    plan = plan_for(*(DesiredBatch(name=f"b{i}", project="p", priority=20) for i in range(20)))
+    with scripted(lambda seen: Answer(body=batch_json("x"))) as server:
+        client = ScaleClient(server.url, None, FAST)
+        result = apply_plan(plan, client, writer, {}, parallelism=1, emit=emit)
+    summary = result.summary
+    assert summary.result == "failed" and summary.state_error is not None
+    assert summary.not_started > 0
+    assert len(server.seen) < 40
+    out = io.StringIO()
+    view = TextView(out, io.StringIO(), live=False, heartbeat=0)
+    for event in events:
+        view(event)
+    assert "State could not be saved: " in out.getvalue()
