@@ -1,10 +1,13 @@
 """Carry out a plan: per batch in order, batches concurrently, state after every call.
 
-Per batch the order is fixed (create, prioritize, finalize) and a failed call
-stops that batch: a batch whose prioritize failed is never finalized. Other
-batches carry on unless ``fail_fast``. When ``stop`` is set (Ctrl-C,
-SIGTERM, a state write that failed), no new call starts; the calls in flight
-end and their results are recorded.
+Per batch the order is fixed (create, set_metadata, prioritize, finalize) and
+a failed call stops that batch: a batch whose prioritize failed is never
+finalized. Other batches carry on unless ``fail_fast``. When ``stop`` is set
+(Ctrl-C, SIGTERM, a state write that failed), no new call starts; the calls
+in flight end and their results are recorded.
+
+The engine never prints: it reports through events (``batchplan.events``)
+and a view renders them.
 """
 
 from __future__ import annotations
@@ -12,23 +15,26 @@ from __future__ import annotations
 import datetime
 import queue
 import threading
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from batchplan.errors import ApiError, BatchplanError
+from batchplan.events import (
+    ApplyEvent,
+    ApplyStart,
+    CallEvent,
+    EventSink,
+    InterruptedEvent,
+    NotStartedEvent,
+    RetryEvent,
+    SummaryEvent,
+)
 from batchplan.model import STAGING, BatchRecord, DesiredBatch, same_callback
 from batchplan.plan import Action, Change, Plan
-from batchplan.scale import DuplicateBatchError, ScaleClient
+from batchplan.scale import Attempt, CallCancelled, DuplicateBatchError, ScaleClient
 from batchplan.state.writer import StateWriter
-
-PAST = {
-    Action.CREATE: "created",
-    Action.ADOPT: "adopted",
-    Action.PRIORITIZE: "prioritized",
-    Action.FINALIZE: "finalized",
-    Action.FORGET: "forgotten",
-}
 
 
 def utc_now() -> str:
@@ -56,6 +62,7 @@ class BatchOutcome:
 @dataclass
 class ApplyResult:
     outcomes: list[BatchOutcome]
+    summary: SummaryEvent
     interrupted: bool = False
     state_error: str | None = None
 
@@ -75,6 +82,75 @@ class ApplyResult:
         return sum(action in o.done for o in self.outcomes)
 
 
+@dataclass
+class _Call:
+    """One action in progress on a worker thread, as the attempt listener sees it."""
+
+    batch: str
+    action: Action
+    path: str | None = None
+    attempts: int = 0
+    in_backoff: bool = False
+
+
+class _Calls:
+    """Which action each worker thread is running, so HTTP attempts map to actions.
+
+    The client tells its listeners about every attempt on the calling thread;
+    a thread-local "current call" turns those into ``retry`` events and
+    attempt counts.
+    """
+
+    def __init__(self, emit: EventSink) -> None:
+        self._emit = emit
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._running: dict[int, _Call] = {}
+        self.retries = 0
+
+    @contextmanager
+    def running(self, batch: str, action: Action) -> Iterator[_Call]:
+        call = _Call(batch, action)
+        ident = threading.get_ident()
+        self._local.call = call
+        with self._lock:
+            self._running[ident] = call
+        try:
+            yield call
+        finally:
+            self._local.call = None
+            with self._lock:
+                del self._running[ident]
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        call: _Call | None = getattr(self._local, "call", None)
+        if call is None:
+            return
+        # The action's own request; a create's follow-up read is not counted.
+        if call.path is None:
+            call.path = attempt.path
+        if attempt.path == call.path:
+            call.attempts = attempt.attempt
+        call.in_backoff = attempt.retry_in is not None
+        if attempt.retry_in is None:
+            return
+        with self._lock:
+            self.retries += 1
+        reason = attempt.error or "failed"
+        if attempt.status is not None:
+            reason = f"HTTP {attempt.status}: {reason}"
+        self._emit(
+            RetryEvent(
+                call.batch, call.action.value, attempt.attempt, reason, round(attempt.retry_in, 2)
+            )
+        )
+
+    def on_the_wire(self) -> int:
+        """Calls waiting for an answer (not those sleeping before a retry)."""
+        with self._lock:
+            return sum(not call.in_backoff for call in self._running.values())
+
+
 class _BatchRun:
     """The calls of one change, in order, each followed by its state record."""
 
@@ -84,19 +160,22 @@ class _BatchRun:
         record: BatchRecord | None,
         client: ScaleClient,
         writer: StateWriter,
+        calls: _Calls,
         should_stop: Callable[[], bool],
-        report: Callable[[str], None],
+        emit: EventSink,
         now: Callable[[], str],
     ) -> None:
         self.change = change
         self.record = record
         self.client = client
         self.writer = writer
+        self.calls = calls
         self.should_stop = should_stop
-        self.report = report
+        self.emit = emit
         self.now = now
         self.outcome = BatchOutcome(change)
         self.status: str | None = change.before.status if change.before else None
+        self.existing = False
 
     def _save(self, **fields: object) -> None:
         base = self.record or BatchRecord(name=self.change.batch, project=self.change.project)
@@ -107,53 +186,78 @@ class _BatchRun:
         for action in self.change.actions:
             if action.calls_api and self.should_stop():
                 break
-            try:
-                detail = self._do(action)
-            except BatchplanError as exc:
-                self.outcome.failed = action
-                self.outcome.error = str(exc)
-                self.report(f"{self.change.batch}: {action.value} failed: {exc}")
-                break
-            if detail is None:
+            started = time.monotonic()
+            with self.calls.running(self.change.batch, action) as call:
+                try:
+                    done = self._do(action)
+                except CallCancelled:
+                    # Interrupted before or between attempts: not started, not failed.
+                    break
+                except BatchplanError as exc:
+                    self.outcome.failed = action
+                    self.outcome.error = str(exc)
+                    self._tell(action, "failed", call, started, error=str(exc))
+                    break
+            if not done:
                 self.outcome.skipped.append(action)
+                self._tell(action, "skipped", call, started)
                 continue
             self.outcome.done.append(action)
-            self.report(f"{self.change.batch}: {detail}")
+            self._tell(action, "done", call, started)
         return self.outcome
 
-    def _do(self, action: Action) -> str | None:
-        """Run one action; return what to report, or None when it was not needed."""
+    def _tell(
+        self, action: Action, outcome: str, call: _Call, started: float, error: str | None = None
+    ) -> None:
         desired = self.change.desired
+        self.emit(
+            CallEvent(
+                batch=self.change.batch,
+                action=action.value,
+                outcome=outcome,  # type: ignore[arg-type]
+                attempts=call.attempts,
+                ms=round((time.monotonic() - started) * 1000, 1),
+                error=error,
+                status=self.status if action is Action.CREATE and outcome == "done" else None,
+                priority=desired.priority
+                if action is Action.PRIORITIZE and desired is not None
+                else None,
+                existing=self.existing and action is Action.CREATE,
+            )
+        )
+
+    def _do(self, action: Action) -> bool:
+        """Run one action; False when it turned out not to be needed."""
+        desired = self.change.desired
+        name = self.change.batch
         if action is Action.FORGET:
-            self.writer.forget(self.change.batch)
-            return "forgotten (dropped from state; the batch is not deleted)"
-        if action is Action.ADOPT:
+            self.writer.forget(name)
+        elif action is Action.ADOPT:
             self._save()
-            return "adopted into state"
-        if action is Action.CREATE:
+        elif action is Action.CREATE:
             assert desired is not None
             self.status = self._create(desired)
             self._save(
                 calibration_batch=desired.calibration_batch,
                 self_label_batch=desired.self_label_batch,
             )
-            return f"created ({self.status})"
-        if action is Action.SET_METADATA:
-            # The whole object: live metadata with the configured keys applied.
+        elif action is Action.SET_METADATA:
+            # State keeps no metadata: its values may come from ${NAME}.
+            # The diff computed the whole object: live keys with the configured ones applied.
             assert self.change.metadata_to_send is not None
-            self.client.set_batch_metadata(self.change.batch, dict(self.change.metadata_to_send))
-            return "metadata set"
-        if action is Action.PRIORITIZE:
+            self.client.set_batch_metadata(name, dict(self.change.metadata_to_send))
+            self._save()
+        elif action is Action.PRIORITIZE:
             assert desired is not None and desired.priority is not None
-            self.client.prioritize_batch(self.change.batch, desired.priority)
+            self.client.prioritize_batch(name, desired.priority)
             self._save(priority=desired.priority)
-            return f"prioritized {desired.priority}"
-        if self.change.finalize_if_staging and self.status != STAGING:
-            # Non-Rapid projects start in_progress: there is nothing to finalize.
-            return None
-        self.client.finalize_batch(self.change.batch)
-        self._save()
-        return "finalized"
+        else:
+            if self.change.finalize_if_staging and self.status != STAGING:
+                # Non-Rapid projects start in_progress: there is nothing to finalize.
+                return False
+            self.client.finalize_batch(name)
+            self._save()
+        return True
 
     def _create(self, desired: DesiredBatch) -> str:
         """Create the batch; adopt a 409 only if it can be this run's own create.
@@ -186,10 +290,7 @@ class _BatchRun:
                     "the name is taken by a batch that does not match this create "
                     "(project or callback differ); it gets no further call",
                 ) from None
-            self.report(
-                f"{desired.name}: create answered 409 after an unanswered attempt; "
-                "the batch matches, taking it as created"
-            )
+            self.existing = True
             return live.status
 
 
@@ -202,39 +303,48 @@ def apply_plan(
     parallelism: int = 8,
     fail_fast: bool = False,
     stop: threading.Event | None = None,
-    report: Callable[[str], None] = lambda line: None,
+    emit: EventSink = lambda event: None,
     now: Callable[[], str] = utc_now,
 ) -> ApplyResult:
     """Run every change of ``plan``; never raises for a failed call.
 
     State-only changes (adopt without calls, forget) are recorded first.
-    Then each batch's calls run in order on a pool of ``parallelism``
-    workers. ``stop`` is watched between calls; Ctrl-C reaching this thread
-    sets it too.
+    Then each batch's calls run in order on ``parallelism`` workers. ``stop``
+    is watched between calls; once it is set by anyone but apply itself (a
+    signal handler, a Ctrl-C reaching this thread), the client is cancelled
+    too: no new attempt and no retry starts, and a call waiting to retry is
+    abandoned (it counts as not started). Every event goes to ``emit``, one
+    at a time.
     """
     stop = stop or threading.Event()
     # Set when apply stops itself (--fail-fast, a bug), as opposed to a signal.
     halted = threading.Event()
     lock = threading.Lock()
+    clock = time.monotonic()
 
-    def say(line: str) -> None:
+    def say(event: ApplyEvent) -> None:
         with lock:
-            report(line)
+            emit(event)
+
+    calls = _Calls(say)
+    client.add_listener(calls.on_attempt)
 
     def should_stop() -> bool:
         if writer.error is not None:
+            halted.set()
             stop.set()
         return stop.is_set()
 
     def run(change: Change) -> BatchOutcome:
         outcome = _BatchRun(
-            change, records.get(change.batch), client, writer, should_stop, say, now
+            change, records.get(change.batch), client, writer, calls, should_stop, say, now
         ).run()
         if fail_fast and outcome.failed is not None:
             halted.set()
             stop.set()
         return outcome
 
+    say(ApplyStart(batches=len(plan.changes), calls=plan.summary.api_calls))
     outcomes: dict[str, BatchOutcome] = {}
     calling = []
     for change in plan.changes:
@@ -245,31 +355,48 @@ def apply_plan(
 
     # Workers hand their outcomes back through a queue: waiting on a set of
     # thousands of futures would cost the main thread O(pending) per wake-up.
+    # They are daemon threads, so a second Ctrl-C can end the process at once.
+    todo: queue.SimpleQueue[Change | None] = queue.SimpleQueue()
     finished: queue.SimpleQueue[BatchOutcome] = queue.SimpleQueue()
 
-    def task(change: Change) -> None:
-        try:
-            outcome = run(change)
-        except Exception as exc:  # a bug must not lose the other batches' state
-            outcome = BatchOutcome(change, failed=change.actions[0], error=f"unexpected {exc!r}")
-            halted.set()
-            stop.set()
-        finished.put(outcome)
-
-    with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="apply") as pool:
-        for change in calling:
-            pool.submit(task, change)
-        remaining = len(calling)
-        while remaining:
+    def worker() -> None:
+        while (change := todo.get()) is not None:
             try:
-                outcome = finished.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            except KeyboardInterrupt:
+                outcome = run(change)
+            except Exception as exc:  # a bug must not lose the other batches' state
+                outcome = BatchOutcome(
+                    change, failed=change.actions[0], error=f"unexpected {exc!r}"
+                )
+                halted.set()
                 stop.set()
-                continue
+            finished.put(outcome)
+
+    workers = min(max(1, parallelism), len(calling))
+    for change in calling:
+        todo.put(change)
+    for _ in range(workers):
+        todo.put(None)
+    for index in range(workers):
+        threading.Thread(target=worker, name=f"apply-{index}", daemon=True).start()
+
+    remaining = len(calling)
+    cancelled = False
+    while remaining:
+        try:
+            outcome = finished.get(timeout=0.1)
+        except queue.Empty:
+            pass
+        except KeyboardInterrupt:
+            if stop.is_set() and not halted.is_set():
+                raise
+            stop.set()
+        else:
             outcomes[outcome.change.batch] = outcome
             remaining -= 1
+        if stop.is_set() and not halted.is_set() and not cancelled:
+            cancelled = True
+            client.cancel()
+            say(InterruptedEvent(in_flight=calls.on_the_wire()))
     interrupted = stop.is_set() and not halted.is_set() and writer.error is None
 
     state_error = None
@@ -278,40 +405,54 @@ def apply_plan(
     except BatchplanError as exc:
         state_error = str(exc)
     ordered = [outcomes[c.batch] for c in plan.changes if c.batch in outcomes]
-    return ApplyResult(ordered, interrupted=interrupted, state_error=state_error)
+    for outcome in ordered:
+        if outcome.not_started:
+            say(
+                NotStartedEvent(
+                    outcome.change.batch,
+                    tuple(a.value for a in outcome.not_started),
+                    "after_failure" if outcome.failed is not None else "stopped",
+                )
+            )
+    summary = _summary(ordered, calls.retries, time.monotonic() - clock, interrupted, state_error)
+    say(summary)
+    return ApplyResult(ordered, summary, interrupted=interrupted, state_error=state_error)
 
 
-def describe_result(result: ApplyResult) -> str:
-    """The closing report: counts, then what failed and what is left."""
-    counts = ", ".join(
-        f"{result.count(action)} {PAST[action]}"
-        for action in (
-            Action.CREATE,
-            Action.PRIORITIZE,
-            Action.FINALIZE,
-            Action.ADOPT,
-            Action.FORGET,
-        )
+def _summary(
+    outcomes: list[BatchOutcome],
+    retries: int,
+    elapsed: float,
+    interrupted: bool,
+    state_error: str | None,
+) -> SummaryEvent:
+    done = dict.fromkeys(Action, 0)
+    for outcome in outcomes:
+        for action in outcome.done:
+            done[action] += 1
+    failed = sum(o.failed is not None for o in outcomes)
+    not_started = sum(len(o.not_started) for o in outcomes)
+    calls = sum(n for action, n in done.items() if action.calls_api) + sum(
+        o.failed is not None and o.failed.calls_api for o in outcomes
     )
-    if result.ok:
-        return f"Apply complete: {counts}.\n"
-    lines = []
-    heading = "Apply interrupted" if result.interrupted else "Apply failed"
-    lines.append(f"{heading}: {counts}.")
-    if result.failed:
-        lines.append("Failed:")
-        for outcome in result.failed:
-            assert outcome.failed is not None
-            lines.append(f"  {outcome.change.batch}: {outcome.failed.value}: {outcome.error}")
-            after = ", ".join(a.value for a in outcome.not_started)
-            if after:
-                lines.append(f"    not attempted after it: {after}")
-    if result.unfinished:
-        lines.append("Not started (a new plan and apply will pick these up):")
-        for outcome in result.unfinished:
-            rest = ", ".join(a.value for a in outcome.not_started)
-            lines.append(f"  {outcome.change.batch}: {rest}")
-    if result.state_error:
-        lines.append(f"State could not be saved: {result.state_error}")
-        lines.append("The next plan reads live and adopts what was done; nothing is lost.")
-    return "\n".join(lines) + "\n"
+    if interrupted:
+        result = "interrupted"
+    elif failed or not_started or state_error:
+        result = "failed"
+    else:
+        result = "complete"
+    return SummaryEvent(
+        result=result,  # type: ignore[arg-type]
+        created=done[Action.CREATE],
+        metadata_set=done[Action.SET_METADATA],
+        prioritized=done[Action.PRIORITIZE],
+        finalized=done[Action.FINALIZE],
+        adopted=done[Action.ADOPT],
+        forgotten=done[Action.FORGET],
+        failed=failed,
+        not_started=not_started,
+        calls=calls,
+        retries=retries,
+        elapsed_s=round(elapsed, 2),
+        state_error=state_error,
+    )

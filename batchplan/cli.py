@@ -382,10 +382,20 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 @reassert_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
 @click.option("--fail-fast", is_flag=True, help="Stop starting new batches after a failure.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: apply's events as JSON Lines on stdout (needs --auto-approve or PLANFILE).",
+)
+@click.option("--compact", is_flag=True, help="Print only failures and the summary.")
 def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import apply as run
     from batchplan.commands.apply import ask_approval
+    from batchplan.commands.applying import ApplyOutput
 
     context = click.get_current_context()
     explicit = [
@@ -404,7 +414,34 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
         auto_approve=kw["auto_approve"],
         fail_fast=kw["fail_fast"],
         explicit=explicit,
+        output=ApplyOutput(kw["fmt"], kw["compact"], make_echo(options.color)),
     )
+
+
+@cli.command()
+@paths_argument
+@common_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for machines.",
+)
+@click.option(
+    "--watch",
+    type=click.FloatRange(min=0.1),
+    default=None,
+    metavar="SECONDS",
+    help="Redraw every SECONDS until every created batch is completed (or Ctrl-C).",
+)
+def status(paths: tuple[str, ...], **kw: Any) -> int:
+    """Show how far the labeling of the managed batches has got."""
+    from batchplan.commands.status import status as run
+
+    fmt, watch = kw.pop("fmt"), kw.pop("watch")
+    return run(default_paths(paths), make_options(kw), fmt=fmt, watch=watch)
 
 
 @cli.command("import")

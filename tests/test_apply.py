@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
-from batchplan.apply import apply_plan, describe_result
+from batchplan.apply import ApplyResult, apply_plan
+from batchplan.apply_view import TextView
 from batchplan.diff import diff
+from batchplan.events import (
+    ApplyEvent,
+    CallEvent,
+    InterruptedEvent,
+    NotStartedEvent,
+    RetryEvent,
+)
 from batchplan.model import STAGING, Config, DesiredBatch, LiveBatch, LiveView
-from batchplan.plan import Action, Plan
+from batchplan.plan import Action, BatchSide, Change, Plan
+from batchplan.sandbox import SandboxServer
 from batchplan.scale import ClientOptions, ScaleClient
 from batchplan.state import State
 from batchplan.state.local import LocalState
 from batchplan.state.writer import StateWriter
+from tests.helpers import batch_record, events
 from tests.scripted import Answer, Seen, scripted
 
 FAST = ClientOptions(max_attempts=3, backoff_base=0.001, backoff_cap=0.01, read_timeout=2)
@@ -37,22 +50,37 @@ def plan_for(*batches: DesiredBatch) -> Plan:
     return diff(Config(batches=batches), view, {})
 
 
-def run_apply(
-    url: str, plan: Plan, tmp_path: Path, **kwargs: object
-) -> tuple[object, dict[str, object]]:
+class Run:
+    """One apply's result, its events, the text view's output and the stored state."""
+
+    def __init__(self, result: ApplyResult, events: list[ApplyEvent], text: str, stored: Any):
+        self.result = result
+        self.events = events
+        self.text = text
+        self.stored = stored
+
+
+def run_apply(url: str, plan: Plan, tmp_path: Path, **kwargs: Any) -> Run:
     backend = LocalState(tmp_path / "state.json")
     state = State.new(url)
     writer = StateWriter(backend, state)
     client = ScaleClient(url, None, FAST)
-    lines: list[str] = []
-    result = apply_plan(plan, client, writer, {}, report=lines.append, **kwargs)  # type: ignore[arg-type]
+    events: list[ApplyEvent] = []
+    out, err = io.StringIO(), io.StringIO()
+    view = TextView(out, err, live=False, heartbeat=0)
+
+    def emit(event: ApplyEvent) -> None:
+        events.append(event)
+        view(event)
+
+    result = apply_plan(plan, client, writer, {}, emit=emit, **kwargs)
     writer.close()
     stored = (
         json.loads((tmp_path / "state.json").read_text())
         if (tmp_path / "state.json").exists()
         else {}
     )
-    return result, stored
+    return Run(result, events, out.getvalue(), stored)
 
 
 def test_calls_per_batch_are_in_order_create_prioritize_finalize(tmp_path: Path) -> None:
@@ -65,8 +93,8 @@ def test_calls_per_batch_are_in_order_create_prioritize_finalize(tmp_path: Path)
         *(DesiredBatch(name=f"b{i}", project="p", priority=20, finalized=True) for i in range(6))
     )
     with scripted(script) as server:
-        result, stored = run_apply(server.url, plan, tmp_path, parallelism=4)
-    assert result.ok  # type: ignore[attr-defined]
+        run = run_apply(server.url, plan, tmp_path, parallelism=4)
+    assert run.result.ok
     order = [
         f"create {json.loads(s.body)['name']}" if s.path == "/v1/batches" else s.path
         for s in server.seen
@@ -76,8 +104,8 @@ def test_calls_per_batch_are_in_order_create_prioritize_finalize(tmp_path: Path)
         prioritize = order.index(f"/v1/batches/b{i}/prioritize")
         finalize = order.index(f"/v1/batches/b{i}/finalize")
         assert create < prioritize < finalize
-    assert sorted(stored["batches"]) == [f"b{i}" for i in range(6)]  # type: ignore[index]
-    assert all(r["priority"] == 20 for r in stored["batches"].values())  # type: ignore[attr-defined]
+    assert sorted(run.stored["batches"]) == [f"b{i}" for i in range(6)]
+    assert all(r["priority"] == 20 for r in run.stored["batches"].values())
 
 
 def test_failed_prioritize_means_no_finalize_and_others_carry_on(tmp_path: Path) -> None:
@@ -93,16 +121,19 @@ def test_failed_prioritize_means_no_finalize_and_others_carry_on(tmp_path: Path)
         DesiredBatch(name="good", project="p", priority=20, finalized=True),
     )
     with scripted(script) as server:
-        result, stored = run_apply(server.url, plan, tmp_path)
+        run = run_apply(server.url, plan, tmp_path)
     assert "POST /v1/batches/bad/finalize" not in server.paths()
     assert "POST /v1/batches/good/finalize" in server.paths()
-    report = describe_result(result)  # type: ignore[arg-type]
+    report = run.text
     assert "Apply failed" in report
-    assert "bad: prioritize: POST /batches/bad/prioritize: HTTP 400: priority rejected" in report
+    assert (
+        "bad: prioritize failed after 1 attempt: "
+        "POST /batches/bad/prioritize: HTTP 400: priority rejected" in report
+    )
     assert "not attempted after it: finalize" in report
     # The create that succeeded is in state, with no priority (it was never set).
-    assert stored["batches"]["bad"]["priority"] is None  # type: ignore[index]
-    assert stored["batches"]["good"]["priority"] == 20  # type: ignore[index]
+    assert run.stored["batches"]["bad"]["priority"] is None
+    assert run.stored["batches"]["good"]["priority"] == 20
 
 
 def test_fail_fast_starts_no_new_batch(tmp_path: Path) -> None:
@@ -111,9 +142,9 @@ def test_fail_fast_starts_no_new_batch(tmp_path: Path) -> None:
 
     plan = plan_for(*(DesiredBatch(name=f"b{i}", project="p") for i in range(20)))
     with scripted(script) as server:
-        result, _ = run_apply(server.url, plan, tmp_path, parallelism=1, fail_fast=True)
+        run = run_apply(server.url, plan, tmp_path, parallelism=1, fail_fast=True)
     assert len(server.seen) == 1
-    assert len(result.unfinished) == 19  # type: ignore[attr-defined]
+    assert len(run.result.unfinished) == 19
 
 
 def test_stop_event_starts_no_call(tmp_path: Path) -> None:
@@ -121,9 +152,9 @@ def test_stop_event_starts_no_call(tmp_path: Path) -> None:
     stop.set()
     plan = plan_for(DesiredBatch(name="b", project="p"))
     with scripted(lambda seen: Answer(body=batch_json("b"))) as server:
-        result, _ = run_apply(server.url, plan, tmp_path, stop=stop)
+        run = run_apply(server.url, plan, tmp_path, stop=stop)
     assert server.seen == []
-    assert result.interrupted  # type: ignore[attr-defined]
+    assert run.result.interrupted
 
 
 def test_409_after_lost_answer_with_matching_batch_is_adopted_and_continues(tmp_path: Path) -> None:
@@ -148,11 +179,11 @@ def test_409_after_lost_answer_with_matching_batch_is_adopted_and_continues(tmp_
         finalized=True,
     )
     with scripted(script) as server:
-        result, stored = run_apply(server.url, plan_for(want), tmp_path)
-    assert result.ok, describe_result(result)  # type: ignore[attr-defined,arg-type]
+        run = run_apply(server.url, plan_for(want), tmp_path)
+    assert run.result.ok, run.text
     assert "POST /v1/batches/b/prioritize" in server.paths()
     assert "POST /v1/batches/b/finalize" in server.paths()
-    assert stored["batches"]["b"]["priority"] == 25  # type: ignore[index]
+    assert run.stored["batches"]["b"]["priority"] == 25
 
 
 def test_409_without_lost_answer_is_someone_elses_batch(tmp_path: Path) -> None:
@@ -163,11 +194,11 @@ def test_409_without_lost_answer_is_someone_elses_batch(tmp_path: Path) -> None:
 
     want = DesiredBatch(name="b", project="p", priority=25, finalized=True)
     with scripted(script) as server:
-        result, stored = run_apply(server.url, plan_for(want), tmp_path)
+        run = run_apply(server.url, plan_for(want), tmp_path)
     assert server.paths() == ["POST /v1/batches"]
-    assert not result.ok  # type: ignore[attr-defined]
-    assert "no further call" in describe_result(result)  # type: ignore[arg-type]
-    assert stored == {}
+    assert not run.result.ok
+    assert "no further call" in run.text
+    assert run.stored == {}
 
 
 def test_409_after_lost_answer_but_different_callback_is_a_conflict(tmp_path: Path) -> None:
@@ -185,8 +216,8 @@ def test_409_after_lost_answer_but_different_callback_is_a_conflict(tmp_path: Pa
 
     want = DesiredBatch(name="b", project="p", priority=25)
     with scripted(script) as server:
-        result, _ = run_apply(server.url, plan_for(want), tmp_path)
-    assert not result.ok  # type: ignore[attr-defined]
+        run = run_apply(server.url, plan_for(want), tmp_path)
+    assert not run.result.ok
     assert "POST /v1/batches/b/prioritize" not in server.paths()
 
 
@@ -197,12 +228,12 @@ def test_created_in_progress_batch_is_not_finalized(tmp_path: Path) -> None:
         return Answer(body={"result": "success"})
 
     with scripted(script) as server:
-        result, _ = run_apply(
+        run = run_apply(
             server.url, plan_for(DesiredBatch(name="b", project="p", finalized=True)), tmp_path
         )
-    assert result.ok  # type: ignore[attr-defined]
+    assert run.result.ok
     assert server.paths() == ["POST /v1/batches"]
-    assert result.count(Action.FINALIZE) == 0  # type: ignore[attr-defined]
+    assert run.result.count(Action.FINALIZE) == 0
 
 
 def test_adopt_and_forget_need_no_server(tmp_path: Path) -> None:
@@ -224,3 +255,127 @@ def test_adopt_and_forget_need_no_server(tmp_path: Path) -> None:
     stored = json.loads((tmp_path / "state.json").read_text())
     assert list(stored["batches"]) == ["a"]
     assert stored["batches"]["a"]["priority"] is None
+
+
+def test_retries_are_events_and_a_failure_names_its_attempts(tmp_path: Path) -> None:
+    tries: dict[str, int] = {}
+
+    def script(seen: Seen) -> Answer:
+        name = json.loads(seen.body)["name"]
+        tries[name] = tries.get(name, 0) + 1
+        if name == "bad" or tries[name] < 3:
+            return Answer(503, {"error": "unavailable"})
+        return Answer(body=batch_json(name))
+
+    plan = plan_for(DesiredBatch(name="flaky", project="p"), DesiredBatch(name="bad", project="p"))
+    with scripted(script) as server:
+        run = run_apply(server.url, plan, tmp_path)
+    retries = [e for e in run.events if isinstance(e, RetryEvent)]
+    assert sorted((e.batch, e.attempt) for e in retries) == [
+        ("bad", 1),
+        ("bad", 2),
+        ("flaky", 1),
+        ("flaky", 2),
+    ]
+    assert all(e.action == "create" and e.reason == "HTTP 503: unavailable" for e in retries)
+    calls = {e.batch: e for e in run.events if isinstance(e, CallEvent)}
+    assert (calls["flaky"].outcome, calls["flaky"].attempts) == ("done", 3)
+    assert (calls["bad"].outcome, calls["bad"].attempts) == ("failed", 3)
+    summary = run.result.summary
+    assert (summary.created, summary.failed, summary.calls, summary.retries) == (1, 1, 2, 4)
+    assert "bad: create failed after 3 attempts: POST /batches: HTTP 503: unavailable" in run.text
+    assert "flaky: create attempt 1 failed (HTTP 503: unavailable); retrying in" in run.text
+    assert "1 created. 2 calls (1 failed), 4 retries," in run.text
+
+
+def test_a_stop_cancels_a_call_waiting_to_retry_and_counts_it_not_started(
+    tmp_path: Path,
+) -> None:
+    stop = threading.Event()
+    patient = ClientOptions(max_attempts=3, backoff_base=20, backoff_cap=20, read_timeout=2)
+    plan = plan_for(DesiredBatch(name="b", project="p", priority=20))
+    backend = LocalState(tmp_path / "state.json")
+    writer = StateWriter(backend, State.new("x"))
+    events: list[ApplyEvent] = []
+
+    def emit(event: ApplyEvent) -> None:
+        events.append(event)
+        if isinstance(event, RetryEvent):
+            stop.set()  # as the signal handler does, while the call sleeps before its retry
+
+    # A Retry-After makes the wait long and certain (backoff is jittered).
+    always_busy = Answer(503, {"error": "busy"}, headers={"Retry-After": "30"})
+    with scripted(lambda seen: always_busy) as server:
+        client = ScaleClient(server.url, None, patient)
+        result = apply_plan(plan, client, writer, {}, stop=stop, emit=emit)
+    writer.close()
+    assert len(server.seen) == 1, "no attempt may start after the stop"
+    summary = result.summary
+    assert (summary.result, summary.failed, summary.not_started) == ("interrupted", 0, 2)
+    assert [e.in_flight for e in events if isinstance(e, InterruptedEvent)] == [0]
+    left = [e for e in events if isinstance(e, NotStartedEvent)]
+    assert [(e.batch, e.actions, e.reason) for e in left] == [
+        ("b", ("create", "prioritize"), "stopped")
+    ]
+    assert not any(isinstance(e, CallEvent) for e in events)
+
+
+def test_set_metadata_sends_the_planned_object_before_prioritize(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    client = ScaleClient(sandbox.url, None, FAST)
+    client.create_batch(
+        DesiredBatch(name="m", project="p", metadata={"team": "a", "keep": 1, "old": "x"})
+    )
+    desired = DesiredBatch(
+        name="m",
+        project="p",
+        priority=15,
+        metadata={"team": "b", "old": None},
+        metadata_shown={"team": "b", "old": None},
+    )
+    change = Change(
+        batch="m",
+        project="p",
+        actions=(Action.SET_METADATA, Action.PRIORITIZE),
+        before=BatchSide(status=STAGING),
+        after=BatchSide(status=STAGING, priority=15),
+        desired=desired,
+        # What the diff computes: the live object with the configured keys applied.
+        metadata_to_send={"team": "b", "keep": 1},
+    )
+    run = run_apply(sandbox.url, Plan(changes=(change,)), tmp_path)
+    assert run.result.ok, run.text
+    assert batch_record(sandbox, "m")["metadata"] == {"team": "b", "keep": 1}
+    kinds = [e["kind"] for e in events(sandbox) if e["batch"] == "m"]
+    assert kinds.index("set_metadata") < kinds.index("prioritize")
+    assert "m: metadata set" in run.text
+    assert run.result.summary.metadata_set == 1
+    record = run.stored["batches"]["m"]
+    assert "metadata" not in record and "team" not in json.dumps(record)
+
+
+def test_a_failed_state_write_stops_new_calls_and_is_in_the_summary(tmp_path: Path) -> None:
+    folder = tmp_path / "state"
+    folder.mkdir()
+    writer = StateWriter(LocalState(folder / "state.json"), State.new("x"))
+    events: list[ApplyEvent] = []
+
+    def emit(event: ApplyEvent) -> None:
+        events.append(event)
+        if isinstance(event, CallEvent) and len(events) == 2:
+            shutil.rmtree(folder)  # the next state write cannot happen
+
+    plan = plan_for(*(DesiredBatch(name=f"b{i}", project="p", priority=20) for i in range(20)))
+    with scripted(lambda seen: Answer(body=batch_json("x"))) as server:
+        client = ScaleClient(server.url, None, FAST)
+        result = apply_plan(plan, client, writer, {}, parallelism=1, emit=emit)
+    summary = result.summary
+    assert summary.result == "failed" and summary.state_error is not None
+    assert summary.not_started > 0
+    assert len(server.seen) < 40
+    out = io.StringIO()
+    view = TextView(out, io.StringIO(), live=False, heartbeat=0)
+    for event in events:
+        view(event)
+    assert "State could not be saved: " in out.getvalue()

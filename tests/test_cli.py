@@ -366,7 +366,11 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 
 @pytest.mark.parametrize(
     ("name", "filename"),
-    [("config", "batchplan.schema.json"), ("plan", "plan.schema.json")],
+    [
+        ("config", "batchplan.schema.json"),
+        ("plan", "plan.schema.json"),
+        ("apply-events", "apply-events.schema.json"),
+    ],
 )
 def test_schema_prints_the_shipped_schema(cli: CLI, name: str, filename: str) -> None:
     result = cli("schema", name)

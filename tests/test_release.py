@@ -101,7 +101,11 @@ def test_the_wheel_installs_and_runs_in_a_fresh_venv(wheel: Path, tmp_path: Path
     version = run([batchplan, "--version"], project)
     assert (version.returncode, version.stdout.strip()) == (0, "batchplan, version 0.1.0")
 
-    for name, filename in (("config", "batchplan.schema.json"), ("plan", "plan.schema.json")):
+    for name, filename in (
+        ("config", "batchplan.schema.json"),
+        ("plan", "plan.schema.json"),
+        ("apply-events", "apply-events.schema.json"),
+    ):
         schema = run([batchplan, "schema", name], project)
         assert schema.returncode == 0, schema.stderr
         assert schema.stdout == (SCHEMAS / filename).read_text(encoding="utf-8")

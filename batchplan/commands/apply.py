@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
-from types import FrameType
 
 import click
 
-from batchplan.apply import apply_plan, describe_result
+from batchplan.commands.applying import ApplyOutput
 from batchplan.config import load_config
 from batchplan.context import Options, state_backend
 from batchplan.errors import (
     EXIT_ERROR,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    BatchplanError,
     PlanError,
     StalePlanError,
     UnsafePlanError,
@@ -37,30 +31,8 @@ from batchplan.planning import Planned, make_plan
 from batchplan.render.text import render_text
 from batchplan.render.words import breach_text
 from batchplan.session import Session
-from batchplan.state.writer import StateWriter
 
 CANCELLED = "Apply cancelled. No call was made."
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """While applying, Ctrl-C and SIGTERM ask for a clean stop instead of killing.
-
-    No new call starts; the calls in flight end, state is saved, exit 130.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def ask_approval() -> bool:
@@ -87,6 +59,7 @@ def apply(
     auto_approve: bool = False,
     fail_fast: bool = False,
     explicit: Collection[str] = (),
+    output: ApplyOutput | None = None,
 ) -> int:
     """Plan, refuse on conflicts, staleness or limits, confirm, apply; return the exit code.
 
@@ -96,7 +69,9 @@ def apply(
     hold, the exit code is the first of 1 (conflicts), 4 (stale), 3 (unsafe).
     ``confirm`` asks the user and is None when there is no terminal to ask
     on. ``explicit`` names the options given on the command line.
+    ``output`` says what to print (the text view by default).
     """
+    output = output or ApplyOutput("text", False, echo)
     saved = None
     if len(paths) == 1 and looks_like_plan_file(paths[0]):
         if plan_options != PlanOptions(force=plan_options.force):
@@ -110,6 +85,7 @@ def apply(
         paths = recorded_paths(saved)
         # A reviewed plan is the approval.
         auto_approve = True
+    output.check_approval(auto_approve)
     config = load_config(paths)
     with Session(options) as session:
         if saved is not None and saved.endpoint != session.endpoint.identity:
@@ -120,14 +96,16 @@ def apply(
         backend = state_backend(options, session.endpoint)
         with backend.lock("apply", options.lock_timeout):
             planned = make_plan(config, session, backend, plan_options)
-            return _refuse_or_apply(planned, saved, options, echo, confirm, auto_approve, fail_fast)
+            return _refuse_or_apply(
+                planned, saved, options, output, confirm, auto_approve, fail_fast
+            )
 
 
 def _refuse_or_apply(
     planned: Planned,
     saved: SavedPlan | None,
     options: Options,
-    echo: Callable[[str], None],
+    output: ApplyOutput,
     confirm: Callable[[], bool] | None,
     auto_approve: bool,
     fail_fast: bool,
@@ -137,13 +115,13 @@ def _refuse_or_apply(
         inputs = planned.inputs(saved.inputs.salt)
         # Never print the fresh plan here: it is not what was reviewed.
         if plan.conflicts:
-            echo(stale_message(saved, inputs, planned.checksum))
+            output.show_plan(stale_message(saved, inputs, planned.checksum))
             raise PlanError(
                 f"Apply refused: the configuration now has {len(plan.conflicts)} conflict(s); "
                 "run `batchplan plan` to see them. No call was made."
             )
         raise StalePlanError(stale_message(saved, inputs, planned.checksum))
-    echo(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
+    output.show_plan(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
     if plan.conflicts:
         raise PlanError("Apply refused: the plan has conflicts; no call was made.")
     if plan.unsafe:
@@ -152,6 +130,7 @@ def _refuse_or_apply(
             + "\n".join(f"  - {breach_text(breach)}" for breach in plan.unsafe)
         )
     if not plan.summary.has_changes:
+        output.no_changes()
         return EXIT_OK
     if not auto_approve:
         if confirm is None:
@@ -160,28 +139,13 @@ def _refuse_or_apply(
                 "review the plan and re-run with --auto-approve"
             )
         if not confirm():
-            echo(CANCELLED)
+            output.show_plan(CANCELLED)
             return EXIT_ERROR
-    stop = threading.Event()
-    writer = StateWriter(planned.backend, planned.state)
-    with stop_on_signals(stop):
-        result = apply_plan(
-            plan,
-            planned.session.client,
-            writer,
-            planned.state.batches,
-            parallelism=options.parallelism,
-            fail_fast=fail_fast,
-            stop=stop,
-            report=echo,
-        )
-    try:
-        writer.close()
-    except BatchplanError as exc:
-        if result.state_error is None:
-            result.state_error = str(exc)
-    echo("")
-    echo(describe_result(result).rstrip("\n"))
-    if result.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if result.ok else EXIT_ERROR
+    return output.run(
+        plan,
+        planned.session.client,
+        planned.backend,
+        planned.state,
+        parallelism=options.parallelism,
+        fail_fast=fail_fast,
+    )

@@ -1,0 +1,86 @@
+"""What the live progress line costs: one apply of N new batches with it, one without.
+
+    .venv/bin/python -m benchmarks.bench_progress [--batches 1000] [--latency-ms 5] [--rounds 2]
+
+Both runs write stdout and stderr to a pseudo-terminal, so the per-call lines
+cost the same; in the run "with" stderr is the terminal (apply draws the
+progress line after every event), in the run "without" stderr is a file (no
+progress line; the heartbeat every 10 s does not fire in a short run). Each
+run gets its own fresh sandbox process. Prints the wall times and their
+ratio; records nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pty
+import select
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import machine, sandbox, write_config
+
+
+def timed_apply(work: Path, url: str, *, progress: bool) -> float:
+    main, child = pty.openpty()
+    with open(work / "stderr.txt", "w") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "batchplan", "apply", "--auto-approve", "--force"],
+            cwd=work,
+            env={"SCALE_API_KEY": "benchmark", **os.environ, "BATCHPLAN_ENDPOINT": url},
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child if progress else log,
+        )
+        os.close(child)
+        # Drain the terminal as fast as a terminal emulator would.
+        while True:
+            ready, _, _ = select.select([main], [], [], 1.0)
+            if ready:
+                try:
+                    if not os.read(main, 1 << 16):
+                        break
+                except OSError:
+                    break
+            elif process.poll() is not None:
+                break
+        code = process.wait()
+        seconds = time.perf_counter() - started
+    os.close(main)
+    if code != 0:
+        raise RuntimeError(f"apply exited {code}: {(work / 'stderr.txt').read_text()[-2000:]}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batches", type=int, default=1000)
+    parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    names = [f"p-{i:06d}" for i in range(args.batches)]
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(args.rounds):
+        for progress in (False, True):
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                write_config(work / "batchplan.yaml", "bench", names, priority=25, finalized=True)
+                with sandbox(work / "sandbox.db", "--latency-ms", str(args.latency_ms)) as sb:
+                    times[progress].append(timed_apply(work, sb.url, progress=progress))
+    without, with_ = min(times[False]), min(times[True])
+    print(
+        f"apply of {args.batches} new batches ({3 * args.batches} calls), sandbox latency "
+        f"{args.latency_ms:g} ms, best of {args.rounds}; {machine()}"
+    )
+    print(f"  without progress line: {without:.2f} s  (runs: {times[False]})")
+    print(f"  with progress line:    {with_:.2f} s  (runs: {times[True]})")
+    print(f"  ratio with / without:  {with_ / without:.3f}")
+
+
+if __name__ == "__main__":
+    main()
