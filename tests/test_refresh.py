@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pytest
+
+from batchplan.cli import run
 from batchplan.model import Config, DesiredBatch
 from batchplan.refresh import read_live
+from batchplan.sandbox import SandboxServer
 from batchplan.scale import ClientOptions, ScaleClient
+from tests.helpers import Result
 from tests.scripted import Answer, Seen, scripted
 
 
@@ -148,3 +158,93 @@ def test_recorded_batches_of_other_projects_are_listed_but_not_project_checked()
     assert set(view.batches) == {"r1", "d1"}
     assert view.listed_projects == {"p", "old-project"}
     assert account.routes == {"list": 2, "project": 1}
+
+
+# -- an endpoint that is not the API -------------------------------------------
+
+WRONG_BASE_CONFIG = """\
+version: 1
+defaults:
+  project: kitten_labeling
+batches:
+  - name: b1
+"""
+
+
+@contextmanager
+def html_site() -> Iterator[str]:
+    """A web server that is not the API: every path answers an HTML page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def plan_against(endpoint: str, folder: Path, capsys: pytest.CaptureFixture[str]) -> Result:
+    (folder / "batchplan.yaml").write_text(WRONG_BASE_CONFIG, encoding="utf-8")
+    capsys.readouterr()
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        code = run(["plan", "--endpoint", endpoint, "--max-retries", "0"])
+    finally:
+        os.chdir(cwd)
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def test_the_sandbox_without_v1_is_named_a_wrong_endpoint_not_a_missing_project(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = sandbox.url.removesuffix("/v1")
+    result = plan_against(base, tmp_path, capsys)
+    assert result.code == 1
+    assert f"{base} does not look like the Scale API" in result.err
+    assert "should end in /v1" in result.err
+    assert "does not exist" not in result.out + result.err
+    assert "misspelt" not in result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_web_site_is_named_a_wrong_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with html_site() as site:
+        result = plan_against(site + "/v1", tmp_path, capsys)
+    assert result.code == 1
+    assert "does not look like the Scale API" in result.err
+    assert "not JSON" in result.err
+    assert "does not exist" not in result.out + result.err
+
+
+def test_a_missing_project_on_the_right_endpoint_is_still_a_missing_project(
+    strict_sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = plan_against(strict_sandbox.url, tmp_path, capsys)
+    assert result.code == 1
+    assert "project 'kitten_labeling' does not exist" in result.out
+    assert "does not look like the Scale API" not in result.out + result.err
+
+
+def test_a_healthy_plan_makes_no_endpoint_probe() -> None:
+    account = Account([("b1", "p")])
+    with scripted(account) as server:
+        read_live(client(server.url), config("b1"), [], 4)
+    assert "list account" not in account.routes

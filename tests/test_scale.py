@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from batchplan.errors import ApiError, ApiUnreachableError
+from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
 from batchplan.model import DesiredBatch
 from batchplan.scale import ClientOptions, DuplicateBatchError, ScaleClient
 from tests.scripted import Answer, Seen, scripted, sequence
@@ -20,6 +20,7 @@ BATCH = {
     "created_at": "2024-01-01T00:00:00.000Z",
     "metadata": {},
 }
+LISTING = Answer(body={"docs": [], "totalDocs": 0, "limit": 1, "offset": 0, "has_more": False})
 FAST = ClientOptions(max_attempts=4, backoff_base=0.001, backoff_cap=0.01, read_timeout=2)
 
 
@@ -118,7 +119,11 @@ def test_unreachable_endpoint() -> None:
     ],
 )
 def test_malformed_batch_answers_are_clear_errors(answer: Answer, needle: str) -> None:
-    with scripted(sequence(answer)) as server, pytest.raises(ApiError) as caught:
+    def script(seen: Seen) -> Answer:
+        # The listing answers like the API: the endpoint is right, this answer is not.
+        return LISTING if seen.path.startswith("/v1/batches?") else answer
+
+    with scripted(script) as server, pytest.raises(ApiError) as caught:
         client(server.url).get_batch("b")
     assert needle in str(caught.value)
     assert "GET /batches/b" in str(caught.value)
@@ -127,14 +132,15 @@ def test_malformed_batch_answers_are_clear_errors(answer: Answer, needle: str) -
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ({"items": []}, "no 'docs' list"),
+        # Not even the account's listing has a 'docs' list: not the API at all.
+        ({"items": []}, "does not look like the Scale API"),
         ({"docs": [], "has_more": "yes"}, "'has_more' is not a boolean"),
         ({"docs": [{"name": 1}], "has_more": False}, "unexpected batch object"),
         ({"docs": [], "has_more": True, "limit": 100, "totalDocs": 5}, "empty page"),
     ],
 )
 def test_malformed_listing_envelopes_are_clear_errors(body: object, needle: str) -> None:
-    with scripted(sequence(Answer(body=body))) as server, pytest.raises(ApiError) as caught:
+    with scripted(sequence(Answer(body=body))) as server, pytest.raises(BatchplanError) as caught:
         list(client(server.url).list_batches("p"))
     assert needle in str(caught.value)
 
