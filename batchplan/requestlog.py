@@ -93,7 +93,7 @@ def format_attempt(
     target = base_path + attempt.path + (f"?{attempt.query}" if attempt.query else "")
     status = attempt.status if attempt.status is not None else "none"
     line = f"{now.replace('+00:00', 'Z')} {attempt.method} {target} status={status} "
-    line += f"ms={attempt.ms:g} attempt={attempt.attempt}"
+    line += f"ms={attempt.ms:.1f} attempt={attempt.attempt}"
     if attempt.error is not None:
         error = mask(attempt.error, secrets)
         line += f" error={json.dumps(error, ensure_ascii=False)}"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
 from batchplan.model import DesiredBatch
-from batchplan.scale import ClientOptions, DuplicateBatchError, ScaleClient
+from batchplan.scale import CallCancelled, ClientOptions, DuplicateBatchError, ScaleClient
 from tests.scripted import Answer, Seen, scripted, sequence
 
 BATCH = {
@@ -24,7 +27,7 @@ LISTING = Answer(body={"docs": [], "totalDocs": 0, "limit": 1, "offset": 0, "has
 FAST = ClientOptions(max_attempts=4, backoff_base=0.001, backoff_cap=0.01, read_timeout=2)
 
 
-def client(url: str, key: str | None = "live_secret", **options: float) -> ScaleClient:
+def client(url: str, key: str | None = "live_secret", **options: float | bool) -> ScaleClient:
     base = FAST if not options else ClientOptions(**{**FAST.__dict__, **options})
     return ScaleClient(url, key, base)
 
@@ -190,3 +193,78 @@ def test_the_api_key_never_appears_in_errors() -> None:
             client(server.url, key="live_supersecret").get_batch("b")
     assert "supersecret" not in str(caught.value)
     assert "supersecret" not in repr(caught.value.args)
+
+
+# -- the limiter in the client -------------------------------------------------
+
+
+def test_attempts_in_flight_never_exceed_the_ceiling() -> None:
+    lock = threading.Lock()
+    now_in = [0, 0]  # current, highest
+
+    def script(seen: Seen) -> Answer:
+        with lock:
+            now_in[0] += 1
+            now_in[1] = max(now_in[1], now_in[0])
+        time.sleep(0.05)
+        with lock:
+            now_in[0] -= 1
+        return Answer(body=BATCH)
+
+    with scripted(script) as server:
+        api = client(server.url, concurrency=2)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: api.get_batch("b"), range(12)))
+    assert len(server.seen) == 12
+    assert now_in[1] <= 2
+
+
+def test_a_429_caps_the_send_rate_and_a_503_halves_the_window() -> None:
+    answers = sequence(
+        Answer(503, {"error": "busy"}),
+        Answer(429, {"error": "slow down"}, headers={"Retry-After": "0"}),
+        Answer(body=BATCH),
+    )
+    with scripted(answers) as server:
+        api = client(server.url)
+        assert api.limiter.window == 4 and api.limiter.rate is None
+        api.get_batch("b")
+    # 4, halved by the 503 to 2, by the 429 to 1; the success is a whole window of 1: 2.
+    assert api.limiter.window == 2
+    assert api.limiter.rate is not None
+
+
+def test_fixed_parallelism_does_not_adapt() -> None:
+    answers = sequence(
+        Answer(429, {"error": "slow"}, headers={"Retry-After": "0"}), Answer(body=BATCH)
+    )
+    with scripted(answers) as server:
+        api = client(server.url, adaptive=False, concurrency=16)
+        api.get_batch("b")
+    assert api.limiter.window == 16 and api.limiter.rate is None
+
+
+def test_cancel_abandons_a_call_waiting_for_the_limiter() -> None:
+    with scripted(sequence(Answer(body=BATCH, delay=1.0))) as server:
+        api = client(server.url, concurrency=1)
+        first = threading.Thread(target=api.get_batch, args=("b",), daemon=True)
+        first.start()
+        while not server.seen:  # the only slot is taken, its answer 1 s away
+            time.sleep(0.01)
+        failed: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                api.get_batch("b")
+            except CallCancelled as exc:
+                failed.append(exc)
+
+        waiter = threading.Thread(target=second, daemon=True)
+        waiter.start()
+        waiter.join(timeout=0.2)
+        assert waiter.is_alive()  # waiting for the slot
+        api.cancel()
+        waiter.join(timeout=10)
+        first.join(timeout=10)
+    assert len(failed) == 1
+    assert len(server.seen) == 1  # the waiting call was never sent
