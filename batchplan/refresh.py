@@ -23,6 +23,7 @@ fails here as such, before any project is taken for missing.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -83,8 +84,12 @@ def read_live(
     ):
         exists = {p: outer.submit(client.project_exists, p) for p in checked}
 
+        # Batches in state were live when recorded: their count says how many
+        # pages a listing has at least, so those pages are asked for at once.
+        recorded_in = Counter(project for _, project in recorded)
+
         def list_project(project: str) -> list[LiveBatch]:
-            return list(client.list_batches(project, pages))
+            return list(client.list_batches(project, pages, recorded_in[project]))
 
         listings = {p: outer.submit(list_project, p) for p in projects}
         missing = frozenset(p for p, future in exists.items() if not future.result())

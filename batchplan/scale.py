@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -525,7 +525,9 @@ class ScaleClient:
             has_more=has_more,
         )
 
-    def list_pages(self, project: str | None, executor: Executor | None = None) -> Iterator[Page]:
+    def list_pages(
+        self, project: str | None, executor: Executor | None = None, expected: int = 0
+    ) -> Iterator[Page]:
         """Every page of a project's listing (the account's for None), in order.
 
         With an executor, the pages after the first are fetched concurrently
@@ -533,13 +535,30 @@ class ScaleClient:
         have grown meanwhile, paging goes on one page at a time while the last
         page says ``has_more``. Duplicates (a batch shifted onto the next page
         by a concurrent create) are left to the caller, which keys by name.
+
+        ``expected`` is how many batches the caller believes the listing holds
+        at least (those recorded in state): the pages that covers are asked
+        for at once, with the first, instead of one round trip after it. A
+        page that turns out not to be needed costs one call; if the API pages
+        by another size than asked, the guesses are dropped and fetched again.
         """
+        guessed: dict[int, Future[Page]] = {}
+        if executor is not None and expected > PAGE_SIZE:
+            guessed = {
+                offset: executor.submit(self.list_page, project, offset, PAGE_SIZE)
+                for offset in range(PAGE_SIZE, expected, PAGE_SIZE)
+            }
         first = self.list_page(project, 0)
         yield first
         last = first
+        if first.limit != PAGE_SIZE:
+            guessed = {}
         if first.has_more and executor is not None and first.total is not None:
             offsets = range(first.limit, first.total, first.limit)
-            futures = [executor.submit(self.list_page, project, o, first.limit) for o in offsets]
+            futures = [
+                guessed.get(o) or executor.submit(self.list_page, project, o, first.limit)
+                for o in offsets
+            ]
             for future in futures:
                 last = future.result()
                 yield last
@@ -555,10 +574,10 @@ class ScaleClient:
             yield last
 
     def list_batches(
-        self, project: str | None, executor: Executor | None = None
+        self, project: str | None, executor: Executor | None = None, expected: int = 0
     ) -> Iterator[LiveBatch]:
         """Every batch of a project (see ``list_pages``)."""
-        for page in self.list_pages(project, executor):
+        for page in self.list_pages(project, executor, expected):
             yield from page.batches
 
     def create_batch(self, batch: DesiredBatch) -> LiveBatch:

@@ -34,6 +34,8 @@ class Account:
         # (project, offset) -> seconds to wait before reading the listing
         self.slow_page: dict[tuple[str | None, int], float] = {}
         self.routes: Counter[str] = Counter()
+        # ("asked" | "answered", offset) of listing requests, in order
+        self.timeline: list[tuple[str, int]] = []
 
     def doc(self, name: str, project: str) -> dict[str, object]:
         return {
@@ -50,7 +52,10 @@ class Account:
         path = parts.path.removeprefix("/v1")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if path == "/batches":
-            time.sleep(self.slow_page.get((query.get("project"), int(query.get("offset", 0))), 0))
+            key = (query.get("project"), int(query.get("offset", 0)))
+            with self.lock:
+                self.timeline.append(("asked", key[1]))
+            time.sleep(self.slow_page.get(key, 0))
         with self.lock:
             if path == "/batches":
                 self.routes["list" if "project" in query else "list account"] += 1
@@ -67,6 +72,7 @@ class Account:
                         "has_more": offset + limit < len(rows),
                     }
                 )
+                self.timeline.append(("answered", offset))
                 # A create landing right after this page was served.
                 waves = self.after_page.get((project, offset))
                 for created in waves.pop(0) if waves else []:
@@ -248,3 +254,24 @@ def test_a_healthy_plan_makes_no_endpoint_probe() -> None:
     with scripted(account) as server:
         read_live(client(server.url), config("b1"), [], 4)
     assert "list account" not in account.routes
+
+
+def test_pages_of_recorded_batches_are_asked_for_with_the_first_not_after_it() -> None:
+    account = Account([(f"b{i:03d}", "p") for i in range(250)])
+    account.slow_page[("p", 0)] = 0.3
+    recorded = [(f"b{i:03d}", "p") for i in range(250)]
+    with scripted(account) as server:
+        view = read_live(client(server.url), config(), recorded, 4)
+    assert len(view.batches) == 250
+    assert account.routes == {"list": 3}
+    first_answer = account.timeline.index(("answered", 0))
+    assert {("asked", 100), ("asked", 200)} <= set(account.timeline[:first_answer])
+
+
+def test_more_recorded_than_live_costs_at_most_the_guessed_pages() -> None:
+    account = Account([(f"b{i:03d}", "p") for i in range(150)])
+    recorded = [(f"b{i:03d}", "p") for i in range(150)] + [("gone", "p")] * 100
+    with scripted(account) as server:
+        view = read_live(client(server.url), config(), recorded, 4)
+    assert len(view.batches) == 150
+    assert account.routes["list"] <= 3  # pages 0, 100 and the guessed, empty 200
