@@ -121,7 +121,6 @@ class Control:
         )
         self.in_flight = 0
         self.rate: float | None = None  # sends per second; None: not capped
-        self.throttled = 0  # 429s seen, for reports
         self._slow_start = True
         self._answers = 0  # OK answers since the window last changed
         self._seq = 0
@@ -154,8 +153,6 @@ class Control:
     ) -> None:
         """The attempt of ``permit`` ended with ``signal``; adapt."""
         self.in_flight -= 1
-        if signal is Signal.THROTTLED:
-            self.throttled += 1
         if not self.settings.adaptive:
             return
         if signal is Signal.OK:
