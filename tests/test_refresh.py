@@ -275,3 +275,17 @@ def test_more_recorded_than_live_costs_at_most_the_guessed_pages() -> None:
         view = read_live(client(server.url), config(), recorded, 4)
     assert len(view.batches) == 150
     assert account.routes["list"] <= 3  # pages 0, 100 and the guessed, empty 200
+
+
+def test_fixed_parallelism_is_accepted_by_plan(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "batchplan.yaml").write_text(WRONG_BASE_CONFIG, encoding="utf-8")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = run(["plan", "--endpoint", sandbox.url, "--parallelism", "3", "--fixed-parallelism"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    assert "1 to create" in capsys.readouterr().out

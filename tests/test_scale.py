@@ -268,3 +268,21 @@ def test_cancel_abandons_a_call_waiting_for_the_limiter() -> None:
         first.join(timeout=10)
     assert len(failed) == 1
     assert len(server.seen) == 1  # the waiting call was never sent
+
+
+def test_a_refused_connection_halves_the_window() -> None:
+    api = ScaleClient("http://127.0.0.1:9/v1", None, ClientOptions(max_attempts=1))
+    assert api.limiter.window == 4
+    with pytest.raises(ApiUnreachableError):
+        api.project_exists("p")
+    assert api.limiter.window == 2
+
+
+def test_parallelism_is_the_limiters_ceiling() -> None:
+    from batchplan.context import Endpoint, Options, make_client
+
+    endpoint = Endpoint(url="http://127.0.0.1:9/v1", identity="x", sandbox=False)
+    assert make_client(endpoint, Options()).options.concurrency == 16
+    small = make_client(endpoint, Options(parallelism=2))
+    assert small.options.concurrency == 2
+    assert small.limiter.window == 2  # min(4, ceiling)
