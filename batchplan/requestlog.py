@@ -59,7 +59,8 @@ def attach_request_log(client: ScaleClient, environ: Mapping[str, str] = os.envi
                 f"cannot open request log {path} ({LOG_PATH_VARIABLE}): {exc.strerror}"
             ) from None
     log = RequestLog(stream, debug=level == "debug", base_path=urlsplit(client.base_url).path)
-    client.add_listener(log, bodies=log.debug)
+    # Bodies even for info: a sent callback is masked where an error repeats it.
+    client.add_listener(log, bodies=True)
 
 
 class RequestLog:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -163,8 +163,8 @@ class Attempt:
     ``retry_in`` is the wait before the next attempt, None when the client
     will not try again (success, a final answer, or retries exhausted).
     ``path`` is as sent, without the query string, which is in ``query``.
-    ``sent`` is the JSON body sent; ``answer``, the body received, is filled
-    only for listeners added with ``bodies=True``. Never holds the API
+    ``sent`` (the JSON body sent) and ``answer`` (the body received) are
+    filled only for listeners added with ``bodies=True``. Never holds the API
     key; the bodies may hold callbacks and metadata, which a listener that
     shows them must redact.
     """
@@ -242,7 +242,8 @@ class ScaleClient:
         self._session.verify = settings["verify"]
         if settings["cert"] is not None:
             self._session.cert = settings["cert"]
-        self._listeners: list[Callable[[Attempt], None]] = []
+        # (listener, whether it asked for bodies)
+        self._listeners: list[tuple[Callable[[Attempt], None], bool]] = []
         self._bodies = False
         self._cancelled = threading.Event()
         self._endpoint_checked = False
@@ -271,12 +272,16 @@ class ScaleClient:
         With ``bodies``, every listener's attempts carry the bodies sent and
         received (kept off otherwise: decoding every answer costs time).
         """
-        self._listeners.append(listener)
+        self._listeners.append((listener, bodies))
         self._bodies = self._bodies or bodies
 
     def _tell(self, attempt: Attempt) -> None:
-        for listener in self._listeners:
-            listener(attempt)
+        bare = attempt
+        if attempt.sent is not None or attempt.answer is not None:
+            # Bodies may hold callbacks and metadata: only to those that asked.
+            bare = replace(attempt, sent=None, answer=None)
+        for listener, bodies in self._listeners:
+            listener(attempt if bodies else bare)
 
     # -- transport ---------------------------------------------------------
 
@@ -354,7 +359,7 @@ class ScaleClient:
                         failure.api_message,
                         None,
                         query,
-                        body,
+                        body if self._bodies else None,
                     )
                 )
                 raise failure from None
@@ -410,7 +415,7 @@ class ScaleClient:
         retry_in: float | None = None,
     ) -> Attempt:
         status = None if response is None else response.status_code
-        answer = response.text if self._bodies and response is not None else None
+        bodies = self._bodies
         return Attempt(
             method,
             path,
@@ -420,8 +425,8 @@ class ScaleClient:
             error,
             retry_in,
             query,
-            body,
-            answer,
+            body if bodies else None,
+            response.text if bodies and response is not None else None,
         )
 
     def _json(self, method: str, path: str, response: requests.Response) -> Any:

@@ -12,7 +12,13 @@ import pytest
 
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
 from batchplan.model import DesiredBatch
-from batchplan.scale import CallCancelled, ClientOptions, DuplicateBatchError, ScaleClient
+from batchplan.scale import (
+    Attempt,
+    CallCancelled,
+    ClientOptions,
+    DuplicateBatchError,
+    ScaleClient,
+)
 from tests.scripted import Answer, Seen, scripted, sequence
 
 BATCH = {
@@ -286,3 +292,17 @@ def test_parallelism_is_the_limiters_ceiling() -> None:
     small = make_client(endpoint, Options(parallelism=2))
     assert small.options.concurrency == 2
     assert small.limiter.window == 2  # min(4, ceiling)
+
+
+def test_bodies_reach_only_the_listeners_that_asked_for_them() -> None:
+    with scripted(sequence(Answer(body=BATCH))) as server:
+        api = client(server.url)
+        plain: list[Attempt] = []
+        full: list[Attempt] = []
+        api.add_listener(plain.append)
+        api.add_listener(full.append, bodies=True)
+        api.create_batch(DesiredBatch(name="b", project="p", callback="https://h.example/?t=x"))
+    assert plain[0].sent is None and plain[0].answer is None
+    assert full[0].sent is not None and full[0].sent["callback"] == "https://h.example/?t=x"
+    assert full[0].answer is not None and '"name": "b"' in full[0].answer
+    assert plain[0].status == full[0].status == 200
