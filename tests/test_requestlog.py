@@ -111,13 +111,14 @@ def test_debug_hides_metadata_values_sent_and_answered(
     assert "response body: " in text
 
 
-def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path) -> None:
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path, debug: bool) -> None:
     from batchplan.requestlog import RequestLog
     from batchplan.scale import Attempt
 
     out = tmp_path / "log"
     with out.open("w", encoding="utf-8") as stream:
-        log = RequestLog(stream, debug=True, base_path="/v1")
+        log = RequestLog(stream, debug=debug, base_path="/v1")
         sent = {"name": "b", "callback": f"https://h.example/?t={HOOK_TOKEN}"}
         message = f'callback "https://h.example/?t={HOOK_TOKEN}" is refused'
         log(
@@ -135,7 +136,8 @@ def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path) -> None:
         )
     text = out.read_text(encoding="utf-8")
     assert HOOK_TOKEN not in text
-    assert "status=400" in text
+    assert 'error="callback \\"<redacted>\\" is refused"' in text
+    assert ("response body: " in text) is debug
 
 
 def test_redaction_rules() -> None:
