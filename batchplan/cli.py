@@ -185,10 +185,15 @@ common_options = stacked(
     state_option,
     click.option(
         "--parallelism",
-        default=8,
+        default=16,
         type=click.IntRange(1, 64),
         show_default=True,
-        help="Concurrent API calls.",
+        help="Most API calls in flight at once; fewer while the API answers 429/503.",
+    ),
+    click.option(
+        "--fixed-parallelism",
+        is_flag=True,
+        help="Always keep --parallelism calls in flight: no adapting to 429/503.",
     ),
     click.option(
         "--request-timeout",
@@ -229,6 +234,7 @@ def make_options(kw: dict[str, Any]) -> Options:
             read_timeout=kw.pop("request_timeout"),
             max_attempts=kw.pop("max_retries") + 1,
             max_retry_time=kw.pop("retry_max_time"),
+            adaptive=not kw.pop("fixed_parallelism"),
         ),
     )
 

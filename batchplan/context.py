@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from batchplan.errors import StateError, UsageError
+from batchplan.requestlog import attach_request_log
 from batchplan.scale import ClientOptions, ScaleClient
 from batchplan.state import State, StateBackend
 from batchplan.state.local import LocalState
@@ -38,7 +39,7 @@ class Options:
     color: bool = False
     verbose: bool = False
     debug: bool = False
-    parallelism: int = 8
+    parallelism: int = 16
     lock_timeout: float = 0.0
     client: ClientOptions = field(default_factory=ClientOptions)
 
@@ -115,11 +116,11 @@ def api_key(endpoint: Endpoint) -> str | None:
 
 
 def make_client(endpoint: Endpoint, options: Options) -> ScaleClient:
-    client_options = options.client
-    if client_options.pool_size < options.parallelism * 2:
-        # Listing runs two pools of ``parallelism`` workers (projects, pages).
-        client_options = replace(client_options, pool_size=options.parallelism * 2)
-    return ScaleClient(endpoint.url, api_key(endpoint), client_options)
+    """The API client, its limiter's ceiling ``--parallelism``, with the request log attached."""
+    client_options = replace(options.client, concurrency=options.parallelism)
+    client = ScaleClient(endpoint.url, api_key(endpoint), client_options)
+    attach_request_log(client)
+    return client
 
 
 def backend_at(location: str) -> StateBackend:

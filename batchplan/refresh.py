@@ -1,8 +1,8 @@
 """Read what plan needs of the live account, overlapping the round trips.
 
-Calls made (DESIGN.md section 2): one ``GET /projects/{name}`` per project of
-the config, the listing of every project of config or state (first page,
-then the rest concurrently), and then, for each desired or recorded batch the
+Calls made: one ``GET /projects/{name}`` per project of the config, the
+listing of every project of config or state (first page, then the rest
+concurrently), and then, for each desired or recorded batch the
 listings did not show, a check that its name is free: the name may be taken
 in another project, or a create during the listing may have pushed it past
 the last page.
@@ -13,11 +13,17 @@ account): then the account is listed once, and if the listing was consistent
 (its total never moved and no name came twice, so no batch was created while
 it ran) a name it did not show is free. Otherwise the names still unseen are
 looked up one by one after all.
+
+The worker pools are sized to the ``--parallelism`` ceiling; how many reads
+are actually on the wire is the client's limiter's decision, shared with
+apply's calls. An endpoint that does not answer like the API (no ``/v1``)
+fails here as such, before any project is taken for missing.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -70,15 +76,20 @@ def read_live(
     checked = sorted(config.projects)
     seen: dict[str, LiveBatch] = {}
     # Listing workers submit page fetches to a second pool: a worker that
-    # waited on pages of its own pool could starve it.
+    # waited on pages of its own pool could starve it. Neither pool holds a
+    # limiter slot while it waits, so they cannot starve each other either.
     with (
         ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="list") as outer,
         ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="page") as pages,
     ):
         exists = {p: outer.submit(client.project_exists, p) for p in checked}
 
+        # Batches in state were live when recorded: their count says how many
+        # pages a listing has at least, so those pages are asked for at once.
+        recorded_in = Counter(project for _, project in recorded)
+
         def list_project(project: str) -> list[LiveBatch]:
-            return list(client.list_batches(project, pages))
+            return list(client.list_batches(project, pages, recorded_in[project]))
 
         listings = {p: outer.submit(list_project, p) for p in projects}
         missing = frozenset(p for p, future in exists.items() if not future.result())

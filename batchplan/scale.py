@@ -2,9 +2,13 @@
 
 Every request has a timeout. Transient failures (no answer, 408, 429, 5xx)
 are retried with exponential backoff and full jitter, honouring
-``Retry-After``, bounded both in attempts and in total time. Answers are
-checked for shape, so a proxy's HTML error page or a wrong envelope is an
-``ApiError`` naming the call, never a ``KeyError`` deep in the diff.
+``Retry-After``, bounded both in attempts and in total time. Every attempt
+first waits for the client's limiter (``batchplan.limiter``), which adapts
+how many attempts are in flight and how fast they are sent to the answers, so
+plan's reads and apply's calls share one budget. Answers are checked for
+shape, so a proxy's HTML error page or a wrong envelope is an ``ApiError``
+naming the call, never a ``KeyError`` deep in the diff, and an endpoint that
+is not the Scale API at all is named as such.
 
 The API key is only ever handed to ``requests`` as Basic auth; no message
 built here contains it.
@@ -19,16 +23,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import Executor
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from batchplan import __version__
-from batchplan.errors import ApiError, ApiUnreachableError
+from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
+from batchplan.limiter import Cancelled, Limiter, LimiterSettings, Signal
 from batchplan.model import STATUSES, DesiredBatch, LiveBatch
 
 PAGE_SIZE = 100
@@ -45,7 +50,11 @@ class ClientOptions:
     max_retry_time: float = 120.0
     backoff_base: float = 0.5
     backoff_cap: float = 20.0
-    pool_size: int = 8
+    # The ceiling of attempts in flight (``--parallelism``), and whether the
+    # limiter adapts under it (off: always the ceiling, no rate cap).
+    concurrency: int = 16
+    adaptive: bool = True
+    pool_size: int = 16
 
 
 class DuplicateBatchError(ApiError):
@@ -53,7 +62,7 @@ class DuplicateBatchError(ApiError):
 
     ``after_unknown_attempt`` says whether this run sent an earlier create for
     the name whose outcome it never learned (timeout, connection error, 5xx):
-    only then may the batch be ours (DESIGN.md section 4).
+    only then may the batch be ours.
     """
 
     def __init__(self, method: str, path: str, message: str, after_unknown_attempt: bool) -> None:
@@ -67,6 +76,14 @@ class CallCancelled(ApiError):
 
 class NotFoundError(ApiError):
     """404: the batch or project does not exist."""
+
+
+class NotJsonError(ApiError):
+    """A 200 whose body is not JSON: a proxy's page, or not the API at all."""
+
+
+class WrongEndpointError(BatchplanError):
+    """The endpoint answers, but not as the Scale API: ``GET /batches`` is missing."""
 
 
 def quote_segment(name: str) -> str:
@@ -145,7 +162,11 @@ class Attempt:
     ``status`` is None when no answer came (``error`` says why);
     ``retry_in`` is the wait before the next attempt, None when the client
     will not try again (success, a final answer, or retries exhausted).
-    ``path`` is as sent, without the query string. Never holds the API key.
+    ``path`` is as sent, without the query string, which is in ``query``.
+    ``sent`` (the JSON body sent) and ``answer`` (the body received) are
+    filled only for listeners added with ``bodies=True``. Never holds the API
+    key; the bodies may hold callbacks and metadata, which a listener that
+    shows them must redact.
     """
 
     method: str
@@ -155,6 +176,9 @@ class Attempt:
     ms: float
     error: str | None
     retry_in: float | None
+    query: str = ""
+    sent: Any = None
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,12 +216,16 @@ class ScaleClient:
         self._sleep = sleep
         self._random = random.Random()
         self._random_lock = threading.Lock()
-        self._local = threading.local()
+        self.limiter = Limiter(
+            LimiterSettings(ceiling=max(1, options.concurrency), adaptive=options.adaptive)
+        )
         self._session = requests.Session()
-        # One pool large enough for every worker, so connections are reused
-        # instead of opened and dropped under concurrency.
+        # One pool large enough for every attempt the limiter lets through, so
+        # connections are reused instead of opened and dropped under concurrency.
         adapter = HTTPAdapter(
-            pool_connections=1, pool_maxsize=max(1, options.pool_size), max_retries=0
+            pool_connections=1,
+            pool_maxsize=max(1, options.pool_size, options.concurrency),
+            max_retries=0,
         )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -214,10 +242,12 @@ class ScaleClient:
         self._session.verify = settings["verify"]
         if settings["cert"] is not None:
             self._session.cert = settings["cert"]
-        self.calls = 0
-        self._calls_lock = threading.Lock()
-        self._listeners: list[Callable[[Attempt], None]] = []
+        # (listener, whether it asked for bodies)
+        self._listeners: list[tuple[Callable[[Attempt], None], bool]] = []
+        self._bodies = False
         self._cancelled = threading.Event()
+        self._endpoint_checked = False
+        self._endpoint_lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -226,21 +256,32 @@ class ScaleClient:
         """Start no new attempt and abandon every backoff wait, from now on.
 
         Calls already on the wire end normally; every other call raises
-        ``CallCancelled``. For the first Ctrl-C of an apply.
+        ``CallCancelled``, including those waiting for the limiter. For the
+        first Ctrl-C of an apply.
         """
         self._cancelled.set()
+        self.limiter.cancel()
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
-    def add_listener(self, listener: Callable[[Attempt], None]) -> None:
-        """Call ``listener`` after every HTTP attempt, on the calling thread."""
-        self._listeners.append(listener)
+    def add_listener(self, listener: Callable[[Attempt], None], *, bodies: bool = False) -> None:
+        """Call ``listener`` after every HTTP attempt, on the calling thread.
+
+        With ``bodies``, every listener's attempts carry the bodies sent and
+        received (kept off otherwise: decoding every answer costs time).
+        """
+        self._listeners.append((listener, bodies))
+        self._bodies = self._bodies or bodies
 
     def _tell(self, attempt: Attempt) -> None:
-        for listener in self._listeners:
-            listener(attempt)
+        bare = attempt
+        if attempt.sent is not None or attempt.answer is not None:
+            # Bodies may hold callbacks and metadata: only to those that asked.
+            bare = replace(attempt, sent=None, answer=None)
+        for listener, bodies in self._listeners:
+            listener(attempt if bodies else bare)
 
     # -- transport ---------------------------------------------------------
 
@@ -264,8 +305,11 @@ class ScaleClient:
         ``ApiUnreachableError`` or ``ApiError`` when retries run out.
         ``on_unknown_outcome`` is called each time an attempt ended without a
         definite answer, so a mutating caller knows the change may have landed.
+        Each attempt holds a slot of the limiter while on the wire, not while
+        it waits to be retried.
         """
         url = self.base_url + path
+        query = urlencode(params) if params else ""
         deadline = time.monotonic() + self.options.max_retry_time
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": "application/json"} if body is not None else None
@@ -273,14 +317,18 @@ class ScaleClient:
         while True:
             if self._cancelled.is_set():
                 raise CallCancelled(method, path, None, "cancelled before it was sent")
+            try:
+                permit = self.limiter.acquire()
+            except Cancelled:
+                raise CallCancelled(method, path, None, "cancelled before it was sent") from None
             attempt += 1
             wait: float | None = None
             failure: ApiError
             started = time.monotonic()
             status: int | None = None
+            signal = Signal.UNKNOWN
+            response: requests.Response | None = None
             try:
-                with self._calls_lock:
-                    self.calls += 1
                 response = self._session.request(
                     method,
                     url,
@@ -292,34 +340,57 @@ class ScaleClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if on_unknown_outcome is not None:
                     on_unknown_outcome()
-                reason = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                timed_out = isinstance(exc, requests.Timeout)
+                # A reset or refused connection is a server shedding load; a
+                # timeout says nothing certain about its capacity.
+                signal = Signal.UNKNOWN if timed_out else Signal.OVERLOADED
+                reason = "timed out" if timed_out else "connection failed"
                 failure = ApiUnreachableError(method, path, None, reason)
             except requests.RequestException as exc:
+                self.limiter.release(permit, Signal.UNKNOWN)
                 failure = ApiError(method, path, None, type(exc).__name__)
                 self._tell(
-                    Attempt(method, path, attempt, None, _ms(started), failure.api_message, None)
+                    Attempt(
+                        method,
+                        path,
+                        attempt,
+                        None,
+                        _ms(started),
+                        failure.api_message,
+                        None,
+                        query,
+                        body if self._bodies else None,
+                    )
                 )
                 raise failure from None
+            except BaseException:
+                self.limiter.release(permit, Signal.UNKNOWN)
+                raise
             else:
                 status = response.status_code
-                if status not in RETRY_STATUSES:
-                    self._tell(Attempt(method, path, attempt, status, _ms(started), None, None))
-                    return response
-                if status >= 500 and on_unknown_outcome is not None:
+                wait = _retry_after(response) if status in RETRY_STATUSES else None
+                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(status, Signal.OK)
+            self.limiter.release(permit, signal, wait)
+            if response is not None and status not in RETRY_STATUSES:
+                self._tell(self._attempt(method, path, query, attempt, started, response, body))
+                return response
+            if response is not None:
+                if status is not None and status >= 500 and on_unknown_outcome is not None:
                     on_unknown_outcome()
-                wait = _retry_after(response)
                 failure = ApiError(method, path, status, _error_message(response))
             delay = wait if wait is not None else self._backoff(attempt - 1)
             give_up = attempt >= self.options.max_attempts or time.monotonic() + delay > deadline
             self._tell(
-                Attempt(
+                self._attempt(
                     method,
                     path,
+                    query,
                     attempt,
-                    status,
-                    _ms(started),
-                    failure.api_message,
-                    None if give_up else delay,
+                    started,
+                    response,
+                    body,
+                    error=failure.api_message,
+                    retry_in=None if give_up else delay,
                 )
             )
             if give_up:
@@ -330,6 +401,34 @@ class ScaleClient:
             else:
                 self._sleep(delay)
 
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        attempt: int,
+        started: float,
+        response: requests.Response | None,
+        body: Any,
+        *,
+        error: str | None = None,
+        retry_in: float | None = None,
+    ) -> Attempt:
+        status = None if response is None else response.status_code
+        bodies = self._bodies
+        return Attempt(
+            method,
+            path,
+            attempt,
+            status,
+            _ms(started),
+            error,
+            retry_in,
+            query,
+            body if bodies else None,
+            response.text if bodies and response is not None else None,
+        )
+
     def _json(self, method: str, path: str, response: requests.Response) -> Any:
         if response.status_code == 404:
             raise NotFoundError(method, path, 404, _error_message(response))
@@ -339,9 +438,45 @@ class ScaleClient:
             return response.json()
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
-            raise ApiError(
+            # A web page where the API should be: most likely not the API at all.
+            self.check_endpoint()
+            raise NotJsonError(
                 method, path, 200, f"answer is not JSON ({kind}): {_error_message(response)}"
             ) from None
+
+    def check_endpoint(self) -> None:
+        """Raise ``WrongEndpointError`` unless ``GET /batches`` answers like the API.
+
+        The account's listing always exists on the API, so a 404, a web page
+        or JSON without a ``docs`` list there means the base URL is wrong (most
+        often it lacks ``/v1``), not that a project or batch is missing.
+        Probed once, and only when an answer is suspect, so a healthy run
+        makes no extra call.
+        """
+        with self._endpoint_lock:
+            if self._endpoint_checked:
+                return
+            response = self.request("GET", "/batches", params={"limit": 1})
+            status = response.status_code
+            problem = None
+            if status == 404:
+                problem = "GET /batches answered 404"
+            elif status == 200:
+                try:
+                    data = response.json()
+                except ValueError:
+                    kind = response.headers.get("Content-Type", "no content type")
+                    problem = f"GET /batches answered {kind}, not JSON"
+                else:
+                    if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
+                        problem = "GET /batches answered JSON without a 'docs' list"
+            if problem is not None:
+                raise WrongEndpointError(
+                    f"{self.base_url} does not look like the Scale API: {problem} "
+                    "(its base path should end in /v1, as in https://api.scale.com/v1)"
+                )
+            # Another answer (401, 500) proves nothing either way: ask again later.
+            self._endpoint_checked = status == 200
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._json(method, path, self.request(method, path, **kwargs))
@@ -372,8 +507,14 @@ class ScaleClient:
         if project is not None:
             params["project"] = project
             shown = f"/batches?project={quote_segment(project)}&offset={offset}"
-        data = self._call("GET", path, params=params)
+        try:
+            data = self._call("GET", path, params=params)
+        except NotFoundError:
+            # The listing always exists: a 404 may be a missing project, or no API.
+            self.check_endpoint()
+            raise
         if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
+            self.check_endpoint()
             raise ApiError("GET", shown, 200, "unexpected answer: no 'docs' list in the envelope")
         has_more = data.get("has_more")
         if not isinstance(has_more, bool):
@@ -389,7 +530,9 @@ class ScaleClient:
             has_more=has_more,
         )
 
-    def list_pages(self, project: str | None, executor: Executor | None = None) -> Iterator[Page]:
+    def list_pages(
+        self, project: str | None, executor: Executor | None = None, expected: int = 0
+    ) -> Iterator[Page]:
         """Every page of a project's listing (the account's for None), in order.
 
         With an executor, the pages after the first are fetched concurrently
@@ -397,13 +540,30 @@ class ScaleClient:
         have grown meanwhile, paging goes on one page at a time while the last
         page says ``has_more``. Duplicates (a batch shifted onto the next page
         by a concurrent create) are left to the caller, which keys by name.
+
+        ``expected`` is how many batches the caller believes the listing holds
+        at least (those recorded in state): the pages that covers are asked
+        for at once, with the first, instead of one round trip after it. A
+        page that turns out not to be needed costs one call; if the API pages
+        by another size than asked, the guesses are dropped and fetched again.
         """
+        guessed: dict[int, Future[Page]] = {}
+        if executor is not None and expected > PAGE_SIZE:
+            guessed = {
+                offset: executor.submit(self.list_page, project, offset, PAGE_SIZE)
+                for offset in range(PAGE_SIZE, expected, PAGE_SIZE)
+            }
         first = self.list_page(project, 0)
         yield first
         last = first
+        if first.limit != PAGE_SIZE:
+            guessed = {}
         if first.has_more and executor is not None and first.total is not None:
             offsets = range(first.limit, first.total, first.limit)
-            futures = [executor.submit(self.list_page, project, o, first.limit) for o in offsets]
+            futures = [
+                guessed.get(o) or executor.submit(self.list_page, project, o, first.limit)
+                for o in offsets
+            ]
             for future in futures:
                 last = future.result()
                 yield last
@@ -419,10 +579,10 @@ class ScaleClient:
             yield last
 
     def list_batches(
-        self, project: str | None, executor: Executor | None = None
+        self, project: str | None, executor: Executor | None = None, expected: int = 0
     ) -> Iterator[LiveBatch]:
         """Every batch of a project (see ``list_pages``)."""
-        for page in self.list_pages(project, executor):
+        for page in self.list_pages(project, executor, expected):
             yield from page.batches
 
     def create_batch(self, batch: DesiredBatch) -> LiveBatch:

@@ -48,6 +48,17 @@ class Sandbox:
     def clear_calls(self) -> None:
         requests.delete(f"{self.admin}/requests", timeout=60).raise_for_status()
 
+    def statuses(self) -> Counter[int]:
+        """How many answers of each HTTP status the sandbox gave."""
+        log = requests.get(f"{self.admin}/requests", timeout=60).json()["requests"]
+        return Counter(entry["status"] for entry in log)
+
+    def set_faults(self, **settings: Any) -> None:
+        """Change fault settings (latency_ms, rate_limit, ...) through the admin interface."""
+        response = requests.post(f"{self.admin}/faults", json=settings, timeout=60)
+        if response.status_code != 200:
+            raise RuntimeError(f"the sandbox refused {settings}: {response.text}")
+
 
 @contextlib.contextmanager
 def sandbox(db: Path, *flags: str) -> Iterator[Sandbox]:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pytest
+
+from batchplan.cli import run
 from batchplan.model import Config, DesiredBatch
 from batchplan.refresh import read_live
+from batchplan.sandbox import SandboxServer
 from batchplan.scale import ClientOptions, ScaleClient
+from tests.helpers import Result
 from tests.scripted import Answer, Seen, scripted
 
 
@@ -24,6 +34,8 @@ class Account:
         # (project, offset) -> seconds to wait before reading the listing
         self.slow_page: dict[tuple[str | None, int], float] = {}
         self.routes: Counter[str] = Counter()
+        # ("asked" | "answered", offset) of listing requests, in order
+        self.timeline: list[tuple[str, int]] = []
 
     def doc(self, name: str, project: str) -> dict[str, object]:
         return {
@@ -40,7 +52,10 @@ class Account:
         path = parts.path.removeprefix("/v1")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if path == "/batches":
-            time.sleep(self.slow_page.get((query.get("project"), int(query.get("offset", 0))), 0))
+            key = (query.get("project"), int(query.get("offset", 0)))
+            with self.lock:
+                self.timeline.append(("asked", key[1]))
+            time.sleep(self.slow_page.get(key, 0))
         with self.lock:
             if path == "/batches":
                 self.routes["list" if "project" in query else "list account"] += 1
@@ -57,6 +72,7 @@ class Account:
                         "has_more": offset + limit < len(rows),
                     }
                 )
+                self.timeline.append(("answered", offset))
                 # A create landing right after this page was served.
                 waves = self.after_page.get((project, offset))
                 for created in waves.pop(0) if waves else []:
@@ -148,3 +164,128 @@ def test_recorded_batches_of_other_projects_are_listed_but_not_project_checked()
     assert set(view.batches) == {"r1", "d1"}
     assert view.listed_projects == {"p", "old-project"}
     assert account.routes == {"list": 2, "project": 1}
+
+
+# -- an endpoint that is not the API -------------------------------------------
+
+WRONG_BASE_CONFIG = """\
+version: 1
+defaults:
+  project: kitten_labeling
+batches:
+  - name: b1
+"""
+
+
+@contextmanager
+def html_site() -> Iterator[str]:
+    """A web server that is not the API: every path answers an HTML page."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<!doctype html><html><body>Welcome</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def plan_against(endpoint: str, folder: Path, capsys: pytest.CaptureFixture[str]) -> Result:
+    (folder / "batchplan.yaml").write_text(WRONG_BASE_CONFIG, encoding="utf-8")
+    capsys.readouterr()
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        code = run(["plan", "--endpoint", endpoint, "--max-retries", "0"])
+    finally:
+        os.chdir(cwd)
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
+def test_the_sandbox_without_v1_is_named_a_wrong_endpoint_not_a_missing_project(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = sandbox.url.removesuffix("/v1")
+    result = plan_against(base, tmp_path, capsys)
+    assert result.code == 1
+    assert f"{base} does not look like the Scale API" in result.err
+    assert "should end in /v1" in result.err
+    assert "does not exist" not in result.out + result.err
+    assert "misspelt" not in result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_web_site_is_named_a_wrong_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with html_site() as site:
+        result = plan_against(site + "/v1", tmp_path, capsys)
+    assert result.code == 1
+    assert "does not look like the Scale API" in result.err
+    assert "not JSON" in result.err
+    assert "does not exist" not in result.out + result.err
+
+
+def test_a_missing_project_on_the_right_endpoint_is_still_a_missing_project(
+    strict_sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = plan_against(strict_sandbox.url, tmp_path, capsys)
+    assert result.code == 1
+    assert "project 'kitten_labeling' does not exist" in result.out
+    assert "does not look like the Scale API" not in result.out + result.err
+
+
+def test_a_healthy_plan_makes_no_endpoint_probe() -> None:
+    account = Account([("b1", "p")])
+    with scripted(account) as server:
+        read_live(client(server.url), config("b1"), [], 4)
+    assert "list account" not in account.routes
+
+
+def test_pages_of_recorded_batches_are_asked_for_with_the_first_not_after_it() -> None:
+    account = Account([(f"b{i:03d}", "p") for i in range(250)])
+    account.slow_page[("p", 0)] = 0.3
+    recorded = [(f"b{i:03d}", "p") for i in range(250)]
+    with scripted(account) as server:
+        view = read_live(client(server.url), config(), recorded, 4)
+    assert len(view.batches) == 250
+    assert account.routes == {"list": 3}
+    first_answer = account.timeline.index(("answered", 0))
+    assert {("asked", 100), ("asked", 200)} <= set(account.timeline[:first_answer])
+
+
+def test_more_recorded_than_live_costs_at_most_the_guessed_pages() -> None:
+    account = Account([(f"b{i:03d}", "p") for i in range(150)])
+    recorded = [(f"b{i:03d}", "p") for i in range(150)] + [("gone", "p")] * 100
+    with scripted(account) as server:
+        view = read_live(client(server.url), config(), recorded, 4)
+    assert len(view.batches) == 150
+    assert account.routes["list"] <= 3  # pages 0, 100 and the guessed, empty 200
+
+
+def test_fixed_parallelism_is_accepted_by_plan(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "batchplan.yaml").write_text(WRONG_BASE_CONFIG, encoding="utf-8")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        code = run(["plan", "--endpoint", sandbox.url, "--parallelism", "3", "--fixed-parallelism"])
+    finally:
+        os.chdir(cwd)
+    assert code == 0
+    assert "1 to create" in capsys.readouterr().out

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from batchplan.errors import ApiError, ApiUnreachableError
+from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
 from batchplan.model import DesiredBatch
-from batchplan.scale import ClientOptions, DuplicateBatchError, ScaleClient
+from batchplan.scale import (
+    Attempt,
+    CallCancelled,
+    ClientOptions,
+    DuplicateBatchError,
+    ScaleClient,
+)
 from tests.scripted import Answer, Seen, scripted, sequence
 
 BATCH = {
@@ -20,10 +29,11 @@ BATCH = {
     "created_at": "2024-01-01T00:00:00.000Z",
     "metadata": {},
 }
+LISTING = Answer(body={"docs": [], "totalDocs": 0, "limit": 1, "offset": 0, "has_more": False})
 FAST = ClientOptions(max_attempts=4, backoff_base=0.001, backoff_cap=0.01, read_timeout=2)
 
 
-def client(url: str, key: str | None = "live_secret", **options: float) -> ScaleClient:
+def client(url: str, key: str | None = "live_secret", **options: float | bool) -> ScaleClient:
     base = FAST if not options else ClientOptions(**{**FAST.__dict__, **options})
     return ScaleClient(url, key, base)
 
@@ -118,7 +128,11 @@ def test_unreachable_endpoint() -> None:
     ],
 )
 def test_malformed_batch_answers_are_clear_errors(answer: Answer, needle: str) -> None:
-    with scripted(sequence(answer)) as server, pytest.raises(ApiError) as caught:
+    def script(seen: Seen) -> Answer:
+        # The listing answers like the API: the endpoint is right, this answer is not.
+        return LISTING if seen.path.startswith("/v1/batches?") else answer
+
+    with scripted(script) as server, pytest.raises(ApiError) as caught:
         client(server.url).get_batch("b")
     assert needle in str(caught.value)
     assert "GET /batches/b" in str(caught.value)
@@ -127,14 +141,15 @@ def test_malformed_batch_answers_are_clear_errors(answer: Answer, needle: str) -
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ({"items": []}, "no 'docs' list"),
+        # Not even the account's listing has a 'docs' list: not the API at all.
+        ({"items": []}, "does not look like the Scale API"),
         ({"docs": [], "has_more": "yes"}, "'has_more' is not a boolean"),
         ({"docs": [{"name": 1}], "has_more": False}, "unexpected batch object"),
         ({"docs": [], "has_more": True, "limit": 100, "totalDocs": 5}, "empty page"),
     ],
 )
 def test_malformed_listing_envelopes_are_clear_errors(body: object, needle: str) -> None:
-    with scripted(sequence(Answer(body=body))) as server, pytest.raises(ApiError) as caught:
+    with scripted(sequence(Answer(body=body))) as server, pytest.raises(BatchplanError) as caught:
         list(client(server.url).list_batches("p"))
     assert needle in str(caught.value)
 
@@ -184,3 +199,110 @@ def test_the_api_key_never_appears_in_errors() -> None:
             client(server.url, key="live_supersecret").get_batch("b")
     assert "supersecret" not in str(caught.value)
     assert "supersecret" not in repr(caught.value.args)
+
+
+# -- the limiter in the client -------------------------------------------------
+
+
+def test_attempts_in_flight_never_exceed_the_ceiling() -> None:
+    lock = threading.Lock()
+    now_in = [0, 0]  # current, highest
+
+    def script(seen: Seen) -> Answer:
+        with lock:
+            now_in[0] += 1
+            now_in[1] = max(now_in[1], now_in[0])
+        time.sleep(0.05)
+        with lock:
+            now_in[0] -= 1
+        return Answer(body=BATCH)
+
+    with scripted(script) as server:
+        api = client(server.url, concurrency=2)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda _: api.get_batch("b"), range(12)))
+    assert len(server.seen) == 12
+    assert now_in[1] <= 2
+
+
+def test_a_429_caps_the_send_rate_and_a_503_halves_the_window() -> None:
+    answers = sequence(
+        Answer(503, {"error": "busy"}),
+        Answer(429, {"error": "slow down"}, headers={"Retry-After": "0"}),
+        Answer(body=BATCH),
+    )
+    with scripted(answers) as server:
+        api = client(server.url)
+        assert api.limiter.window == 4 and api.limiter.rate is None
+        api.get_batch("b")
+    # 4, halved by the 503 to 2, by the 429 to 1; the success is a whole window of 1: 2.
+    assert api.limiter.window == 2
+    assert api.limiter.rate is not None
+
+
+def test_fixed_parallelism_does_not_adapt() -> None:
+    answers = sequence(
+        Answer(429, {"error": "slow"}, headers={"Retry-After": "0"}), Answer(body=BATCH)
+    )
+    with scripted(answers) as server:
+        api = client(server.url, adaptive=False, concurrency=16)
+        api.get_batch("b")
+    assert api.limiter.window == 16 and api.limiter.rate is None
+
+
+def test_cancel_abandons_a_call_waiting_for_the_limiter() -> None:
+    with scripted(sequence(Answer(body=BATCH, delay=1.0))) as server:
+        api = client(server.url, concurrency=1)
+        first = threading.Thread(target=api.get_batch, args=("b",), daemon=True)
+        first.start()
+        while not server.seen:  # the only slot is taken, its answer 1 s away
+            time.sleep(0.01)
+        failed: list[BaseException] = []
+
+        def second() -> None:
+            try:
+                api.get_batch("b")
+            except CallCancelled as exc:
+                failed.append(exc)
+
+        waiter = threading.Thread(target=second, daemon=True)
+        waiter.start()
+        waiter.join(timeout=0.2)
+        assert waiter.is_alive()  # waiting for the slot
+        api.cancel()
+        waiter.join(timeout=10)
+        first.join(timeout=10)
+    assert len(failed) == 1
+    assert len(server.seen) == 1  # the waiting call was never sent
+
+
+def test_a_refused_connection_halves_the_window() -> None:
+    api = ScaleClient("http://127.0.0.1:9/v1", None, ClientOptions(max_attempts=1))
+    assert api.limiter.window == 4
+    with pytest.raises(ApiUnreachableError):
+        api.project_exists("p")
+    assert api.limiter.window == 2
+
+
+def test_parallelism_is_the_limiters_ceiling() -> None:
+    from batchplan.context import Endpoint, Options, make_client
+
+    endpoint = Endpoint(url="http://127.0.0.1:9/v1", identity="x", sandbox=False)
+    assert make_client(endpoint, Options()).options.concurrency == 16
+    small = make_client(endpoint, Options(parallelism=2))
+    assert small.options.concurrency == 2
+    assert small.limiter.window == 2  # min(4, ceiling)
+
+
+def test_bodies_reach_only_the_listeners_that_asked_for_them() -> None:
+    with scripted(sequence(Answer(body=BATCH))) as server:
+        api = client(server.url)
+        plain: list[Attempt] = []
+        full: list[Attempt] = []
+        api.add_listener(plain.append)
+        api.add_listener(full.append, bodies=True)
+        api.create_batch(DesiredBatch(name="b", project="p", callback="https://h.example/?t=x"))
+    assert plain[0].sent is None and plain[0].answer is None
+    assert full[0].sent is not None and full[0].sent["callback"] == "https://h.example/?t=x"
+    assert full[0].answer is not None and '"name": "b"' in full[0].answer
+    assert plain[0].status == full[0].status == 200
