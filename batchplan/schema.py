@@ -1,7 +1,7 @@
 """JSON Schema loading, and turning validation errors into one-line problems.
 
-The schema files in ``schemas/`` are the single definition of a valid file
-(DESIGN.md section 1); this module only finds them and words their errors for
+The schema files in ``schemas/`` are the single definition of a valid file;
+this module only finds them and words their errors for
 people. It knows nothing about YAML: callers pass a ``locate`` function that
 maps a path inside the document to where it was written.
 """
@@ -117,10 +117,12 @@ def schema_problems(
     prints an expanded variable, which may hold a token.
     """
     validator = validator or config_validator()
-    problems: list[SchemaProblem] = []
+    # jsonschema reports a missing field once per field of ``required``, and
+    # the wording of each names every missing field: keep each problem once.
+    problems: dict[SchemaProblem, None] = {}
     for error in validator.iter_errors(document):
-        problems.extend(_explain(error, shown))
-    return problems
+        problems.update(dict.fromkeys(_explain(error, shown)))
+    return list(problems)
 
 
 def _explain(
@@ -144,7 +146,14 @@ def _explain(
                 yield SchemaProblem(path, f"missing required field '{field}'")
         return
     if kind == "type":
-        yield SchemaProblem(path, f"expected {_expected_types(error.validator_value)}, got {got}")
+        hint = schema.get("patternErrorMessage")
+        if hint and _interpolable(error.validator_value):
+            # "integer or string" would mislead: the string is only "${NAME}".
+            yield SchemaProblem(path, f"{hint}, got {got}")
+        else:
+            yield SchemaProblem(
+                path, f"expected {_expected_types(error.validator_value)}, got {got}"
+            )
     elif kind == "maximum":
         yield SchemaProblem(path, f"{got} is greater than the maximum of {error.validator_value}")
     elif kind == "minimum":
@@ -154,12 +163,35 @@ def _explain(
     elif kind == "pattern":
         hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
         yield SchemaProblem(path, f"{hint}, got {got}")
+    elif kind == "minItems" or kind == "maxItems":
+        yield SchemaProblem(path, f"expected a list of {_items(schema)}, got {_count(instance)}")
+    elif kind == "minProperties":
+        yield SchemaProblem(path, f"must hold at least {error.validator_value} entry")
     elif kind == "const":
         yield SchemaProblem(path, f"must be {_describe(error.validator_value, None)}, got {got}")
     else:
         # A keyword this wording table does not know yet: name the keyword
         # rather than print jsonschema's message, which repeats the value.
         yield SchemaProblem(path, f"{got} fails the schema's '{kind}' rule")
+
+
+def _interpolable(types: Any) -> bool:
+    """A type list of a field that is not a string but may be written ``${NAME}``."""
+    names = [types] if isinstance(types, str) else list(types)
+    return "string" in names and any(name not in ("string", "null") for name in names)
+
+
+def _items(schema: dict[str, Any]) -> str:
+    low, high = schema.get("minItems"), schema.get("maxItems")
+    if low == high:
+        return f"exactly {low} values"
+    return f"at least {low} values" if high is None else f"{low} to {high} values"
+
+
+def _count(instance: Any) -> str:
+    if isinstance(instance, list):
+        return f"{len(instance)} value{'s' if len(instance) != 1 else ''}"
+    return _describe(instance, None)
 
 
 def _unknown_field(key: str, known: Sequence[str]) -> str:

@@ -88,16 +88,34 @@ _NON_PRINTABLE: Final = re.compile(
 )
 
 _VARIABLE: Final = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
+_EACH_PREFIX: Final = "each."
 _VARIABLE_BODY: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
 class YamlProblem(NamedTuple):
-    """Something wrong in a file: where, the field path ("" if none), what."""
+    """Something wrong in a file: where, the field path ("" if none), what.
+
+    ``note`` marks what is only worth telling (an unset variable while
+    variables are not required), not an error.
+    """
 
     line: int
     column: int
     path: str
     message: str
+    note: bool = False
+
+
+class Template(str):
+    """A string value holding ``${each.NAME}``: kept exactly as written.
+
+    Such a value is only known once ``for_each`` gives the loop values, so
+    the reader expands nothing in it (not even ``${NAME}`` or ``$${``); the
+    config loader expands it per generated batch. The type tells it apart from
+    a plain string that merely reads ``${each.x}`` after a ``$${`` escape.
+    """
+
+    __slots__ = ()
 
 
 class YamlMap(dict[str, Any]):
@@ -163,17 +181,26 @@ class _Frame:
         self.height = 1
 
 
-def load_yaml(path: Path, environ: Mapping[str, str]) -> tuple[YamlMap | None, list[YamlProblem]]:
+def load_yaml(
+    path: Path,
+    environ: Mapping[str, str] | None,
+    *,
+    require_variables: bool = True,
+) -> tuple[YamlMap | None, list[YamlProblem]]:
     """Read one config file into a :class:`YamlMap`, with every problem found.
 
     The map is ``None`` when the file could not be read as a whole (bad
     bytes, broken YAML, a limit hit, not a mapping at the top); otherwise it
     is returned even if some values had problems (an unset variable, a
     duplicate key), so that the caller can report schema errors too.
+
+    ``environ`` supplies ``${NAME}``; ``None`` reads every ``$`` literally
+    (for files that hold variable values themselves). Without
+    ``require_variables`` an unset variable is a note, not an error.
     """
     composer = None
     try:
-        composer = _Composer(_read_text(path), environ)
+        composer = _Composer(_read_text(path), environ, require_variables)
         return composer.compose()
     except _Fatal as fatal:
         # Problems found before the fatal one (an unset variable above a
@@ -204,7 +231,8 @@ def _read_text(path: Path) -> str:
                 total += len(chunk)
             data = b"".join(chunks)
     except OSError as exc:
-        raise _Fatal((1, 1), f"cannot read the file: {exc.strerror or exc}") from None
+        # Line 0: a problem with the file as a whole, told as one plain sentence.
+        raise _Fatal((0, 0), f"cannot read config {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
         raise _Fatal((1, 1), _too_big(len(data)))
     try:
@@ -253,9 +281,12 @@ class _Composer:
     so depth is bounded by MAX_DEPTH and never by Python's stack.
     """
 
-    def __init__(self, text: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, text: str, environ: Mapping[str, str] | None, require_variables: bool = True
+    ) -> None:
         self.text = text
         self.environ = environ
+        self.require_variables = require_variables
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.nodes = 0
@@ -353,7 +384,14 @@ class _Composer:
         self._count(1, mark)
         text = raw
         written = None
-        if "$" in raw:
+        if "$" in raw and self.environ is not None:
+            if is_template(raw):
+                if tag not in (None, "!", _STR):
+                    self._bad_tag(tag, mark)
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = _Anchored(Template(raw), 1, 0, None)
+                self._attach(Template(raw), mark, 1, 0, None)
+                return
             text = self._interpolate(raw, mark)
             if text != raw.replace("$${", "${"):
                 written = raw
@@ -471,19 +509,49 @@ class _Composer:
         return "".join(parts)
 
     def _interpolate(self, raw: str, mark: Mark) -> str:
+        assert self.environ is not None
         return interpolate(
             raw,
             self.environ,
             lambda message: self.problems.append(YamlProblem(*mark, self._path(), message)),
+            None
+            if self.require_variables
+            else lambda message: self.problems.append(
+                YamlProblem(*mark, self._path(), message, note=True)
+            ),
         )
 
 
-def interpolate(raw: str, environ: Mapping[str, str], report: Callable[[str], None]) -> str:
+def is_template(raw: str) -> bool:
+    """Whether ``raw`` refers to a loop value, ``${each.NAME}`` (not ``$${each.``)."""
+    if "${" + _EACH_PREFIX not in raw:
+        return False
+    return any(
+        match.group(0) != "$${" and match.group(1).startswith(_EACH_PREFIX)
+        for match in _VARIABLE.finditer(raw)
+    )
+
+
+def unset_message(name: str) -> str:
+    """What an unset ``${NAME}`` without a fallback is told as."""
+    return (
+        f"variable '{name}' is not set (set it in the environment or give"
+        f" --var {name}=VALUE, or write ${{{name}:-fallback}} to give a default)"
+    )
+
+
+def interpolate(
+    raw: str,
+    environ: Mapping[str, str],
+    report: Callable[[str], None],
+    report_unset: Callable[[str], None] | None = None,
+) -> str:
     """Expand ``${NAME}`` and ``${NAME:-fallback}``; ``$${`` is a literal ``${``.
 
     ``:-`` uses the fallback when NAME is unset or empty, as in the shell.
     Each problem (an unset variable, a malformed ``${``) is passed to
     ``report(message)``; its ``${...}`` expands to "" so reading can go on.
+    An unset variable goes to ``report_unset`` instead when one is given.
     """
 
     def expand(match: re.Match[str]) -> str:
@@ -505,10 +573,7 @@ def interpolate(raw: str, environ: Mapping[str, str], report: Callable[[str], No
         if fallback is not None:
             return value if value else fallback
         if value is None:
-            report(
-                f"environment variable '{name}' is not set"
-                f" (write ${{{name}:-fallback}} to give a default)"
-            )
+            (report_unset or report)(unset_message(name))
             return ""
         return value
 

@@ -323,7 +323,7 @@ BAD_FILES = [
         "unset_variable.yaml",
         [
             ":5:15:",
-            "batches[0].callback: environment variable 'BATCHPLAN_TEST_UNSET_HOOK' is not set",
+            "batches[0].callback: variable 'BATCHPLAN_TEST_UNSET_HOOK' is not set",
         ],
     ),
     ("latin1.yaml", [":3:14:", "not UTF-8"]),
