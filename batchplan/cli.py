@@ -115,8 +115,33 @@ common_options = stacked(
 )
 
 
+variable_options = stacked(
+    click.option(
+        "--var",
+        "var",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Give ${NAME} a value, ahead of the environment (repeatable; never printed).",
+    ),
+    click.option(
+        "--var-file",
+        "var_file",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="A YAML map of NAME: VALUE for ${NAME} (repeatable; --var wins).",
+    ),
+)
+
+
+def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    from batchplan.config import read_variables
+
+    return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
+
+
 def make_options(kw: dict[str, Any]) -> Options:
     return Options(
+        variables=make_variables(kw),
         endpoint=kw.pop("endpoint"),
         state=kw.pop("state"),
         lock_timeout=kw.pop("lock_timeout"),
@@ -183,12 +208,21 @@ def cli() -> None:
 
 @cli.command()
 @paths_argument
+@variable_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, github for pull request annotations.",
+)
 @debug_option
-def validate(paths: tuple[str, ...], debug: bool) -> int:
-    """Check the configuration files; no network."""
+def validate(paths: tuple[str, ...], fmt: str, debug: bool, **kw: Any) -> int:
+    """Check the configuration files; no network (an unset ${NAME} is only a note)."""
     from batchplan.commands.validate import validate as run
 
-    return run(paths or DEFAULT_PATHS, echo)
+    return run(paths or DEFAULT_PATHS, echo, fmt=fmt, variables=dict(make_variables(kw)))
 
 
 format_option = click.option(
@@ -204,6 +238,7 @@ format_option = click.option(
 @cli.command()
 @paths_argument
 @common_options
+@variable_options
 @limit_options
 @target_option
 @reassert_option
@@ -243,6 +278,7 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 @cli.command()
 @paths_argument
 @common_options
+@variable_options
 @limit_options
 @target_option
 @reassert_option

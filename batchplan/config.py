@@ -101,6 +101,8 @@ class _File(NamedTuple):
     root: YamlMap
     #: Field paths (as text) of this file's errors: the parts not to build.
     broken: frozenset[str]
+    #: Field paths whose value is unknown: an unset variable, only a note.
+    unknown: frozenset[str] = frozenset()
 
 
 def resolve_paths(paths: Sequence[str]) -> list[Path]:
@@ -224,7 +226,8 @@ def check_config(
         broken = frozenset(
             [p.path for p in yaml_problems if not p.note] + [p.path for p in found if not p.note]
         )
-        loaded.append(_File(index, name, root, broken))
+        unknown = frozenset(p.path for p in yaml_problems if p.note)
+        loaded.append(_File(index, name, root, broken, unknown))
     builder = _Builder(env, require_variables)
     batches = builder.build(loaded)
     problems.extend(builder.problems)
@@ -358,6 +361,8 @@ class _Builder:
         self.problems: list[ConfigProblem] = []
         self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
         self.generated = 0
+        #: Field paths whose value stays unknown (an unset variable, in validate).
+        self.unknown: set[str] = set()
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
         batch = properties["batches"]["items"]["properties"]
         self.checks = {field: Draft202012Validator(batch[field]) for field in _CHECKED_FIELDS}
@@ -423,13 +428,17 @@ class _Builder:
         self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
     ) -> dict[str, Any] | None:
         """The entry's fields over the file's defaults, or None after a problem."""
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"name": entry["name"]}
         ok = True
         for field in _BATCH_FIELDS:
             # Presence, not truth: an explicit null on the batch clears a default.
             source = entry if field in entry else defaults
             value = source.get(field)
-            if field in _TYPED_FIELDS and isinstance(value, str):
+            at = f"{where}.{field}" if source is entry else f"defaults.{field}"
+            if at in file.unknown and not isinstance(value, Template):
+                # An unset variable, told as a note: nothing more is known.
+                value = "" if field == "project" else None
+            elif field in _TYPED_FIELDS and isinstance(value, str):
                 # The schema lets "${NAME}" through for editors; after expansion
                 # only an escaped "$${" or a loop value can be left.
                 message = (
@@ -439,12 +448,7 @@ class _Builder:
                     f" got {value!r}"
                 )
                 mark = source.value_marks.get(field, entry.mark)
-                self._problem(
-                    file,
-                    mark,
-                    f"{where}.{field}" if source is entry else f"defaults.{field}",
-                    message,
-                )
+                self._problem(file, mark, at, message)
                 ok = False
             values[field] = value
         if values["project"] is None:
@@ -472,7 +476,7 @@ class _Builder:
             found
             for field in _STRING_FIELDS
             if field in entry
-            for found in _templates_in(entry[field], where)
+            for found in _templates_at(entry, field, f"{where}.{field}")
         ]
         for path, mark in templates:
             self._problem(
@@ -590,7 +594,7 @@ class _Builder:
             for loop in loops
             if loop.size > 1 and (name_template is None or loop.name not in name_template.names)
         ]
-        if unused:
+        if unused and (name_template is not None or not isinstance(values["name"], Template)):
             self._problem(
                 file,
                 entry.value_marks["name"],
@@ -615,6 +619,7 @@ class _Builder:
             self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
 
         def note(message: str) -> None:
+            self.unknown.add(path)
             self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, True))
 
         return compile_template(
@@ -680,23 +685,26 @@ class _Builder:
         finalized = _flag(values["finalized"])
         calibration = bool(_flag(values["calibration_batch"]))
         self_label = bool(_flag(values["self_label_batch"]))
+        name_known, project_known, callback_known = (
+            f"{where}.{field}" not in self.unknown for field in ("name", "project", "callback")
+        )
         for combo in itertools.product(*(loop.values() for loop in loops)):
             each = tuple(zip(names, combo, strict=True))
             bad: list[tuple[str, str]] = []
             if name_t is not None:
                 name = name_t.render(combo)
-                if not name_check.is_valid(name):
+                if not name_check.is_valid(name) and name_known:
                     bad.extend(("name", m) for m in _field_problems(name, None, name_check))
             if project_t is not None:
                 project = project_t.render(combo)
-                if not project_check.is_valid(project):
+                if not project_check.is_valid(project) and project_known:
                     bad.extend(
                         ("project", m) for m in _field_problems(project, None, project_check)
                     )
             if callback_t is not None:
                 callback = callback_t.render(combo) or None
                 callback_shown = callback_t.render_shown(combo) if callback else None
-                if callback and not callback_check.is_valid(callback):
+                if callback and callback_known and not callback_check.is_valid(callback):
                     bad.extend(
                         ("callback", m)
                         for m in _field_problems(callback, callback_shown, callback_check)
@@ -798,6 +806,15 @@ def _templates_in(node: Any, path: str) -> Iterator[tuple[str, Mark]]:
                 yield f"{path}[{index}]", node.item_marks[index]
             elif isinstance(value, YamlMap | YamlList):
                 yield from _templates_in(value, f"{path}[{index}]")
+
+
+def _templates_at(node: YamlMap, key: str, path: str) -> Iterator[tuple[str, Mark]]:
+    """Every ``${each.NAME}`` string in ``node[key]``, itself included."""
+    value = node[key]
+    if isinstance(value, Template):
+        yield path, node.value_marks[key]
+    else:
+        yield from _templates_in(value, path)
 
 
 def _has_template(value: Any) -> bool:

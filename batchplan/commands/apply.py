@@ -80,7 +80,7 @@ def apply(
         paths = saved.config_paths
         # A reviewed plan is the approval.
         auto_approve = True
-    config = load_config(paths)
+    config = load_config(paths, variables=dict(options.variables))
     endpoint = open_endpoint(options.endpoint)
     if saved is not None and saved.endpoint != endpoint.identity:
         raise StalePlanError(

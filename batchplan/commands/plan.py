@@ -83,7 +83,7 @@ def make_plan(
     endpoint: Endpoint | None = None,
 ) -> Planned:
     """Load and validate the config before anything touches the network, then plan."""
-    config = config or load_config(paths)
+    config = config or load_config(paths, variables=dict(options.variables))
     endpoint = endpoint or open_endpoint(options.endpoint)
     client = make_client(endpoint, options)
     backend = backend or open_state(options, endpoint)
