@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from batchplan.config import CONFIG_SUFFIXES, load_config
@@ -111,3 +113,44 @@ def test_config_file_satisfies_the_schema(path: Path) -> None:
 )
 def test_example_folder_loads(folder: Path) -> None:
     assert load_config([str(folder)], EveryVariableSet()).batches
+
+
+class _EditorLoader(yaml.SafeLoader):
+    """YAML as an editor reads it: no timestamps (``2024-01-31`` stays a string)."""
+
+
+_EditorLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def schema_lined_files() -> list[Path]:
+    return [
+        path
+        for path in config_files()
+        if path.read_text(encoding="utf-8").startswith("# yaml-language-server: $schema=")
+    ]
+
+
+@pytest.mark.parametrize("path", schema_lined_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_file_with_a_schema_line_passes_the_schema_as_written(path: Path) -> None:
+    """What an editor sees: the file as written, no variables, only PyYAML and jsonschema."""
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    schema_path = (path.parent / first.split("$schema=", 1)[1].strip()).resolve()
+    assert schema_path == ROOT / "schemas" / "batchplan.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_EditorLoader)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in Draft202012Validator(schema).iter_errors(document)
+    ]
+    assert errors == []
+
+
+def test_the_examples_use_variables_and_for_each() -> None:
+    # The test above must cover the forms an editor used to refuse.
+    texts = [path.read_text(encoding="utf-8") for path in schema_lined_files()]
+    assert any("callback: ${" in text for text in texts)
+    assert any("for_each:" in text and "${each." in text for text in texts)
+    assert len(schema_lined_files()) >= 6
