@@ -17,6 +17,7 @@ line, ``file:line:col: field.path: message``, sorted by file and position.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import os
@@ -38,7 +39,7 @@ from batchplan.foreach import (
     loop_of,
 )
 from batchplan.model import Config, DesiredBatch, Position, Settings
-from batchplan.schema import JsonPath, config_validator, schema_problems
+from batchplan.schema import JsonPath, config_validator, fast_check, schema_problems
 from batchplan.yamlload import Mark, Template, YamlList, YamlMap, load_yaml
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
@@ -299,9 +300,40 @@ def _path_text(path: JsonPath) -> str:
 
 
 def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigProblem]:
-    for problem in schema_problems(root, lambda path: _written(root, path)):
+    """Every schema problem of one file, each batch checked on its own.
+
+    The file without its batches goes through jsonschema; each batch first
+    through the schema's compiled yes/no check (see :func:`fast_check`), and
+    through jsonschema only when it fails, for the wording.
+    """
+    entries = root.get("batches")
+    if isinstance(entries, list):
+        found = list(schema_problems({**root, "batches": []}, lambda path: _written(root, path)))
+        valid, validator = _batch_checks()
+        for number, entry in enumerate(entries):
+            if valid(entry):
+                continue
+            prefix: JsonPath = ("batches", number)
+            found.extend(
+                problem._replace(path=(*prefix, *problem.path))
+                for problem in schema_problems(
+                    entry,
+                    lambda path, prefix=prefix: _written(root, (*prefix, *path)),  # type: ignore[misc]
+                    validator,
+                )
+            )
+    else:
+        found = schema_problems(root, lambda path: _written(root, path))
+    for problem in found:
         line, column = _locate(root, problem.path, problem.at_key)
         yield ConfigProblem(index, line, column, name, _path_text(problem.path), problem.message)
+
+
+@functools.cache
+def _batch_checks() -> tuple[Callable[[Any], bool], Draft202012Validator]:
+    """The schema of one batch: a fast yes/no check, and a validator for wording."""
+    schema = cast(dict[str, Any], config_validator().schema)["properties"]["batches"]["items"]
+    return fast_check(schema), Draft202012Validator(schema)
 
 
 def _locate(root: YamlMap, path: JsonPath, at_key: bool) -> Mark:
@@ -366,6 +398,7 @@ class _Builder:
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
         batch = properties["batches"]["items"]["properties"]
         self.checks = {field: Draft202012Validator(batch[field]) for field in _CHECKED_FIELDS}
+        self.valid = {field: fast_check(batch[field]) for field in _CHECKED_FIELDS}
 
     def build(self, files: Sequence[_File]) -> list[DesiredBatch]:
         batches: list[DesiredBatch] = []
@@ -677,6 +710,11 @@ class _Builder:
             self.checks["project"],
             self.checks["callback"],
         )
+        name_ok, project_ok, callback_ok = (
+            self.valid["name"],
+            self.valid["project"],
+            self.valid["callback"],
+        )
         callback = values["callback"] or None
         callback_shown = values["callback_shown"]
         project = values["project"]
@@ -693,18 +731,18 @@ class _Builder:
             bad: list[tuple[str, str]] = []
             if name_t is not None:
                 name = name_t.render(combo)
-                if not name_check.is_valid(name) and name_known:
+                if name_known and not name_ok(name):
                     bad.extend(("name", m) for m in _field_problems(name, None, name_check))
             if project_t is not None:
                 project = project_t.render(combo)
-                if not project_check.is_valid(project) and project_known:
+                if project_known and not project_ok(project):
                     bad.extend(
                         ("project", m) for m in _field_problems(project, None, project_check)
                     )
             if callback_t is not None:
                 callback = callback_t.render(combo) or None
                 callback_shown = callback_t.render_shown(combo) if callback else None
-                if callback and callback_known and not callback_check.is_valid(callback):
+                if callback and callback_known and not callback_ok(callback):
                     bad.extend(
                         ("callback", m)
                         for m in _field_problems(callback, callback_shown, callback_check)

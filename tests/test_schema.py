@@ -11,7 +11,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from batchplan.config import CONFIG_SUFFIXES, load_config
-from batchplan.schema import config_schema, inline_local_refs, load_schema, schema_dir
+from batchplan.schema import config_schema, fast_check, inline_local_refs, load_schema, schema_dir
 from batchplan.yamlload import load_yaml
 
 ROOT = Path(__file__).parent.parent
@@ -154,3 +154,28 @@ def test_the_examples_use_variables_and_for_each() -> None:
     assert any("callback: ${" in text for text in texts)
     assert any("for_each:" in text and "${each." in text for text in texts)
     assert len(schema_lined_files()) >= 6
+
+
+SAMPLES = [
+    None, True, False, 0, 9, 10, 20, 20.0, 20.5, 30, 31, -1, 1e400, "", ".", "..", "...",
+    "a", "a\tb", "a\x85b", "${P}", "$${P}", "https://h.example/x", "ops@example.com",
+    "https://h.example/ x", "mailto x", "20", "true", [], [1], {}, {"a": 1},
+    {"name": "a"}, {"name": "a", "priority": 20}, {"name": "a", "priority": 40},
+    {"name": "..", "project": "p"}, {"project": "p"}, {"name": "a", "prioritty": 1},
+    {"name": "a", "metadata": {"x": [1]}}, {"name": "a", "metadata": [1]},
+    {"name": "a", "for_each": {"n": [1]}}, {"name": "a", "for_each": {"n": {"range": [1]}}},
+    {"name": "a", "callback": "${HOOK}"}, {"name": "a", "finalized": "yes"}, {"n": [1, 2]},
+]  # fmt: skip
+
+
+def batch_schemas() -> list[tuple[str, object]]:
+    batch = inline_local_refs(config_schema())["properties"]["batches"]["items"]
+    return [("batch", batch), *batch["properties"].items()]
+
+
+@pytest.mark.parametrize(("field", "schema"), batch_schemas(), ids=lambda x: str(x)[:20])
+def test_fast_check_agrees_with_jsonschema(field: str, schema: object) -> None:
+    check = fast_check(schema)
+    validator = Draft202012Validator(schema)
+    assert [check(value) for value in SAMPLES] == [validator.is_valid(v) for v in SAMPLES]
+    assert any(check(value) for value in SAMPLES) and not all(check(v) for v in SAMPLES)
