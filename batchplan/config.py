@@ -40,7 +40,7 @@ from batchplan.foreach import (
 )
 from batchplan.model import Config, DesiredBatch, Position, Settings
 from batchplan.schema import JsonPath, config_validator, fast_check, schema_problems
-from batchplan.yamlload import Mark, Template, YamlList, YamlMap, load_yaml
+from batchplan.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
 
@@ -99,7 +99,7 @@ class ConfigCheck(NamedTuple):
 class _File(NamedTuple):
     order: int
     name: str
-    root: YamlMap
+    root: YamlRoot
     #: Field paths (as text) of this file's errors: the parts not to build.
     broken: frozenset[str]
     #: Field paths whose value is unknown: an unset variable, only a note.
@@ -417,7 +417,7 @@ class _Builder:
                         "settings",
                         f"only one file may hold 'settings'; first at {first}",
                     )
-            if self._refuse_templates(file):
+            if file.root.templates and self._refuse_templates(file):
                 continue
             entries = root.get("batches")
             if not isinstance(entries, YamlList) or _is_broken(file.broken, "defaults"):
@@ -462,16 +462,20 @@ class _Builder:
     ) -> dict[str, Any] | None:
         """The entry's fields over the file's defaults, or None after a problem."""
         values: dict[str, Any] = {"name": entry["name"]}
-        ok = True
+        # Presence, not truth: an explicit null on the batch clears a default.
         for field in _BATCH_FIELDS:
-            # Presence, not truth: an explicit null on the batch clears a default.
-            source = entry if field in entry else defaults
-            value = source.get(field)
-            at = f"{where}.{field}" if source is entry else f"defaults.{field}"
-            if at in file.unknown and not isinstance(value, Template):
-                # An unset variable, told as a note: nothing more is known.
-                value = "" if field == "project" else None
-            elif field in _TYPED_FIELDS and isinstance(value, str):
+            values[field] = entry[field] if field in entry else defaults.get(field)
+        ok = True
+        # The rare cases, each tested once per field only when one can apply.
+        if file.unknown:
+            for field in _BATCH_FIELDS:
+                at = f"{where}.{field}" if field in entry else f"defaults.{field}"
+                if at in file.unknown and not isinstance(values[field], Template):
+                    # An unset variable, told as a note: nothing more is known.
+                    values[field] = "" if field == "project" else None
+        for field in _TYPED_FIELDS:
+            value = values[field]
+            if isinstance(value, str):
                 # The schema lets "${NAME}" through for editors; after expansion
                 # only an escaped "$${" or a loop value can be left.
                 message = (
@@ -480,10 +484,10 @@ class _Builder:
                     else f"expected {'an integer' if field == 'priority' else 'true or false'},"
                     f" got {value!r}"
                 )
-                mark = source.value_marks.get(field, entry.mark)
-                self._problem(file, mark, at, message)
+                source = entry if field in entry else defaults
+                at = f"{where}.{field}" if source is entry else f"defaults.{field}"
+                self._problem(file, source.value_marks.get(field, entry.mark), at, message)
                 ok = False
-            values[field] = value
         if values["project"] is None:
             if "project" in entry:
                 mark, message = (
@@ -508,7 +512,7 @@ class _Builder:
         templates = [
             found
             for field in _STRING_FIELDS
-            if field in entry
+            if file.root.templates and field in entry
             for found in _templates_at(entry, field, f"{where}.{field}")
         ]
         for path, mark in templates:
@@ -546,6 +550,8 @@ class _Builder:
         The batch's keys win over the defaults' keys, key by key; ``metadata:
         null`` on the batch leaves its metadata unmanaged despite the defaults.
         """
+        if "metadata" not in entry and "metadata" not in defaults:
+            return None
         if "metadata" in entry and entry["metadata"] is None:
             return None
         sources = [

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
 import yaml
@@ -118,6 +119,10 @@ class Template(str):
     __slots__ = ()
 
 
+_NOTHING_WRITTEN: Final[Mapping[str, str]] = MappingProxyType({})
+_NOTHING_WRITTEN_AT: Final[Mapping[int, str]] = MappingProxyType({})
+
+
 class YamlMap(dict[str, Any]):
     """A mapping that remembers where it, each key and each value were written.
 
@@ -132,7 +137,19 @@ class YamlMap(dict[str, Any]):
         self.mark = mark
         self.key_marks: dict[str, Mark] = {}
         self.value_marks: dict[str, Mark] = {}
-        self.written: dict[str, str] = {}
+        # Shared and empty until a value needs it: most mappings never do,
+        # and a config may hold 100,000 of them.
+        self.written: Mapping[str, str] = _NOTHING_WRITTEN
+
+
+class YamlRoot(YamlMap):
+    """The top-level mapping of a file, which also counts its ``${each.NAME}`` strings."""
+
+    __slots__ = ("templates",)
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__(mark)
+        self.templates = 0
 
 
 class YamlList(list[Any]):
@@ -144,7 +161,7 @@ class YamlList(list[Any]):
         super().__init__()
         self.mark = mark
         self.item_marks: list[Mark] = []
-        self.written: dict[int, str] = {}
+        self.written: Mapping[int, str] = _NOTHING_WRITTEN_AT
 
 
 class _Fatal(Exception):
@@ -186,7 +203,7 @@ def load_yaml(
     environ: Mapping[str, str] | None,
     *,
     require_variables: bool = True,
-) -> tuple[YamlMap | None, list[YamlProblem]]:
+) -> tuple[YamlRoot | None, list[YamlProblem]]:
     """Read one config file into a :class:`YamlMap`, with every problem found.
 
     The map is ``None`` when the file could not be read as a whole (bad
@@ -293,16 +310,17 @@ class _Composer:
         self.problems: list[YamlProblem] = []
         self.root: Any = None
         self.root_mark: Mark = (1, 1)
+        self.root_map: YamlRoot | None = None
         self.documents = 0
 
-    def compose(self) -> tuple[YamlMap | None, list[YamlProblem]]:
+    def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
         try:
             self._run(yaml.parse(self.text, Loader=_Loader))
         except yaml.YAMLError as exc:
             raise _Fatal(*self._syntax_error(exc)) from None
         if self.documents == 0 or self.root is None:
             raise _Fatal((1, 1), "the file is empty; it needs at least 'version: 1' and 'batches:'")
-        if not isinstance(self.root, YamlMap):
+        if not isinstance(self.root, YamlRoot):
             kind = "a list" if isinstance(self.root, list) else "a single value"
             raise _Fatal(
                 self.root_mark,
@@ -367,7 +385,12 @@ class _Composer:
             # No field path: at this depth it would be a line of "[0]"s.
             raise _Fatal(mark, f"values nested more than {MAX_DEPTH} levels deep")
         self._count(1, mark)
-        container = YamlMap(mark) if is_map else YamlList(mark)
+        if not is_map:
+            container: YamlMap | YamlList = YamlList(mark)
+        elif self.stack:
+            container = YamlMap(mark)
+        else:
+            container = self.root_map = YamlRoot(mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = _IN_PROGRESS
         self.stack.append(_Frame(container, event.anchor))
@@ -388,6 +411,8 @@ class _Composer:
             if is_template(raw):
                 if tag not in (None, "!", _STR):
                     self._bad_tag(tag, mark)
+                if self.root_map is not None:
+                    self.root_map.templates += 1
                 if event.anchor is not None:
                     self.anchors[event.anchor] = _Anchored(Template(raw), 1, 0, None)
                 self._attach(Template(raw), mark, 1, 0, None)
@@ -480,10 +505,14 @@ class _Composer:
             container[key] = value
             container.value_marks[key] = mark
             if written is not None:
-                container.written[key] = written
+                if container.written is _NOTHING_WRITTEN:
+                    container.written = {}
+                container.written[key] = written  # type: ignore[index]
         else:
             if written is not None:
-                container.written[len(container)] = written
+                if container.written is _NOTHING_WRITTEN_AT:
+                    container.written = {}
+                container.written[len(container)] = written  # type: ignore[index]
             container.append(value)
             container.item_marks.append(mark)
 
