@@ -21,7 +21,7 @@ schema error found on the plain data can be pointed back at the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
@@ -130,16 +130,50 @@ class YamlMap(dict[str, Any]):
     written: that, not the value, is what messages and plans may show.
     """
 
-    __slots__ = ("key_marks", "mark", "value_marks", "written")
+    __slots__ = ("mark", "marks", "written")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark
-        self.key_marks: dict[str, Mark] = {}
-        self.value_marks: dict[str, Mark] = {}
+        # key -> (key line, key column, value line, value column): one table
+        # rather than two, as a config may hold 100,000 mappings.
+        self.marks: dict[str, tuple[int, int, int, int]] = {}
         # Shared and empty until a value needs it: most mappings never do,
         # and a config may hold 100,000 of them.
         self.written: Mapping[str, str] = _NOTHING_WRITTEN
+
+    @property
+    def key_marks(self) -> Mapping[str, Mark]:
+        """Where each key was written."""
+        return _Marks(self.marks, 0)
+
+    @property
+    def value_marks(self) -> Mapping[str, Mark]:
+        """Where each value was written."""
+        return _Marks(self.marks, 2)
+
+
+class _Marks(Mapping[str, Mark]):
+    """A read-only view of one half of :attr:`YamlMap.marks`."""
+
+    __slots__ = ("_at", "_marks")
+
+    def __init__(self, marks: dict[str, tuple[int, int, int, int]], at: int) -> None:
+        self._marks = marks
+        self._at = at
+
+    def __getitem__(self, key: str) -> Mark:
+        marks = self._marks[key]
+        return marks[self._at], marks[self._at + 1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._marks)
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._marks
 
 
 class YamlRoot(YamlMap):
@@ -186,7 +220,7 @@ _DUPLICATE: Final = object()
 class _Frame:
     """A mapping or list being built, with what the next child needs to know."""
 
-    __slots__ = ("anchor", "container", "height", "key", "size")
+    __slots__ = ("anchor", "container", "height", "key", "key_mark", "size")
 
     def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         self.container = container
@@ -194,6 +228,7 @@ class _Frame:
         # For a mapping: None while a key is expected, else the key whose
         # value comes next (_DUPLICATE: a repeated key, whose value is dropped).
         self.key: object = None
+        self.key_mark: Mark = (0, 0)
         self.size = 1
         self.height = 1
 
@@ -440,8 +475,8 @@ class _Composer:
     def _key(self, frame: _Frame, mapping: YamlMap, raw: str, tag: str | None, mark: Mark) -> None:
         if tag not in (None, "!", _STR):
             self._bad_tag(tag, mark)
-        if raw in mapping.key_marks:
-            first = mapping.key_marks[raw]
+        if raw in mapping.marks:
+            first = mapping.marks[raw]
             self.problems.append(
                 YamlProblem(
                     *mark,
@@ -451,8 +486,8 @@ class _Composer:
             )
             frame.key = _DUPLICATE
             return
-        mapping.key_marks[raw] = mark
         frame.key = raw
+        frame.key_mark = mark
 
     def _alias(self, event: AliasEvent) -> None:
         mark = _mark(event)
@@ -503,7 +538,7 @@ class _Composer:
                 return
             assert isinstance(key, str)
             container[key] = value
-            container.value_marks[key] = mark
+            container.marks[key] = (*frame.key_mark, *mark)
             if written is not None:
                 if container.written is _NOTHING_WRITTEN:
                     container.written = {}
