@@ -509,12 +509,16 @@ class _Builder:
         self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
     ) -> DesiredBatch | None:
         where = f"batches[{index}]"
-        templates = [
-            found
-            for field in _STRING_FIELDS
-            if file.root.templates and field in entry
-            for found in _templates_at(entry, field, f"{where}.{field}")
-        ]
+        templates = (
+            [
+                found
+                for field in _STRING_FIELDS
+                if field in entry
+                for found in _templates_at(entry, field, f"{where}.{field}")
+            ]
+            if file.root.templates
+            else []
+        )
         for path, mark in templates:
             self._problem(
                 file,

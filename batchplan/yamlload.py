@@ -350,7 +350,7 @@ class _Composer:
 
     def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
         try:
-            self._run(yaml.parse(self.text, Loader=_Loader))
+            self._run(_events(self.text))
         except yaml.YAMLError as exc:
             raise _Fatal(*self._syntax_error(exc)) from None
         if self.documents == 0 or self.root is None:
@@ -642,6 +642,17 @@ def interpolate(
         return value
 
     return _VARIABLE.sub(expand, raw)
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events, as ``yaml.parse`` gives them with half the calls per event."""
+    loader = _Loader(text)
+    try:
+        get_event = loader.get_event
+        while (event := get_event()) is not None:
+            yield event
+    finally:
+        loader.dispose()
 
 
 def _core_value(text: str) -> Any:
