@@ -237,8 +237,8 @@ def test_github_format_annotates_lines(cli: CLI) -> None:
     assert result.code == 1
     assert result.out.splitlines() == [
         "::notice file=batchplan.yaml,line=3,col=37::batches[0].callback:"
-        " variable 'HOOK' is not set (set it in the environment or give --var HOOK=VALUE, or write ${HOOK:-fallback}"
-        " to give a default)",
+        " variable 'HOOK' is not set (set it in the environment or give --var HOOK=VALUE,"
+        " or write ${HOOK:-fallback} to give a default)",
         "::error file=batchplan.yaml,line=4,col=41::batches[1].priority:"
         " 42 is greater than the maximum of 30",
     ]
