@@ -255,3 +255,33 @@ def run_ok(cli: CLI) -> str:
     result = cli("validate")
     assert result.code == 0, result.err
     return result.out.strip()
+
+
+def test_metadata_merges_key_by_key_and_null_leaves_it_unmanaged(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        version: 1
+        defaults:
+          project: p
+          metadata: {team: a, cost: "1", gone: x}
+        batches:
+          - name: merged
+            metadata: {team: b, gone: null, owner: '${OWNER}'}
+          - name: inherited
+          - name: unmanaged
+            metadata: null
+        """,
+    )
+    other = write(tmp_path, "version: 1\nbatches: [{name: plain, project: p}]\n", "d.yaml")
+    batches = {b.name: b for b in load_config([path, other], {"OWNER": SECRET}).batches}
+    assert batches["merged"].metadata == {"team": "b", "cost": "1", "gone": None, "owner": SECRET}
+    assert batches["merged"].metadata_shown == {
+        "team": "b",
+        "cost": "1",
+        "gone": None,
+        "owner": "${OWNER}",
+    }
+    assert batches["inherited"].metadata == {"team": "a", "cost": "1", "gone": "x"}
+    assert batches["unmanaged"].metadata is None and batches["unmanaged"].metadata_shown is None
+    assert batches["plain"].metadata is None
