@@ -366,10 +366,16 @@ def _written(root: YamlMap, path: JsonPath) -> str | None:
 
 
 _ENTRY: Final = re.compile(r"batches\[([0-9]+)\]")
-_TYPED_FIELDS: Final = ("priority", "finalized", "calibration_batch", "self_label_batch")
+_TYPED_FIELDS: Final = frozenset({"priority", "finalized", "calibration_batch", "self_label_batch"})
 _EACH_ONLY_IN_STRINGS: Final = (
     "'${each.NAME}' works only in string fields (name, project, callback, metadata values)"
 )
+
+
+def _typed_message(field: str, value: str) -> str:
+    if isinstance(value, Template):
+        return _EACH_ONLY_IN_STRINGS
+    return f"expected {'an integer' if field == 'priority' else 'true or false'}, got {value!r}"
 
 
 def _is_broken(broken: frozenset[str], prefix: str) -> bool:
@@ -393,6 +399,8 @@ class _Builder:
         self.problems: list[ConfigProblem] = []
         self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
         self.generated = 0
+        #: The fields of the file being built, from its defaults.
+        self.base: dict[str, Any] = {}
         #: Field paths whose value stays unknown (an unset variable, in validate).
         self.unknown: set[str] = set()
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
@@ -427,6 +435,8 @@ class _Builder:
             defaults = root.get("defaults")
             if not isinstance(defaults, YamlMap):
                 defaults = YamlMap(root.mark)
+            if not self._defaults(file, defaults):
+                continue
             broken_entries = {
                 int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
             }
@@ -457,36 +467,45 @@ class _Builder:
                     found = True
         return found
 
+    def _defaults(self, file: _File, defaults: YamlMap) -> bool:
+        """Take the file's defaults for every batch; False (after a problem) if unusable."""
+        base: dict[str, Any] = {}
+        ok = True
+        for field in _BATCH_FIELDS:
+            value = defaults.get(field)
+            if f"defaults.{field}" in file.unknown:
+                # An unset variable, told as a note: nothing more is known.
+                value = "" if field == "project" else None
+            elif field in _TYPED_FIELDS and isinstance(value, str):
+                self._problem(
+                    file,
+                    defaults.value_marks[field],
+                    f"defaults.{field}",
+                    _typed_message(field, value),
+                )
+                ok = False
+            base[field] = value
+        self.base = base
+        return ok
+
     def _fields(
         self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
     ) -> dict[str, Any] | None:
         """The entry's fields over the file's defaults, or None after a problem."""
-        values: dict[str, Any] = {"name": entry["name"]}
         # Presence, not truth: an explicit null on the batch clears a default.
-        for field in _BATCH_FIELDS:
-            values[field] = entry[field] if field in entry else defaults.get(field)
+        values = {**self.base, **entry}
         ok = True
-        # The rare cases, each tested once per field only when one can apply.
         if file.unknown:
-            for field in _BATCH_FIELDS:
-                at = f"{where}.{field}" if field in entry else f"defaults.{field}"
-                if at in file.unknown and not isinstance(values[field], Template):
+            for field in entry:
+                if f"{where}.{field}" in file.unknown and not isinstance(entry[field], Template):
                     # An unset variable, told as a note: nothing more is known.
                     values[field] = "" if field == "project" else None
-        for field in _TYPED_FIELDS:
-            value = values[field]
-            if isinstance(value, str):
+        for field in entry:
+            if field in _TYPED_FIELDS and isinstance(values[field], str):
                 # The schema lets "${NAME}" through for editors; after expansion
                 # only an escaped "$${" or a loop value can be left.
-                message = (
-                    _EACH_ONLY_IN_STRINGS
-                    if isinstance(value, Template)
-                    else f"expected {'an integer' if field == 'priority' else 'true or false'},"
-                    f" got {value!r}"
-                )
-                source = entry if field in entry else defaults
-                at = f"{where}.{field}" if source is entry else f"defaults.{field}"
-                self._problem(file, source.value_marks.get(field, entry.mark), at, message)
+                message = _typed_message(field, values[field])
+                self._problem(file, entry.value_marks[field], f"{where}.{field}", message)
                 ok = False
         if values["project"] is None:
             if "project" in entry:

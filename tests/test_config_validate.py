@@ -285,3 +285,16 @@ def test_metadata_merges_key_by_key_and_null_leaves_it_unmanaged(tmp_path: Path)
     assert batches["inherited"].metadata == {"team": "a", "cost": "1", "gone": "x"}
     assert batches["unmanaged"].metadata is None and batches["unmanaged"].metadata_shown is None
     assert batches["plain"].metadata is None
+
+
+def test_a_bad_default_is_reported_once_not_per_batch(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\ndefaults: {project: p, priority: '$${P}'}\n"
+        "batches: [{name: a}, {name: b}, {name: c}]\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config([path], {})
+    assert caught.value.problems == (
+        f"{path}:2:34: defaults.priority: expected an integer, got '${{P}}'",
+    )
