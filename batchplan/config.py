@@ -447,7 +447,7 @@ class _Builder:
                     batches.extend(self._expand(file, index, entry, defaults))
                 else:
                     batch = self._batch(file, index, entry, defaults)
-                    if batch is not None and self._declare(file, f"batches[{index}]", entry, batch):
+                    if batch is not None and self._declare(file, index, entry, batch):
                         batches.append(batch)
         return batches
 
@@ -671,7 +671,7 @@ class _Builder:
         callback = values["callback"] or None
         values["callback_shown"] = _shown_callback(entry, defaults, callback)
         return list(
-            self._generate(file, where, entry, values, fields, metadata, dynamic_metadata, loops)
+            self._generate(file, index, entry, values, fields, metadata, dynamic_metadata, loops)
         )
 
     def _compile(
@@ -723,7 +723,7 @@ class _Builder:
     def _generate(
         self,
         file: _File,
-        where: str,
+        index: int,
         entry: YamlMap,
         values: dict[str, Any],
         fields: dict[str, FieldTemplate | None],
@@ -731,6 +731,7 @@ class _Builder:
         dynamic: dict[str, Any],
         loops: Sequence[Loop],
     ) -> Iterator[DesiredBatch]:
+        where = f"batches[{index}]"
         names = tuple(loop.name for loop in loops)
         position = Position(file.name, *entry.mark)
         name_t, project_t, callback_t = fields["name"], fields["project"], fields["callback"]
@@ -776,8 +777,8 @@ class _Builder:
                         ("callback", m)
                         for m in _field_problems(callback, callback_shown, callback_check)
                     )
-            label = f"{where} ({', '.join(f'{k}={v}' for k, v in each)})"
             if bad:
+                label = f"{where} ({_each_text(each)})"
                 for field, message in bad:
                     source = entry if field in entry else None
                     mark = source.value_marks[field] if source is not None else entry.mark
@@ -806,15 +807,16 @@ class _Builder:
                 position=position,
                 each=each,
             )
-            if self._declare(file, label, entry, batch):
+            if self._declare(file, index, entry, batch):
                 yield batch
 
-    def _declare(self, file: _File, label: str, entry: YamlMap, batch: DesiredBatch) -> bool:
+    def _declare(self, file: _File, index: int, entry: YamlMap, batch: DesiredBatch) -> bool:
         """Record ``batch``'s name; False (and a problem naming both places) if taken."""
         first = self.names.get(batch.name)
         if first is None:
             self.names[batch.name] = (file, entry, batch)
             return True
+        label = f"batches[{index}]" + (f" ({_each_text(batch.each)})" if batch.each else "")
         first_file, first_entry, first_batch = first
         line, column = first_entry.value_marks["name"]
         also = f" ({_each_text(first_batch.each)})" if first_batch.each else ""
