@@ -21,6 +21,7 @@ schema error found on the plain data can be pointed back at the file.
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -135,9 +136,11 @@ class YamlMap(dict[str, Any]):
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark
-        # key -> (key line, key column, value line, value column): one table
-        # rather than two, as a config may hold 100,000 mappings.
-        self.marks: dict[str, tuple[int, int, int, int]] = {}
+        # Key line, key column, value line, value column for each key, in key
+        # order: one flat array of machine integers rather than two tables of
+        # tuples, as a config may hold 100,000 mappings. Looked up only to
+        # word a problem or place a batch.
+        self.marks = array("l")
         # Shared and empty until a value needs it: most mappings never do,
         # and a config may hold 100,000 of them.
         self.written: Mapping[str, str] = _NOTHING_WRITTEN
@@ -145,35 +148,38 @@ class YamlMap(dict[str, Any]):
     @property
     def key_marks(self) -> Mapping[str, Mark]:
         """Where each key was written."""
-        return _Marks(self.marks, 0)
+        return _Marks(self, 0)
 
     @property
     def value_marks(self) -> Mapping[str, Mark]:
         """Where each value was written."""
-        return _Marks(self.marks, 2)
+        return _Marks(self, 2)
 
 
 class _Marks(Mapping[str, Mark]):
     """A read-only view of one half of :attr:`YamlMap.marks`."""
 
-    __slots__ = ("_at", "_marks")
+    __slots__ = ("_at", "_map")
 
-    def __init__(self, marks: dict[str, tuple[int, int, int, int]], at: int) -> None:
-        self._marks = marks
+    def __init__(self, mapping: YamlMap, at: int) -> None:
+        self._map = mapping
         self._at = at
 
     def __getitem__(self, key: str) -> Mark:
-        marks = self._marks[key]
-        return marks[self._at], marks[self._at + 1]
+        if key not in self._map:
+            raise KeyError(key)
+        at = list(self._map).index(key) * 4 + self._at
+        marks = self._map.marks
+        return marks[at], marks[at + 1]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._marks)
+        return iter(self._map)
 
     def __len__(self) -> int:
-        return len(self._marks)
+        return len(self._map)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._marks
+        return key in self._map
 
 
 class YamlRoot(YamlMap):
@@ -475,8 +481,8 @@ class _Composer:
     def _key(self, frame: _Frame, mapping: YamlMap, raw: str, tag: str | None, mark: Mark) -> None:
         if tag not in (None, "!", _STR):
             self._bad_tag(tag, mark)
-        if raw in mapping.marks:
-            first = mapping.marks[raw]
+        if raw in mapping:
+            first = mapping.key_marks[raw]
             self.problems.append(
                 YamlProblem(
                     *mark,
@@ -538,7 +544,7 @@ class _Composer:
                 return
             assert isinstance(key, str)
             container[key] = value
-            container.marks[key] = (*frame.key_mark, *mark)
+            container.marks.extend((*frame.key_mark, *mark))
             if written is not None:
                 if container.written is _NOTHING_WRITTEN:
                     container.written = {}
