@@ -11,6 +11,8 @@ from batchplan import foreach
 from batchplan.config import load_config
 from batchplan.errors import ConfigError
 from batchplan.model import DesiredBatch
+from batchplan.sandbox import SandboxServer
+from tests.helpers import CLI, batch_record
 
 
 def write(tmp_path: Path, text: str, name: str = "c.yaml") -> str:
@@ -253,3 +255,19 @@ def test_unset_variable_in_a_template_is_reported_once(tmp_path: Path) -> None:
 def test_loop_of_counts_without_building() -> None:
     loop = foreach.loop_of("d", {"range": ["2000-01-01", "2000-12-31"]})
     assert isinstance(loop, foreach.Loop) and loop.size == 366
+
+
+def test_the_generated_example_applies_against_the_sandbox(
+    sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = CLI(sandbox, tmp_path, capsys)
+    example = Path(__file__).resolve().parent.parent / "examples" / "generated"
+    applied = cli("apply", "--auto-approve", str(example))
+    assert applied.code == 0, applied.err
+    for animal in ("kittens", "puppies"):
+        for month in range(1, 7):
+            record = batch_record(sandbox, f"{animal}_2024-0{month}")
+            assert record["project"] == f"{animal}_labeling", record
+    assert batch_record(sandbox, "kittens_calibration")["project"] == "kittens_labeling"
+    again = cli("plan", "--detailed-exitcode", str(example))
+    assert again.code == 0, again.out
