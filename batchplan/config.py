@@ -253,7 +253,7 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
     problems: list[str] = []
     found: dict[str, str] = {}
     for file in files:
-        root, yaml_problems = load_yaml(Path(file), None)
+        root, yaml_problems = load_yaml(Path(file), None, variables_file=True)
         problems.extend(
             str(ConfigProblem(0, p.line, p.column, file, p.path, p.message)) for p in yaml_problems
         )

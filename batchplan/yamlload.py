@@ -244,6 +244,7 @@ def load_yaml(
     environ: Mapping[str, str] | None,
     *,
     require_variables: bool = True,
+    variables_file: bool = False,
 ) -> tuple[YamlRoot | None, list[YamlProblem]]:
     """Read one config file into a :class:`YamlMap`, with every problem found.
 
@@ -252,13 +253,15 @@ def load_yaml(
     is returned even if some values had problems (an unset variable, a
     duplicate key), so that the caller can report schema errors too.
 
-    ``environ`` supplies ``${NAME}``; ``None`` reads every ``$`` literally
-    (for files that hold variable values themselves). Without
+    ``environ`` supplies ``${NAME}``; ``None`` reads every ``$`` literally.
+    ``variables_file`` words problems for a ``--var-file`` (a mapping of
+    names to values) rather than for a config file. Without
     ``require_variables`` an unset variable is a note, not an error.
     """
     composer = None
     try:
-        composer = _Composer(_read_text(path), environ, require_variables)
+        composer = _Composer(_read_text(path, variables_file), environ, require_variables)
+        composer.variables_file = variables_file
         return composer.compose()
     except _Fatal as fatal:
         # Problems found before the fatal one (an unset variable above a
@@ -270,7 +273,7 @@ def load_yaml(
         return None, [YamlProblem(1, 1, "", "not enough memory to read the file")]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, variables_file: bool = False) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -290,7 +293,8 @@ def _read_text(path: Path) -> str:
             data = b"".join(chunks)
     except OSError as exc:
         # Line 0: a problem with the file as a whole, told as one plain sentence.
-        raise _Fatal((0, 0), f"cannot read config {path}: {exc.strerror or exc}") from None
+        what = "variables file" if variables_file else "config"
+        raise _Fatal((0, 0), f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
         raise _Fatal((1, 1), _too_big(len(data)))
     try:
@@ -352,6 +356,7 @@ class _Composer:
         self.root: Any = None
         self.root_mark: Mark = (1, 1)
         self.root_map: YamlRoot | None = None
+        self.variables_file = False
         self.documents = 0
 
     def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
@@ -360,14 +365,19 @@ class _Composer:
         except yaml.YAMLError as exc:
             raise _Fatal(*self._syntax_error(exc)) from None
         if self.documents == 0 or self.root is None:
-            raise _Fatal((1, 1), "the file is empty; it needs at least 'version: 1' and 'batches:'")
+            raise _Fatal((1, 1), f"the file is empty; it needs {self._top_level()}")
         if not isinstance(self.root, YamlRoot):
             kind = "a list" if isinstance(self.root, list) else "a single value"
             raise _Fatal(
                 self.root_mark,
-                f"the top level must be a mapping with 'version' and 'batches', not {kind}",
+                f"the top level must be {self._top_level()}, not {kind}",
             )
         return self.root, self.problems
+
+    def _top_level(self) -> str:
+        if self.variables_file:
+            return "a mapping of variable names to values"
+        return "a mapping with 'version: 1' and 'batches:'"
 
     def _syntax_error(self, exc: yaml.YAMLError) -> tuple[Mark, str]:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)

@@ -121,6 +121,15 @@ def test_validate_notes_an_unset_variable_and_passes(cli: CLI) -> None:
     assert planned.code == 1 and "variable 'HOOK' is not set" in planned.err
 
 
+def test_a_missing_var_file_is_one_line(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError) as caught:
+        read_variables([], [missing])
+    assert caught.value.problems == (
+        f"cannot read variables file {missing}: No such file or directory",
+    )
+
+
 def test_var_beats_var_file_beats_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -143,7 +152,8 @@ def test_var_beats_var_file_beats_environment(
         ([], f"K: [{SECRET}]\n", "vars.yaml:1:4: K: expected a string; quote the value"),
         ([], f"K: {{a: {SECRET}}}\n", "expected a string"),
         ([], f"bad-name: {SECRET}\n", "vars.yaml:1:1: bad-name: a variable name"),
-        ([], "- a\n", "the top level must be a mapping"),
+        ([], "- a\n", "vars.yaml:1:1: the top level must be a mapping of variable names to"),
+        ([], "", "vars.yaml:1:1: the file is empty; it needs a mapping of variable names"),
     ],
 )
 def test_bad_variables_never_print_the_value(
