@@ -399,6 +399,10 @@ class _Builder:
         self.problems: list[ConfigProblem] = []
         self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
         self.generated = 0
+        #: Problems of generated batches shown and hidden, per (file, entry).
+        self.shown: dict[tuple[int, int], int] = {}
+        self.hidden: dict[tuple[int, int], int] = {}
+        self.last_shown: dict[tuple[int, int], Mark] = {}
         #: The fields of the file being built, from its defaults.
         self.base: dict[str, Any] = {}
         #: Field paths whose value stays unknown (an unset variable, in validate).
@@ -670,9 +674,36 @@ class _Builder:
             return []
         callback = values["callback"] or None
         values["callback_shown"] = _shown_callback(entry, defaults, callback)
-        return list(
+        batches = list(
             self._generate(file, index, entry, values, fields, metadata, dynamic_metadata, loops)
         )
+        hidden = self.hidden.pop((file.order, index), 0)
+        if hidden:
+            # At the last problem shown, so that the count sorts after them.
+            self._problem(
+                file,
+                self.last_shown[(file.order, index)],
+                f"{where}.for_each",
+                f"and {hidden:,} more problems with the batches it generates, like those above",
+            )
+        return batches
+
+    def _generated_problem(
+        self, file: _File, index: int, mark: Mark, path: str, message: str
+    ) -> None:
+        """A problem of one generated batch; past a few per entry, only counted.
+
+        One mistake in a template repeats in every batch it generates: the
+        first few show it, a count says how far it goes.
+        """
+        key = (file.order, index)
+        shown = self.shown.get(key, 0)
+        if shown < _SHOWN_PER_ENTRY:
+            self.shown[key] = shown + 1
+            self.last_shown[key] = max(mark, self.last_shown.get(key, mark))
+            self._problem(file, mark, path, message)
+        else:
+            self.hidden[key] = self.hidden.get(key, 0) + 1
 
     def _compile(
         self, file: _File, mark: Mark, path: str, raw: str, names: Sequence[str]
@@ -782,7 +813,7 @@ class _Builder:
                 for field, message in bad:
                     source = entry if field in entry else None
                     mark = source.value_marks[field] if source is not None else entry.mark
-                    self._problem(file, mark, f"{label}.{field}", message)
+                    self._generated_problem(file, index, mark, f"{label}.{field}", message)
                 continue
             batch_metadata = batch_shown = None
             if metadata is not None:
@@ -821,16 +852,20 @@ class _Builder:
         line, column = first_entry.value_marks["name"]
         also = f" ({_each_text(first_batch.each)})" if first_batch.each else ""
         shown = batch.name if batch.each else entry.written.get("name", batch.name)
-        self._problem(
-            file,
-            entry.value_marks["name"],
-            f"{label}.name",
-            f"batch {shown!r} is declared twice; first at {first_file.name}:{line}:{column}{also}",
+        message = (
+            f"batch {shown!r} is declared twice; first at {first_file.name}:{line}:{column}{also}"
         )
+        mark = entry.value_marks["name"]
+        if batch.each:
+            self._generated_problem(file, index, mark, f"{label}.name", message)
+        else:
+            self._problem(file, mark, f"{label}.name", message)
         return False
 
 
 _STRING_FIELDS: Final = ("name", "project", "callback", "metadata")
+#: Problems shown per for_each entry; the rest are counted in one more line.
+_SHOWN_PER_ENTRY: Final = 10
 _CHECKED_FIELDS: Final = ("name", "project", "callback")
 
 

@@ -271,3 +271,20 @@ def test_the_generated_example_applies_against_the_sandbox(
     assert batch_record(sandbox, "kittens_calibration")["project"] == "kittens_labeling"
     again = cli("plan", "--detailed-exitcode", str(example))
     assert again.code == 0, again.out
+
+
+def test_a_mistake_repeated_in_every_generated_batch_is_shown_a_few_times(
+    tmp_path: Path,
+) -> None:
+    found = problems(
+        tmp_path,
+        "version: 1\ndefaults: {project: p}\nbatches:\n"
+        "  - for_each: {n: {range: [1, 500]}}\n    name: x_${each.n}\n"
+        "    callback: 'nowhere_${each.n}'\n",
+    )
+    assert len(found) == 11, found
+    assert all("must be an http:// or https:// URL" in p for p in found[:10])
+    assert found[10].endswith(
+        ":6:15: batches[0].for_each: and 490 more problems with the batches it generates,"
+        " like those above"
+    )
