@@ -308,3 +308,22 @@ def test_a_bad_default_is_reported_once_not_per_batch(tmp_path: Path) -> None:
     assert caught.value.problems == (
         f"{path}:2:34: defaults.priority: expected an integer, got '${{P}}'",
     )
+
+
+def test_json_format_for_a_missing_file_has_no_position(cli: CLI) -> None:
+    result = cli("validate", "--format", "json", "missing.yaml")
+    assert result.code == 1
+    assert json.loads(result.out)["problems"] == [
+        {
+            "severity": "error",
+            "file": "missing.yaml",
+            "line": None,
+            "column": None,
+            "path": None,
+            "message": "missing.yaml: no such file or folder",
+        }
+    ]
+    github = cli("validate", "--format", "github", "missing.yaml")
+    assert github.out.splitlines() == [
+        "::error file=missing.yaml::missing.yaml: no such file or folder"
+    ]
