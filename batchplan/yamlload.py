@@ -42,6 +42,8 @@ from yaml.events import (
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 #: Values in one file after aliases are expanded; bounds "billion laughs".
 MAX_NODES: Final = 2_000_000
+#: Duplicate keys per file whose message says where the first one was.
+_PLACED_DUPLICATES: Final = 100
 #: Nesting of mappings and lists; a valid config needs 3.
 MAX_DEPTH: Final = 64
 
@@ -357,6 +359,7 @@ class _Composer:
         self.root_mark: Mark = (1, 1)
         self.root_map: YamlRoot | None = None
         self.variables_file = False
+        self.duplicates = 0
         self.documents = 0
 
     def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
@@ -492,14 +495,13 @@ class _Composer:
         if tag not in (None, "!", _STR):
             self._bad_tag(tag, mark)
         if raw in mapping:
-            first = mapping.key_marks[raw]
-            self.problems.append(
-                YamlProblem(
-                    *mark,
-                    self._path(raw),
-                    f"key '{raw}' appears twice in this mapping; first at line {first[0]}",
-                )
-            )
+            message = f"key '{raw}' appears twice in this mapping"
+            self.duplicates += 1
+            if self.duplicates <= _PLACED_DUPLICATES:
+                # Finding the first key's line walks the mapping's keys: fine
+                # for a few, quadratic for a hostile file of a million.
+                message += f"; first at line {mapping.key_marks[raw][0]}"
+            self.problems.append(YamlProblem(*mark, self._path(raw), message))
             frame.key = _DUPLICATE
             return
         frame.key = raw
