@@ -220,9 +220,34 @@ common_options = stacked(
 )
 
 
+variable_options = stacked(
+    click.option(
+        "--var",
+        "var",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Give ${NAME} a value, ahead of the environment (repeatable; never printed).",
+    ),
+    click.option(
+        "--var-file",
+        "var_file",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="A YAML map of NAME: VALUE for ${NAME} (repeatable; --var wins).",
+    ),
+)
+
+
+def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    from batchplan.config import read_variables
+
+    return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
+
+
 def make_options(kw: dict[str, Any]) -> Options:
     """The shared options from a command's keyword arguments (popped from ``kw``)."""
     return Options(
+        variables=make_variables(kw),
         endpoint=kw.pop("endpoint"),
         state=kw.pop("state"),
         lock_timeout=kw.pop("lock_timeout", 0.0),
@@ -321,12 +346,26 @@ def cli(**_: Any) -> None:
 
 @cli.command()
 @paths_argument
+@variable_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, github for pull request annotations.",
+)
 @output_options
-def validate(paths: tuple[str, ...], **kw: Any) -> int:
-    """Check the configuration files; no network."""
+def validate(paths: tuple[str, ...], fmt: str, **kw: Any) -> int:
+    """Check the configuration files; no network (an unset ${NAME} is only a note)."""
     from batchplan.commands.validate import validate as run
 
-    return run(default_paths(paths), make_echo(use_color(kw["no_color"])))
+    return run(
+        default_paths(paths),
+        make_echo(use_color(kw["no_color"])),
+        fmt=fmt,
+        variables=dict(make_variables(kw)),
+    )
 
 
 format_option = click.option(
@@ -343,6 +382,7 @@ format_option = click.option(
 @paths_argument
 @common_options
 @verbose_option
+@variable_options
 @limit_options
 @target_option
 @reassert_option
@@ -383,6 +423,7 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 @common_options
 @verbose_option
 @lock_timeout_option
+@variable_options
 @limit_options
 @target_option
 @reassert_option
@@ -427,6 +468,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @cli.command()
 @paths_argument
 @common_options
+@variable_options
 @click.option(
     "--format",
     "fmt",
@@ -464,6 +506,7 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
+@variable_options
 @lock_timeout_option
 def import_(
     paths: tuple[str, ...],

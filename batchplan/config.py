@@ -17,15 +17,30 @@ line, ``file:line:col: field.path: message``, sorted by file and position.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import re
+from collections import ChainMap
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, Literal, NamedTuple, cast
+
+from jsonschema import Draft202012Validator
 
 from batchplan.errors import ConfigError
+from batchplan.foreach import (
+    MAX_GENERATED,
+    FieldTemplate,
+    Loop,
+    LoopProblem,
+    compile_template,
+    loop_of,
+)
 from batchplan.model import Config, DesiredBatch, Position, Settings
-from batchplan.schema import JsonPath, schema_problems
-from batchplan.yamlload import Mark, YamlList, YamlMap, load_yaml
+from batchplan.schema import JsonPath, config_validator, fast_check, schema_problems
+from batchplan.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
 
@@ -39,20 +54,56 @@ _BATCH_FIELDS: Final = (
 )
 
 
-class _Problem(NamedTuple):
-    """A problem that sorts by file (in resolve order), then line and column."""
+class ConfigProblem(NamedTuple):
+    """One problem in the configuration, sorted by file (in resolve order) then position.
 
-    file_index: int
+    ``line`` is 0 for a problem with a path as a whole (a missing file, an
+    unreadable one), whose ``message`` then names the path itself. A ``note``
+    is worth telling but does not make the configuration invalid.
+    """
+
+    order: int
     line: int
     column: int
-    field: str
-    text: str
+    file: str
+    path: str
+    message: str
+    note: bool = False
+
+    @property
+    def severity(self) -> str:
+        return "note" if self.note else "error"
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.message
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class ConfigCheck(NamedTuple):
+    """What :func:`check_config` found: the config (``None`` if invalid) and every problem."""
+
+    config: Config | None
+    problems: tuple[ConfigProblem, ...]
+
+    @property
+    def errors(self) -> tuple[ConfigProblem, ...]:
+        return tuple(p for p in self.problems if not p.note)
+
+    @property
+    def notes(self) -> tuple[ConfigProblem, ...]:
+        return tuple(p for p in self.problems if p.note)
 
 
 class _File(NamedTuple):
     order: int
     name: str
-    root: YamlMap
+    root: YamlRoot
+    #: Field paths (as text) of this file's errors: the parts not to build.
+    broken: frozenset[str]
+    #: Field paths whose value is unknown: an unset variable, only a note.
+    unknown: frozenset[str] = frozenset()
 
 
 def resolve_paths(paths: Sequence[str]) -> list[Path]:
@@ -65,9 +116,17 @@ def resolve_paths(paths: Sequence[str]) -> list[Path]:
     where it first appeared. A missing path or a folder without config files
     is a :class:`ConfigError`; all of them are reported together.
     """
+    files, problems = _resolve(paths)
+    if problems:
+        raise ConfigError([message for _, message in problems])
+    return files
+
+
+def _resolve(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """The files, and each problem as (the path given, a sentence naming it)."""
     if not paths:
-        raise ConfigError(["no configuration files or folders given"])
-    problems: list[str] = []
+        return [], [("", "no configuration files or folders given")]
+    problems: list[tuple[str, str]] = []
     files: list[Path] = []
     seen: set[str] = set()
     for given in paths:
@@ -76,14 +135,14 @@ def resolve_paths(paths: Sequence[str]) -> list[Path]:
             if path.is_dir():
                 found = _folder_files(path)
                 if not found:
-                    problems.append(f"{given}: folder holds no *.yaml or *.yml files")
+                    problems.append((given, f"{given}: folder holds no *.yaml or *.yml files"))
             elif path.exists():
                 found = [path]
             else:
-                problems.append(f"{given}: no such file or folder")
+                problems.append((given, f"{given}: no such file or folder"))
                 found = []
         except OSError as exc:
-            problems.append(f"{given}: cannot read: {exc.strerror or exc}")
+            problems.append((given, f"cannot read config {given}: {exc.strerror or exc}"))
             continue
         for file in found:
             # realpath, unlike Path.resolve, never raises (symlink loops, races).
@@ -91,9 +150,7 @@ def resolve_paths(paths: Sequence[str]) -> list[Path]:
             if identity not in seen:
                 seen.add(identity)
                 files.append(file)
-    if problems:
-        raise ConfigError(problems)
-    return files
+    return files, problems
 
 
 def _folder_files(folder: Path) -> list[Path]:
@@ -109,47 +166,127 @@ def _folder_files(folder: Path) -> list[Path]:
     )
 
 
-def load_config(paths: Sequence[str], environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    paths: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    variables: Mapping[str, str] | None = None,
+    require_variables: bool = True,
+) -> Config:
     """Read, validate and merge the config files named by ``paths``.
 
-    ``environ`` (default ``os.environ``) supplies ``${NAME}`` values. Raises
-    :class:`ConfigError` carrying every problem found in every file; no other
-    exception escapes, whatever the files hold.
+    ``variables`` (from ``--var`` / ``--var-file``) and then ``environ``
+    (default ``os.environ``) supply ``${NAME}`` values. Raises
+    :class:`ConfigError` carrying every error found in every file; no other
+    exception escapes, whatever the files hold. Notes (an unset variable when
+    ``require_variables`` is false) are dropped: :func:`check_config` has them.
+    """
+    check = check_config(paths, environ, variables=variables, require_variables=require_variables)
+    if check.config is None:
+        raise ConfigError([str(problem) for problem in check.errors])
+    return check.config
+
+
+def check_config(
+    paths: Sequence[str],
+    environ: Mapping[str, str] | None = None,
+    *,
+    variables: Mapping[str, str] | None = None,
+    require_variables: bool = True,
+) -> ConfigCheck:
+    """Everything :func:`load_config` finds, errors and notes, without raising.
+
+    ``require_variables=False`` is for ``validate``, which must pass without
+    the secrets a real run needs: an unset ``${NAME}`` is then a note, and
+    the value it stands in is not checked.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    files = resolve_paths(paths)
-    problems: list[_Problem] = []
+    if variables:
+        env = ChainMap(dict(variables), env)  # type: ignore[arg-type]
+    files, path_problems = _resolve(paths)
+    problems = [ConfigProblem(-1, 0, 0, given, "", message) for given, message in path_problems]
     loaded: list[_File] = []
     for index, path in enumerate(files):
         name = str(path)
-        root, yaml_problems = load_yaml(path, env)
+        root, yaml_problems = load_yaml(path, env, require_variables=require_variables)
         problems.extend(
-            _Problem(index, p.line, p.column, p.path, _format(name, *p)) for p in yaml_problems
+            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note)
+            for p in yaml_problems
         )
         if root is None:
             continue
-        loaded.append(_File(index, name, root))
         # A value already reported (an unset variable) would only be
         # reported again, less clearly, by the schema.
         reported = {p.path for p in yaml_problems if p.path}
-        problems.extend(
+        found = [
             problem
             for problem in _schema_problems(index, name, root)
-            if problem.field not in reported
+            if problem.path not in reported
+        ]
+        problems.extend(found)
+        broken = frozenset(
+            [p.path for p in yaml_problems if not p.note] + [p.path for p in found if not p.note]
         )
-    problems.extend(_cross_file_problems(loaded))
-    if problems:
-        raise ConfigError([p.text for p in sorted(problems)])
-    return Config(
-        batches=tuple(batch for file in loaded for batch in _batches(file)),
+        unknown = frozenset(p.path for p in yaml_problems if p.note)
+        loaded.append(_File(index, name, root, broken, unknown))
+    builder = _Builder(env, require_variables)
+    batches = builder.build(loaded)
+    problems.extend(builder.problems)
+    problems.sort()
+    if any(not problem.note for problem in problems) or path_problems:
+        return ConfigCheck(None, tuple(problems))
+    config = Config(
+        batches=tuple(batches),
         settings=_settings(loaded),
         files=tuple(str(path) for path in files),
     )
+    return ConfigCheck(config, tuple(problems))
 
 
-def _format(file: str, line: int, column: int, path: str, message: str) -> str:
-    where = f"{file}:{line}:{column}"
-    return f"{where}: {path}: {message}" if path else f"{where}: {message}"
+def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str, str]:
+    """The variables of ``--var NAME=VALUE`` (repeatable) and ``--var-file FILE``.
+
+    Files are read in order, then the ``--var`` assignments, each later one
+    winning. A file is a YAML mapping of names to strings (an integer is taken
+    as its digits). No message ever holds a value: they may be secrets.
+    """
+    problems: list[str] = []
+    found: dict[str, str] = {}
+    for file in files:
+        root, yaml_problems = load_yaml(Path(file), None, variables_file=True)
+        problems.extend(
+            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message)) for p in yaml_problems
+        )
+        if root is None:
+            continue
+        for key, value in root.items():
+            line, column = root.key_marks[key]
+            if not _VARIABLE_NAME.fullmatch(key):
+                problems.append(f"{file}:{line}:{column}: {key}: {_BAD_NAME}")
+            elif isinstance(value, str):
+                found[key] = value
+            elif isinstance(value, int) and not isinstance(value, bool):
+                found[key] = str(value)
+            else:
+                line, column = root.value_marks[key]
+                problems.append(
+                    f"{file}:{line}:{column}: {key}: expected a string; quote the value"
+                )
+    for assignment in assignments:
+        key, equals, value = assignment.partition("=")
+        if not equals:
+            problems.append(f"--var {key!r}: expected NAME=VALUE")
+        elif not _VARIABLE_NAME.fullmatch(key):
+            problems.append(f"--var {key!r}: {_BAD_NAME}")
+        else:
+            found[key] = value
+    if problems:
+        raise ConfigError(problems)
+    return found
+
+
+_VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_BAD_NAME: Final = "a variable name is letters, digits and '_', not starting with a digit"
 
 
 def _path_text(path: JsonPath) -> str:
@@ -162,13 +299,41 @@ def _path_text(path: JsonPath) -> str:
     return text
 
 
-def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[_Problem]:
-    for problem in schema_problems(root, lambda path: _written(root, path)):
+def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigProblem]:
+    """Every schema problem of one file, each batch checked on its own.
+
+    The file without its batches goes through jsonschema; each batch first
+    through the schema's compiled yes/no check (see :func:`fast_check`), and
+    through jsonschema only when it fails, for the wording.
+    """
+    entries = root.get("batches")
+    if isinstance(entries, list):
+        found = list(schema_problems({**root, "batches": []}, lambda path: _written(root, path)))
+        valid, validator = _batch_checks()
+        for number, entry in enumerate(entries):
+            if valid(entry):
+                continue
+            prefix: JsonPath = ("batches", number)
+            found.extend(
+                problem._replace(path=(*prefix, *problem.path))
+                for problem in schema_problems(
+                    entry,
+                    lambda path, prefix=prefix: _written(root, (*prefix, *path)),  # type: ignore[misc]
+                    validator,
+                )
+            )
+    else:
+        found = schema_problems(root, lambda path: _written(root, path))
+    for problem in found:
         line, column = _locate(root, problem.path, problem.at_key)
-        field = _path_text(problem.path)
-        yield _Problem(
-            index, line, column, field, _format(name, line, column, field, problem.message)
-        )
+        yield ConfigProblem(index, line, column, name, _path_text(problem.path), problem.message)
+
+
+@functools.cache
+def _batch_checks() -> tuple[Callable[[Any], bool], Draft202012Validator]:
+    """The schema of one batch: a fast yes/no check, and a validator for wording."""
+    schema = cast(dict[str, Any], config_validator().schema)["properties"]["batches"]["items"]
+    return fast_check(schema), Draft202012Validator(schema)
 
 
 def _locate(root: YamlMap, path: JsonPath, at_key: bool) -> Mark:
@@ -200,86 +365,628 @@ def _written(root: YamlMap, path: JsonPath) -> str | None:
     return None
 
 
-def _cross_file_problems(files: Sequence[_File]) -> Iterable[_Problem]:
-    """Rules across batches and files, checked on whatever is well-formed enough."""
-    settings_at: tuple[str, Mark] | None = None
-    names: dict[str, str] = {}
-    for file in files:
-        root = file.root
-        if "settings" in root:
-            mark = root.key_marks["settings"]
-            if settings_at is None:
-                settings_at = (file.name, mark)
-            else:
-                first = f"{settings_at[0]}:{settings_at[1][0]}:{settings_at[1][1]}"
-                yield _problem(
-                    file, mark, "settings", f"only one file may hold 'settings'; first at {first}"
-                )
-        batches = root.get("batches")
-        if not isinstance(batches, YamlList):
-            continue
-        defaults = root.get("defaults")
-        default_project = defaults.get("project") if isinstance(defaults, YamlMap) else None
-        for i, batch in enumerate(batches):
-            if not isinstance(batch, YamlMap):
-                continue
-            name = batch.get("name")
-            if isinstance(name, str) and name:
-                mark = batch.value_marks["name"]
-                here = f"{file.name}:{mark[0]}:{mark[1]}"
-                if name in names:
-                    shown = batch.written.get("name", name)
-                    yield _problem(
+_ENTRY: Final = re.compile(r"batches\[([0-9]+)\]")
+_TYPED_FIELDS: Final = frozenset({"priority", "finalized", "calibration_batch", "self_label_batch"})
+_EACH_ONLY_IN_STRINGS: Final = (
+    "'${each.NAME}' works only in string fields (name, project, callback, metadata values)"
+)
+
+
+def _typed_message(field: str, value: str) -> str:
+    if isinstance(value, Template):
+        return _EACH_ONLY_IN_STRINGS
+    return f"expected {'an integer' if field == 'priority' else 'true or false'}, got {value!r}"
+
+
+def _is_broken(broken: frozenset[str], prefix: str) -> bool:
+    """Whether some error path is ``prefix`` or lies below it."""
+    return any(
+        path == prefix or (path.startswith(prefix) and path[len(prefix)] in ".[") for path in broken
+    )
+
+
+class _Builder:
+    """Turns schema-checked files into batches, checking what the schema cannot.
+
+    A project for every batch, each name declared once across all files,
+    ``settings`` in one file, ``for_each`` expanded within the cap. Parts of a
+    file that already have errors are skipped, not built.
+    """
+
+    def __init__(self, environ: Mapping[str, str], require_variables: bool) -> None:
+        self.environ = environ
+        self.require_variables = require_variables
+        self.problems: list[ConfigProblem] = []
+        self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
+        self.generated = 0
+        #: Problems of generated batches shown and hidden, per (file, entry).
+        self.shown: dict[tuple[int, int], int] = {}
+        self.hidden: dict[tuple[int, int], int] = {}
+        self.last_shown: dict[tuple[int, int], Mark] = {}
+        #: The fields of the file being built, from its defaults.
+        self.base: dict[str, Any] = {}
+        #: Field paths whose value stays unknown (an unset variable, in validate).
+        self.unknown: set[str] = set()
+        properties = cast(dict[str, Any], config_validator().schema)["properties"]
+        batch = properties["batches"]["items"]["properties"]
+        self.checks = {field: Draft202012Validator(batch[field]) for field in _CHECKED_FIELDS}
+        self.valid = {field: fast_check(batch[field]) for field in _CHECKED_FIELDS}
+
+    def build(self, files: Sequence[_File]) -> list[DesiredBatch]:
+        batches: list[DesiredBatch] = []
+        settings_at: tuple[str, Mark] | None = None
+        for file in files:
+            root = file.root
+            if "settings" in root:
+                mark = root.key_marks["settings"]
+                if settings_at is None:
+                    settings_at = (file.name, mark)
+                else:
+                    first = f"{settings_at[0]}:{settings_at[1][0]}:{settings_at[1][1]}"
+                    self._problem(
                         file,
                         mark,
-                        f"batches[{i}].name",
-                        f"batch {shown!r} is declared twice; first at {names[name]}",
+                        "settings",
+                        f"only one file may hold 'settings'; first at {first}",
                     )
+            if file.root.templates and self._refuse_templates(file):
+                continue
+            entries = root.get("batches")
+            if not isinstance(entries, YamlList) or _is_broken(file.broken, "defaults"):
+                continue
+            if file.broken & {"", "batches"}:
+                continue
+            defaults = root.get("defaults")
+            if not isinstance(defaults, YamlMap):
+                defaults = YamlMap(root.mark)
+            if not self._defaults(file, defaults):
+                continue
+            broken_entries = {
+                int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
+            }
+            for index, entry in enumerate(entries):
+                if index in broken_entries or not isinstance(entry, YamlMap):
+                    continue
+                if "for_each" in entry:
+                    batches.extend(self._expand(file, index, entry, defaults))
                 else:
-                    names[name] = here
-            if batch.get("project") is None and default_project is None:
-                yield _problem(
+                    batch = self._batch(file, index, entry, defaults)
+                    if batch is not None and self._declare(file, index, entry, batch):
+                        batches.append(batch)
+        return batches
+
+    def _problem(self, file: _File, mark: Mark, path: str, message: str) -> None:
+        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+
+    def _refuse_templates(self, file: _File) -> bool:
+        """``${each.NAME}`` outside a batch entry (in defaults or settings): True if found."""
+        found = False
+        for section in ("defaults", "settings"):
+            values = file.root.get(section)
+            if isinstance(values, YamlMap):
+                for path, mark in _templates_in(values, section):
+                    self._problem(
+                        file, mark, path, "'${each.NAME}' works only in a batch with for_each"
+                    )
+                    found = True
+        return found
+
+    def _defaults(self, file: _File, defaults: YamlMap) -> bool:
+        """Take the file's defaults for every batch; False (after a problem) if unusable."""
+        base: dict[str, Any] = {}
+        ok = True
+        for field in _BATCH_FIELDS:
+            value = defaults.get(field)
+            if f"defaults.{field}" in file.unknown:
+                # An unset variable, told as a note: nothing more is known.
+                value = "" if field == "project" else None
+            elif field in _TYPED_FIELDS and isinstance(value, str):
+                self._problem(
                     file,
-                    batch.mark,
-                    f"batches[{i}]",
+                    defaults.value_marks[field],
+                    f"defaults.{field}",
+                    _typed_message(field, value),
+                )
+                ok = False
+            base[field] = value
+        self.base = base
+        return ok
+
+    def _fields(
+        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
+    ) -> dict[str, Any] | None:
+        """The entry's fields over the file's defaults, or None after a problem."""
+        # Presence, not truth: an explicit null on the batch clears a default.
+        values = {**self.base, **entry}
+        ok = True
+        if file.unknown:
+            for field in entry:
+                if f"{where}.{field}" in file.unknown and not isinstance(entry[field], Template):
+                    # An unset variable, told as a note: nothing more is known.
+                    values[field] = "" if field == "project" else None
+        for field in entry:
+            if field in _TYPED_FIELDS and isinstance(values[field], str):
+                # The schema lets "${NAME}" through for editors; after expansion
+                # only an escaped "$${" or a loop value can be left.
+                message = _typed_message(field, values[field])
+                self._problem(file, entry.value_marks[field], f"{where}.{field}", message)
+                ok = False
+        if values["project"] is None:
+            if "project" in entry:
+                mark, message = (
+                    entry.value_marks["project"],
+                    "null means no project here, but a batch needs one",
+                )
+                self._problem(file, mark, f"{where}.project", message)
+            else:
+                self._problem(
+                    file,
+                    entry.mark,
+                    where,
                     "no project: set 'project' on the batch or in this file's 'defaults'",
                 )
+            ok = False
+        return values if ok else None
 
-
-def _problem(file: _File, mark: Mark, path: str, message: str) -> _Problem:
-    return _Problem(file.order, *mark, path, _format(file.name, *mark, path, message))
-
-
-def _batches(file: _File) -> Iterable[DesiredBatch]:
-    defaults = file.root.get("defaults") or {}
-    for batch in file.root["batches"]:
-        values: dict[str, Any] = {}
-        written: dict[str, str] = {}
-        for field in _BATCH_FIELDS:
-            # Presence, not truth: an explicit null on the batch clears a default.
-            source = batch if field in batch else defaults
-            values[field] = source.get(field)
-            if isinstance(source, YamlMap) and field in source.written:
-                written[field] = source.written[field]
+    def _batch(
+        self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
+    ) -> DesiredBatch | None:
+        where = f"batches[{index}]"
+        templates = (
+            [
+                found
+                for field in _STRING_FIELDS
+                if field in entry
+                for found in _templates_at(entry, field, f"{where}.{field}")
+            ]
+            if file.root.templates
+            else []
+        )
+        for path, mark in templates:
+            self._problem(
+                file,
+                mark,
+                path,
+                "'${each.NAME}' needs for_each on this batch to give NAME its values",
+            )
+        values = self._fields(file, where, entry, defaults)
+        metadata = self._metadata(file, where, entry, defaults)
+        if values is None or templates or metadata is False:
+            return None
+        name = entry["name"]
         callback = values["callback"] or None
-        priority = values["priority"]
-        yield DesiredBatch(
-            name=batch["name"],
+        return DesiredBatch(
+            name=name,
             project=values["project"],
             callback=callback,
-            callback_shown=written.get("callback", callback) if callback else None,
-            # The schema accepts 20.0 as an integer; the API wants 20.
-            priority=int(priority) if priority is not None else None,
-            finalized=values["finalized"],
-            calibration_batch=bool(values["calibration_batch"]),
-            self_label_batch=bool(values["self_label_batch"]),
-            position=Position(file.name, *batch.mark),
+            callback_shown=_shown_callback(entry, defaults, callback),
+            priority=_priority(values["priority"]),
+            finalized=_flag(values["finalized"]),
+            calibration_batch=bool(_flag(values["calibration_batch"])),
+            self_label_batch=bool(_flag(values["self_label_batch"])),
+            metadata=metadata[0] if metadata else None,
+            metadata_shown=metadata[1] if metadata else None,
+            position=Position(file.name, *entry.mark),
         )
+
+    def _metadata(
+        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
+    ) -> tuple[dict[str, Any], dict[str, Any]] | Literal[False] | None:
+        """(metadata, metadata as shown), None when unmanaged, False after a problem.
+
+        The batch's keys win over the defaults' keys, key by key; ``metadata:
+        null`` on the batch leaves its metadata unmanaged despite the defaults.
+        """
+        if "metadata" not in entry and "metadata" not in defaults:
+            return None
+        if "metadata" in entry and entry["metadata"] is None:
+            return None
+        sources = [
+            (source["metadata"], prefix)
+            for source, prefix in ((defaults, "defaults"), (entry, where))
+            if isinstance(source.get("metadata"), YamlMap)
+        ]
+        if not sources:
+            return None
+        value: dict[str, Any] = {}
+        shown: dict[str, Any] = {}
+        ok = True
+        for values, prefix in sources:
+            for key, item in values.items():
+                try:
+                    value[key] = _plain(item, shown=False)
+                    shown[key] = values.written.get(key) or _plain(item, shown=True)
+                except _NotJson as bad:
+                    self._problem(
+                        file,
+                        bad.mark or values.value_marks[key],
+                        f"{prefix}.metadata.{key}",
+                        f"{bad} is not a JSON value",
+                    )
+                    ok = False
+        return (value, shown) if ok else False
+
+    def _expand(
+        self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
+    ) -> list[DesiredBatch]:
+        """The batches a ``for_each`` entry stands for, each checked like a written one."""
+        where = f"batches[{index}]"
+        for_each: YamlMap = entry["for_each"]
+        ok = True
+        for path, mark in _templates_in(for_each, f"{where}.for_each"):
+            self._problem(file, mark, path, "loop values cannot use '${each.NAME}'")
+            ok = False
+        loops: list[Loop] = []
+        for key, spec in for_each.items():
+            loop = loop_of(key, spec)
+            if isinstance(loop, LoopProblem):
+                mark = _locate(for_each, (key, *loop.path), False)
+                path = _path_text(("for_each", key, *loop.path))
+                self._problem(file, mark, f"{where}.{path}", loop.message)
+                ok = False
+            else:
+                loops.append(loop)
+        values = self._fields(file, where, entry, defaults)
+        metadata = self._metadata(file, where, entry, defaults)
+        if not ok or values is None or metadata is False:
+            return []
+        count = math.prod(loop.size for loop in loops)
+        if self.generated + count > MAX_GENERATED:
+            before = f" after the {self.generated:,} generated before it" if self.generated else ""
+            self._problem(
+                file,
+                entry.key_marks["for_each"],
+                f"{where}.for_each",
+                f"makes {count:,} batches{before}, more than the {MAX_GENERATED:,} a run may"
+                " generate; split the configuration and plan it in parts",
+            )
+            return []
+        self.generated += count
+        names = [loop.name for loop in loops]
+        fields: dict[str, FieldTemplate | None] = {}
+        for field in ("name", "project", "callback"):
+            fields[field] = None
+            value = values[field]
+            if isinstance(value, Template):
+                source = entry if field in entry else defaults
+                fields[field] = self._compile(
+                    file, source.value_marks[field], f"{where}.{field}", value, names
+                )
+                if fields[field] is None:
+                    ok = False
+        name_template = fields["name"]
+        unused = [
+            loop.name
+            for loop in loops
+            if loop.size > 1 and (name_template is None or loop.name not in name_template.names)
+        ]
+        if unused and (name_template is not None or not isinstance(values["name"], Template)):
+            self._problem(
+                file,
+                entry.value_marks["name"],
+                f"{where}.name",
+                f"the name does not use '${{each.{unused[0]}}}', so generated batches would"
+                " share names; every loop with more than one value must appear in the name",
+            )
+            ok = False
+        dynamic_metadata = self._compile_metadata(file, where, entry, metadata, names)
+        if not ok or dynamic_metadata is None:
+            return []
+        callback = values["callback"] or None
+        values["callback_shown"] = _shown_callback(entry, defaults, callback)
+        batches = list(
+            self._generate(file, index, entry, values, fields, metadata, dynamic_metadata, loops)
+        )
+        hidden = self.hidden.pop((file.order, index), 0)
+        if hidden:
+            # At the last problem shown, so that the count sorts after them.
+            self._problem(
+                file,
+                self.last_shown[(file.order, index)],
+                f"{where}.for_each",
+                f"and {hidden:,} more problems with the batches it generates, like those above",
+            )
+        return batches
+
+    def _generated_problem(
+        self, file: _File, index: int, mark: Mark, path: str, message: str
+    ) -> None:
+        """A problem of one generated batch; past a few per entry, only counted.
+
+        One mistake in a template repeats in every batch it generates: the
+        first few show it, a count says how far it goes.
+        """
+        key = (file.order, index)
+        shown = self.shown.get(key, 0)
+        if shown < _SHOWN_PER_ENTRY:
+            self.shown[key] = shown + 1
+            self.last_shown[key] = max(mark, self.last_shown.get(key, mark))
+            self._problem(file, mark, path, message)
+        else:
+            self.hidden[key] = self.hidden.get(key, 0) + 1
+
+    def _compile(
+        self, file: _File, mark: Mark, path: str, raw: str, names: Sequence[str]
+    ) -> FieldTemplate | None:
+        def report(message: str) -> None:
+            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+
+        def note(message: str) -> None:
+            self.unknown.add(path)
+            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, True))
+
+        return compile_template(
+            raw, names, self.environ, report, None if self.require_variables else note
+        )
+
+    def _compile_metadata(
+        self,
+        file: _File,
+        where: str,
+        entry: YamlMap,
+        metadata: tuple[dict[str, Any], dict[str, Any]] | None,
+        names: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """The metadata keys whose values use a loop, compiled; None after a problem."""
+        compiled: dict[str, Any] = {}
+        if metadata is None:
+            return compiled
+        ok = True
+        values = entry.get("metadata")
+        for key, value in metadata[0].items():
+            if not _has_template(value):
+                continue
+            mark = (
+                values.value_marks[key]
+                if isinstance(values, YamlMap) and key in values
+                else entry.mark
+            )
+
+            def compile_one(raw: str, key: str = key, mark: Mark = mark) -> FieldTemplate | None:
+                nonlocal ok
+                template = self._compile(file, mark, f"{where}.metadata.{key}", raw, names)
+                ok = ok and template is not None
+                return template
+
+            compiled[key] = _map_templates(value, compile_one)
+        return compiled if ok else None
+
+    def _generate(
+        self,
+        file: _File,
+        index: int,
+        entry: YamlMap,
+        values: dict[str, Any],
+        fields: dict[str, FieldTemplate | None],
+        metadata: tuple[dict[str, Any], dict[str, Any]] | None,
+        dynamic: dict[str, Any],
+        loops: Sequence[Loop],
+    ) -> Iterator[DesiredBatch]:
+        where = f"batches[{index}]"
+        names = tuple(loop.name for loop in loops)
+        position = Position(file.name, *entry.mark)
+        name_t, project_t, callback_t = fields["name"], fields["project"], fields["callback"]
+        name_check, project_check, callback_check = (
+            self.checks["name"],
+            self.checks["project"],
+            self.checks["callback"],
+        )
+        name_ok, project_ok, callback_ok = (
+            self.valid["name"],
+            self.valid["project"],
+            self.valid["callback"],
+        )
+        callback = values["callback"] or None
+        callback_shown = values["callback_shown"]
+        project = values["project"]
+        name = values["name"]
+        priority = _priority(values["priority"])
+        finalized = _flag(values["finalized"])
+        calibration = bool(_flag(values["calibration_batch"]))
+        self_label = bool(_flag(values["self_label_batch"]))
+        name_known, project_known, callback_known = (
+            f"{where}.{field}" not in self.unknown for field in ("name", "project", "callback")
+        )
+        for combo in itertools.product(*(loop.values() for loop in loops)):
+            each = tuple(zip(names, combo, strict=True))
+            bad: list[tuple[str, str]] = []
+            if name_t is not None:
+                name = name_t.render(combo)
+                if name_known and not name_ok(name):
+                    bad.extend(("name", m) for m in _field_problems(name, None, name_check))
+            if project_t is not None:
+                project = project_t.render(combo)
+                if project_known and not project_ok(project):
+                    bad.extend(
+                        ("project", m) for m in _field_problems(project, None, project_check)
+                    )
+            if callback_t is not None:
+                callback = callback_t.render(combo) or None
+                callback_shown = callback_t.render_shown(combo) if callback else None
+                if callback and callback_known and not callback_ok(callback):
+                    bad.extend(
+                        ("callback", m)
+                        for m in _field_problems(callback, callback_shown, callback_check)
+                    )
+            if bad:
+                label = f"{where} ({_each_text(each)})"
+                for field, message in bad:
+                    source = entry if field in entry else None
+                    mark = source.value_marks[field] if source is not None else entry.mark
+                    self._generated_problem(file, index, mark, f"{label}.{field}", message)
+                continue
+            batch_metadata = batch_shown = None
+            if metadata is not None:
+                batch_metadata, batch_shown = metadata
+                if dynamic:
+                    batch_metadata = {**batch_metadata}
+                    batch_shown = {**batch_shown}
+                    for key, template in dynamic.items():
+                        batch_metadata[key] = _render(template, combo, shown=False)
+                        batch_shown[key] = _render(template, combo, shown=True)
+            batch = DesiredBatch(
+                name=name,
+                project=project,
+                callback=callback,
+                callback_shown=callback_shown,
+                priority=priority,
+                finalized=finalized,
+                calibration_batch=calibration,
+                self_label_batch=self_label,
+                metadata=batch_metadata,
+                metadata_shown=batch_shown,
+                position=position,
+                each=each,
+            )
+            if self._declare(file, index, entry, batch):
+                yield batch
+
+    def _declare(self, file: _File, index: int, entry: YamlMap, batch: DesiredBatch) -> bool:
+        """Record ``batch``'s name; False (and a problem naming both places) if taken."""
+        first = self.names.get(batch.name)
+        if first is None:
+            self.names[batch.name] = (file, entry, batch)
+            return True
+        label = f"batches[{index}]" + (f" ({_each_text(batch.each)})" if batch.each else "")
+        first_file, first_entry, first_batch = first
+        line, column = first_entry.value_marks["name"]
+        also = f" ({_each_text(first_batch.each)})" if first_batch.each else ""
+        shown = batch.name if batch.each else entry.written.get("name", batch.name)
+        message = (
+            f"batch {shown!r} is declared twice; first at {first_file.name}:{line}:{column}{also}"
+        )
+        mark = entry.value_marks["name"]
+        if batch.each:
+            self._generated_problem(file, index, mark, f"{label}.name", message)
+        else:
+            self._problem(file, mark, f"{label}.name", message)
+        return False
+
+
+_STRING_FIELDS: Final = ("name", "project", "callback", "metadata")
+#: Problems shown per for_each entry; the rest are counted in one more line.
+_SHOWN_PER_ENTRY: Final = 10
+_CHECKED_FIELDS: Final = ("name", "project", "callback")
+
+
+class _NotJson(Exception):
+    def __init__(self, value: Any, mark: Mark | None) -> None:
+        super().__init__(repr(value))
+        self.mark = mark
+
+
+def _plain(value: Any, *, shown: bool, mark: Mark | None = None) -> Any:
+    """A metadata value as plain JSON data; ``shown`` keeps ``${NAME}`` as written."""
+    if isinstance(value, YamlMap):
+        return {
+            key: value.written[key]
+            if shown and key in value.written
+            else _plain(item, shown=shown, mark=value.value_marks[key])
+            for key, item in value.items()
+        }
+    if isinstance(value, YamlList):
+        return [
+            value.written[index]
+            if shown and index in value.written
+            else _plain(item, shown=shown, mark=value.item_marks[index])
+            for index, item in enumerate(value)
+        ]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _NotJson(value, mark)
+    return value
+
+
+def _templates_in(node: Any, path: str) -> Iterator[tuple[str, Mark]]:
+    """Every ``${each.NAME}`` string below ``node``: its field path and position."""
+    if isinstance(node, YamlMap):
+        for key, value in node.items():
+            if isinstance(value, Template):
+                yield f"{path}.{key}", node.value_marks[key]
+            elif isinstance(value, YamlMap | YamlList):
+                yield from _templates_in(value, f"{path}.{key}")
+    elif isinstance(node, YamlList):
+        for index, value in enumerate(node):
+            if isinstance(value, Template):
+                yield f"{path}[{index}]", node.item_marks[index]
+            elif isinstance(value, YamlMap | YamlList):
+                yield from _templates_in(value, f"{path}[{index}]")
+
+
+def _templates_at(node: YamlMap, key: str, path: str) -> Iterator[tuple[str, Mark]]:
+    """Every ``${each.NAME}`` string in ``node[key]``, itself included."""
+    value = node[key]
+    if isinstance(value, Template):
+        yield path, node.value_marks[key]
+    else:
+        yield from _templates_in(value, path)
+
+
+def _has_template(value: Any) -> bool:
+    if isinstance(value, Template):
+        return True
+    if isinstance(value, dict):
+        return any(_has_template(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_template(item) for item in value)
+    return False
+
+
+def _map_templates(value: Any, compile_one: Callable[[str], FieldTemplate | None]) -> Any:
+    if isinstance(value, Template):
+        return compile_one(value)
+    if isinstance(value, dict):
+        return {key: _map_templates(item, compile_one) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_templates(item, compile_one) for item in value]
+    return value
+
+
+def _render(value: Any, combo: Sequence[str], *, shown: bool) -> Any:
+    if isinstance(value, FieldTemplate):
+        return value.render_shown(combo) if shown else value.render(combo)
+    if isinstance(value, dict):
+        return {key: _render(item, combo, shown=shown) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_render(item, combo, shown=shown) for item in value]
+    return value
+
+
+def _field_problems(value: str, shown: str | None, validator: Draft202012Validator) -> list[str]:
+    written = shown if shown != value else None
+    return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
+
+
+def _each_text(each: Sequence[tuple[str, str]]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in each)
+
+
+def _shown_callback(entry: YamlMap, defaults: YamlMap, callback: str | None) -> str | None:
+    if not callback:
+        return None
+    source = entry if "callback" in entry else defaults
+    return source.written.get("callback") or callback
+
+
+def _priority(value: Any) -> int | None:
+    # The schema accepts 20.0 as an integer; the API wants 20.
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value)
+    return None
+
+
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 def _settings(files: Sequence[_File]) -> Settings:
     for file in files:
         settings = file.root.get("settings")
         if isinstance(settings, YamlMap):
-            return Settings(**{key: int(value) for key, value in settings.items()})
+            return Settings(
+                **{
+                    key: int(value)
+                    for key, value in settings.items()
+                    if isinstance(value, int | float) and not isinstance(value, bool)
+                }
+            )
     return Settings()

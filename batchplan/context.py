@@ -42,6 +42,8 @@ class Options:
     parallelism: int = 16
     lock_timeout: float = 0.0
     client: ClientOptions = field(default_factory=ClientOptions)
+    # ``--var`` / ``--var-file`` values for ``${NAME}``: may be secrets, so never in a repr.
+    variables: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)

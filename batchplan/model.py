@@ -63,7 +63,7 @@ class DesiredBatch:
 
 @dataclass(frozen=True)
 class Settings:
-    """Safety limits (DESIGN.md section 4); ``None`` fields were not set in config."""
+    """Safety limits from ``settings:``; ``None`` fields were not set in config."""
 
     max_finalize: int | None = None
     max_changes: int | None = None

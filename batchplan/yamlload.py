@@ -21,8 +21,10 @@ schema error found on the plain data can be pointed back at the file.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, NamedTuple, NoReturn
 
 import yaml
@@ -40,6 +42,8 @@ from yaml.events import (
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 #: Values in one file after aliases are expanded; bounds "billion laughs".
 MAX_NODES: Final = 2_000_000
+#: Duplicate keys per file whose message says where the first one was.
+_PLACED_DUPLICATES: Final = 100
 #: Nesting of mappings and lists; a valid config needs 3.
 MAX_DEPTH: Final = 64
 
@@ -88,16 +92,38 @@ _NON_PRINTABLE: Final = re.compile(
 )
 
 _VARIABLE: Final = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
+_EACH_PREFIX: Final = "each."
 _VARIABLE_BODY: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
 
 class YamlProblem(NamedTuple):
-    """Something wrong in a file: where, the field path ("" if none), what."""
+    """Something wrong in a file: where, the field path ("" if none), what.
+
+    ``note`` marks what is only worth telling (an unset variable while
+    variables are not required), not an error.
+    """
 
     line: int
     column: int
     path: str
     message: str
+    note: bool = False
+
+
+class Template(str):
+    """A string value holding ``${each.NAME}``: kept exactly as written.
+
+    Such a value is only known once ``for_each`` gives the loop values, so
+    the reader expands nothing in it (not even ``${NAME}`` or ``$${``); the
+    config loader expands it per generated batch. The type tells it apart from
+    a plain string that merely reads ``${each.x}`` after a ``$${`` escape.
+    """
+
+    __slots__ = ()
+
+
+_NOTHING_WRITTEN: Final[Mapping[str, str]] = MappingProxyType({})
+_NOTHING_WRITTEN_AT: Final[Mapping[int, str]] = MappingProxyType({})
 
 
 class YamlMap(dict[str, Any]):
@@ -107,14 +133,65 @@ class YamlMap(dict[str, Any]):
     written: that, not the value, is what messages and plans may show.
     """
 
-    __slots__ = ("key_marks", "mark", "value_marks", "written")
+    __slots__ = ("mark", "marks", "written")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark
-        self.key_marks: dict[str, Mark] = {}
-        self.value_marks: dict[str, Mark] = {}
-        self.written: dict[str, str] = {}
+        # Key line, key column, value line, value column for each key, in key
+        # order: one flat array of machine integers rather than two tables of
+        # tuples, as a config may hold 100,000 mappings. Looked up only to
+        # word a problem or place a batch.
+        self.marks = array("l")
+        # Shared and empty until a value needs it: most mappings never do,
+        # and a config may hold 100,000 of them.
+        self.written: Mapping[str, str] = _NOTHING_WRITTEN
+
+    @property
+    def key_marks(self) -> Mapping[str, Mark]:
+        """Where each key was written."""
+        return _Marks(self, 0)
+
+    @property
+    def value_marks(self) -> Mapping[str, Mark]:
+        """Where each value was written."""
+        return _Marks(self, 2)
+
+
+class _Marks(Mapping[str, Mark]):
+    """A read-only view of one half of :attr:`YamlMap.marks`."""
+
+    __slots__ = ("_at", "_map")
+
+    def __init__(self, mapping: YamlMap, at: int) -> None:
+        self._map = mapping
+        self._at = at
+
+    def __getitem__(self, key: str) -> Mark:
+        if key not in self._map:
+            raise KeyError(key)
+        at = list(self._map).index(key) * 4 + self._at
+        marks = self._map.marks
+        return marks[at], marks[at + 1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+
+class YamlRoot(YamlMap):
+    """The top-level mapping of a file, which also counts its ``${each.NAME}`` strings."""
+
+    __slots__ = ("templates",)
+
+    def __init__(self, mark: Mark) -> None:
+        super().__init__(mark)
+        self.templates = 0
 
 
 class YamlList(list[Any]):
@@ -126,7 +203,7 @@ class YamlList(list[Any]):
         super().__init__()
         self.mark = mark
         self.item_marks: list[Mark] = []
-        self.written: dict[int, str] = {}
+        self.written: Mapping[int, str] = _NOTHING_WRITTEN_AT
 
 
 class _Fatal(Exception):
@@ -151,7 +228,7 @@ _DUPLICATE: Final = object()
 class _Frame:
     """A mapping or list being built, with what the next child needs to know."""
 
-    __slots__ = ("anchor", "container", "height", "key", "size")
+    __slots__ = ("anchor", "container", "height", "key", "key_mark", "size")
 
     def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         self.container = container
@@ -159,21 +236,34 @@ class _Frame:
         # For a mapping: None while a key is expected, else the key whose
         # value comes next (_DUPLICATE: a repeated key, whose value is dropped).
         self.key: object = None
+        self.key_mark: Mark = (0, 0)
         self.size = 1
         self.height = 1
 
 
-def load_yaml(path: Path, environ: Mapping[str, str]) -> tuple[YamlMap | None, list[YamlProblem]]:
+def load_yaml(
+    path: Path,
+    environ: Mapping[str, str] | None,
+    *,
+    require_variables: bool = True,
+    variables_file: bool = False,
+) -> tuple[YamlRoot | None, list[YamlProblem]]:
     """Read one config file into a :class:`YamlMap`, with every problem found.
 
     The map is ``None`` when the file could not be read as a whole (bad
     bytes, broken YAML, a limit hit, not a mapping at the top); otherwise it
     is returned even if some values had problems (an unset variable, a
     duplicate key), so that the caller can report schema errors too.
+
+    ``environ`` supplies ``${NAME}``; ``None`` reads every ``$`` literally.
+    ``variables_file`` words problems for a ``--var-file`` (a mapping of
+    names to values) rather than for a config file. Without
+    ``require_variables`` an unset variable is a note, not an error.
     """
     composer = None
     try:
-        composer = _Composer(_read_text(path), environ)
+        composer = _Composer(_read_text(path, variables_file), environ, require_variables)
+        composer.variables_file = variables_file
         return composer.compose()
     except _Fatal as fatal:
         # Problems found before the fatal one (an unset variable above a
@@ -185,7 +275,7 @@ def load_yaml(path: Path, environ: Mapping[str, str]) -> tuple[YamlMap | None, l
         return None, [YamlProblem(1, 1, "", "not enough memory to read the file")]
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, variables_file: bool = False) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -204,7 +294,9 @@ def _read_text(path: Path) -> str:
                 total += len(chunk)
             data = b"".join(chunks)
     except OSError as exc:
-        raise _Fatal((1, 1), f"cannot read the file: {exc.strerror or exc}") from None
+        # Line 0: a problem with the file as a whole, told as one plain sentence.
+        what = "variables file" if variables_file else "config"
+        raise _Fatal((0, 0), f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_FILE_BYTES:
         raise _Fatal((1, 1), _too_big(len(data)))
     try:
@@ -253,31 +345,42 @@ class _Composer:
     so depth is bounded by MAX_DEPTH and never by Python's stack.
     """
 
-    def __init__(self, text: str, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, text: str, environ: Mapping[str, str] | None, require_variables: bool = True
+    ) -> None:
         self.text = text
         self.environ = environ
+        self.require_variables = require_variables
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.nodes = 0
         self.problems: list[YamlProblem] = []
         self.root: Any = None
         self.root_mark: Mark = (1, 1)
+        self.root_map: YamlRoot | None = None
+        self.variables_file = False
+        self.duplicates = 0
         self.documents = 0
 
-    def compose(self) -> tuple[YamlMap | None, list[YamlProblem]]:
+    def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
         try:
-            self._run(yaml.parse(self.text, Loader=_Loader))
+            self._run(_events(self.text))
         except yaml.YAMLError as exc:
             raise _Fatal(*self._syntax_error(exc)) from None
         if self.documents == 0 or self.root is None:
-            raise _Fatal((1, 1), "the file is empty; it needs at least 'version: 1' and 'batches:'")
-        if not isinstance(self.root, YamlMap):
+            raise _Fatal((1, 1), f"the file is empty; it needs {self._top_level()}")
+        if not isinstance(self.root, YamlRoot):
             kind = "a list" if isinstance(self.root, list) else "a single value"
             raise _Fatal(
                 self.root_mark,
-                f"the top level must be a mapping with 'version' and 'batches', not {kind}",
+                f"the top level must be {self._top_level()}, not {kind}",
             )
         return self.root, self.problems
+
+    def _top_level(self) -> str:
+        if self.variables_file:
+            return "a mapping of variable names to values"
+        return "a mapping with 'version: 1' and 'batches:'"
 
     def _syntax_error(self, exc: yaml.YAMLError) -> tuple[Mark, str]:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -336,7 +439,12 @@ class _Composer:
             # No field path: at this depth it would be a line of "[0]"s.
             raise _Fatal(mark, f"values nested more than {MAX_DEPTH} levels deep")
         self._count(1, mark)
-        container = YamlMap(mark) if is_map else YamlList(mark)
+        if not is_map:
+            container: YamlMap | YamlList = YamlList(mark)
+        elif self.stack:
+            container = YamlMap(mark)
+        else:
+            container = self.root_map = YamlRoot(mark)
         if event.anchor is not None:
             self.anchors[event.anchor] = _IN_PROGRESS
         self.stack.append(_Frame(container, event.anchor))
@@ -353,7 +461,16 @@ class _Composer:
         self._count(1, mark)
         text = raw
         written = None
-        if "$" in raw:
+        if "$" in raw and self.environ is not None:
+            if is_template(raw):
+                if tag not in (None, "!", _STR):
+                    self._bad_tag(tag, mark)
+                if self.root_map is not None:
+                    self.root_map.templates += 1
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = _Anchored(Template(raw), 1, 0, None)
+                self._attach(Template(raw), mark, 1, 0, None)
+                return
             text = self._interpolate(raw, mark)
             if text != raw.replace("$${", "${"):
                 written = raw
@@ -377,19 +494,18 @@ class _Composer:
     def _key(self, frame: _Frame, mapping: YamlMap, raw: str, tag: str | None, mark: Mark) -> None:
         if tag not in (None, "!", _STR):
             self._bad_tag(tag, mark)
-        if raw in mapping.key_marks:
-            first = mapping.key_marks[raw]
-            self.problems.append(
-                YamlProblem(
-                    *mark,
-                    self._path(raw),
-                    f"key '{raw}' appears twice in this mapping; first at line {first[0]}",
-                )
-            )
+        if raw in mapping:
+            message = f"key '{raw}' appears twice in this mapping"
+            self.duplicates += 1
+            if self.duplicates <= _PLACED_DUPLICATES:
+                # Finding the first key's line walks the mapping's keys: fine
+                # for a few, quadratic for a hostile file of a million.
+                message += f"; first at line {mapping.key_marks[raw][0]}"
+            self.problems.append(YamlProblem(*mark, self._path(raw), message))
             frame.key = _DUPLICATE
             return
-        mapping.key_marks[raw] = mark
         frame.key = raw
+        frame.key_mark = mark
 
     def _alias(self, event: AliasEvent) -> None:
         mark = _mark(event)
@@ -440,12 +556,16 @@ class _Composer:
                 return
             assert isinstance(key, str)
             container[key] = value
-            container.value_marks[key] = mark
+            container.marks.extend((*frame.key_mark, *mark))
             if written is not None:
-                container.written[key] = written
+                if container.written is _NOTHING_WRITTEN:
+                    container.written = {}
+                container.written[key] = written  # type: ignore[index]
         else:
             if written is not None:
-                container.written[len(container)] = written
+                if container.written is _NOTHING_WRITTEN_AT:
+                    container.written = {}
+                container.written[len(container)] = written  # type: ignore[index]
             container.append(value)
             container.item_marks.append(mark)
 
@@ -471,19 +591,49 @@ class _Composer:
         return "".join(parts)
 
     def _interpolate(self, raw: str, mark: Mark) -> str:
+        assert self.environ is not None
         return interpolate(
             raw,
             self.environ,
             lambda message: self.problems.append(YamlProblem(*mark, self._path(), message)),
+            None
+            if self.require_variables
+            else lambda message: self.problems.append(
+                YamlProblem(*mark, self._path(), message, note=True)
+            ),
         )
 
 
-def interpolate(raw: str, environ: Mapping[str, str], report: Callable[[str], None]) -> str:
+def is_template(raw: str) -> bool:
+    """Whether ``raw`` refers to a loop value, ``${each.NAME}`` (not ``$${each.``)."""
+    if "${" + _EACH_PREFIX not in raw:
+        return False
+    return any(
+        match.group(0) != "$${" and match.group(1).startswith(_EACH_PREFIX)
+        for match in _VARIABLE.finditer(raw)
+    )
+
+
+def unset_message(name: str) -> str:
+    """What an unset ``${NAME}`` without a fallback is told as."""
+    return (
+        f"variable '{name}' is not set (set it in the environment or give"
+        f" --var {name}=VALUE, or write ${{{name}:-fallback}} to give a default)"
+    )
+
+
+def interpolate(
+    raw: str,
+    environ: Mapping[str, str],
+    report: Callable[[str], None],
+    report_unset: Callable[[str], None] | None = None,
+) -> str:
     """Expand ``${NAME}`` and ``${NAME:-fallback}``; ``$${`` is a literal ``${``.
 
     ``:-`` uses the fallback when NAME is unset or empty, as in the shell.
     Each problem (an unset variable, a malformed ``${``) is passed to
     ``report(message)``; its ``${...}`` expands to "" so reading can go on.
+    An unset variable goes to ``report_unset`` instead when one is given.
     """
 
     def expand(match: re.Match[str]) -> str:
@@ -505,14 +655,22 @@ def interpolate(raw: str, environ: Mapping[str, str], report: Callable[[str], No
         if fallback is not None:
             return value if value else fallback
         if value is None:
-            report(
-                f"environment variable '{name}' is not set"
-                f" (write ${{{name}:-fallback}} to give a default)"
-            )
+            (report_unset or report)(unset_message(name))
             return ""
         return value
 
     return _VARIABLE.sub(expand, raw)
+
+
+def _events(text: str) -> Iterator[yaml.Event]:
+    """The parser's events, as ``yaml.parse`` gives them with half the calls per event."""
+    loader = _Loader(text)
+    try:
+        get_event = loader.get_event
+        while (event := get_event()) is not None:
+            yield event
+    finally:
+        loader.dispose()
 
 
 def _core_value(text: str) -> Any:

@@ -18,7 +18,12 @@ import requests
 from batchplan.cli import run
 from batchplan.sandbox import SandboxServer
 
-MUTATING = ("POST /batches", "POST /batches/{name}/prioritize", "POST /batches/{name}/finalize")
+MUTATING = (
+    "POST /batches",
+    "POST /batches/{name}/setMetadata",
+    "POST /batches/{name}/prioritize",
+    "POST /batches/{name}/finalize",
+)
 
 
 @dataclass

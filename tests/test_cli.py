@@ -318,7 +318,7 @@ def test_debug_shows_the_traceback_of_an_unexpected_error(
 ) -> None:
     import batchplan.commands.validate as validate_command
 
-    def broken(*args: object) -> int:
+    def broken(*args: object, **kwargs: object) -> int:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(validate_command, "validate", broken)

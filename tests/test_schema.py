@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from jsonschema import Draft202012Validator
 
 from batchplan.config import CONFIG_SUFFIXES, load_config
-from batchplan.schema import config_schema, inline_local_refs, load_schema, schema_dir
+from batchplan.schema import config_schema, fast_check, inline_local_refs, load_schema, schema_dir
 from batchplan.yamlload import load_yaml
 
 ROOT = Path(__file__).parent.parent
@@ -63,16 +65,27 @@ def test_every_property_has_a_title_and_description() -> None:
 
 
 def test_unknown_keys_are_refused_everywhere() -> None:
-    def objects(node: object) -> Iterator[dict[str, object]]:
+    def objects(node: object) -> Iterator[tuple[str, dict[str, object]]]:
         if isinstance(node, dict):
-            if node.get("type") == "object":
-                yield node
+            kinds = node.get("type")
+            if kinds == "object" or (isinstance(kinds, list) and "object" in kinds):
+                yield str(node.get("title")), node
             for sub in node.values():
                 yield from objects(sub)
 
-    found = list(objects(config_schema()))
-    assert len(found) == 4  # top level, defaults, settings, batch
-    assert all(node.get("additionalProperties") is False for node in found)
+    found = dict(objects(config_schema()))
+    # Free-form on purpose: metadata holds any JSON; for_each maps loop names
+    # (checked by propertyNames) to loops.
+    assert found.pop("Metadata").get("additionalProperties") is not False
+    assert found.pop("Generate batches")["propertyNames"]  # type: ignore[index]
+    assert sorted(found) == [
+        "Batch",
+        "Defaults for this file's batches",
+        "Loop",
+        "Safety limits",
+        "batchplan configuration",
+    ]
+    assert all(node.get("additionalProperties") is False for node in found.values())
 
 
 def test_inlined_schema_means_the_same() -> None:
@@ -100,3 +113,69 @@ def test_config_file_satisfies_the_schema(path: Path) -> None:
 )
 def test_example_folder_loads(folder: Path) -> None:
     assert load_config([str(folder)], EveryVariableSet()).batches
+
+
+class _EditorLoader(yaml.SafeLoader):
+    """YAML as an editor reads it: no timestamps (``2024-01-31`` stays a string)."""
+
+
+_EditorLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def schema_lined_files() -> list[Path]:
+    return [
+        path
+        for path in config_files()
+        if path.read_text(encoding="utf-8").startswith("# yaml-language-server: $schema=")
+    ]
+
+
+@pytest.mark.parametrize("path", schema_lined_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_file_with_a_schema_line_passes_the_schema_as_written(path: Path) -> None:
+    """What an editor sees: the file as written, no variables, only PyYAML and jsonschema."""
+    first = path.read_text(encoding="utf-8").splitlines()[0]
+    schema_path = (path.parent / first.split("$schema=", 1)[1].strip()).resolve()
+    assert schema_path == ROOT / "schemas" / "batchplan.schema.json"
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_EditorLoader)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in Draft202012Validator(schema).iter_errors(document)
+    ]
+    assert errors == []
+
+
+def test_the_examples_use_variables_and_for_each() -> None:
+    # The test above must cover the forms an editor used to refuse.
+    texts = [path.read_text(encoding="utf-8") for path in schema_lined_files()]
+    assert any("callback: ${" in text for text in texts)
+    assert any("for_each:" in text and "${each." in text for text in texts)
+    assert len(schema_lined_files()) >= 6
+
+
+SAMPLES = [
+    None, True, False, 0, 9, 10, 20, 20.0, 20.5, 30, 31, -1, 1e400, "", ".", "..", "...",
+    "a", "a\tb", "a\x85b", "${P}", "$${P}", "https://h.example/x", "ops@example.com",
+    "https://h.example/ x", "mailto x", "20", "true", [], [1], {}, {"a": 1},
+    {"name": "a"}, {"name": "a", "priority": 20}, {"name": "a", "priority": 40},
+    {"name": "..", "project": "p"}, {"project": "p"}, {"name": "a", "prioritty": 1},
+    {"name": "a", "metadata": {"x": [1]}}, {"name": "a", "metadata": [1]},
+    {"name": "a", "for_each": {"n": [1]}}, {"name": "a", "for_each": {"n": {"range": [1]}}},
+    {"name": "a", "callback": "${HOOK}"}, {"name": "a", "finalized": "yes"}, {"n": [1, 2]},
+]  # fmt: skip
+
+
+def batch_schemas() -> list[tuple[str, object]]:
+    batch = inline_local_refs(config_schema())["properties"]["batches"]["items"]
+    return [("batch", batch), *batch["properties"].items()]
+
+
+@pytest.mark.parametrize(("field", "schema"), batch_schemas(), ids=lambda x: str(x)[:20])
+def test_fast_check_agrees_with_jsonschema(field: str, schema: object) -> None:
+    check = fast_check(schema)
+    validator = Draft202012Validator(schema)
+    assert [check(value) for value in SAMPLES] == [validator.is_valid(v) for v in SAMPLES]
+    assert any(check(value) for value in SAMPLES) and not all(check(v) for v in SAMPLES)

@@ -86,7 +86,7 @@ def apply(
         # A reviewed plan is the approval.
         auto_approve = True
     output.check_approval(auto_approve)
-    config = load_config(paths)
+    config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
         if saved is not None and saved.endpoint != session.endpoint.identity:
             raise StalePlanError(

@@ -147,7 +147,9 @@ def config_yaml(
     return ImportedYaml("\n".join(header) + "\n" + body, tuple(variables))
 
 
-def _managed_by_config(paths: Sequence[str], out: str | None) -> frozenset[str]:
+def _managed_by_config(
+    paths: Sequence[str], out: str | None, variables: Mapping[str, str]
+) -> frozenset[str]:
     """The batch names of the config at ``paths`` (none given: ``batchplan.yaml`` if present).
 
     ``--out`` may not be one of those files: the batches skipped because the
@@ -157,7 +159,8 @@ def _managed_by_config(paths: Sequence[str], out: str | None) -> frozenset[str]:
         if not Path("batchplan.yaml").is_file():
             return frozenset()
         paths = ("batchplan.yaml",)
-    config = load_config(paths)
+    # Only the names matter here: an unset ${NAME} elsewhere must not block import.
+    config = load_config(paths, variables=variables, require_variables=False)
     if out is not None and os.path.realpath(out) in {os.path.realpath(f) for f in config.files}:
         raise UsageError(
             f"--out {out} is a config file import reads to skip the batches it manages; "
@@ -187,7 +190,7 @@ def import_batches(
         else:
             echo(message)
 
-    in_config = _managed_by_config(paths, out)
+    in_config = _managed_by_config(paths, out, dict(options.variables))
     endpoint = open_endpoint(options.endpoint)
     client = make_client(endpoint, options)
     backend = open_state(options, endpoint)

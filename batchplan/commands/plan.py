@@ -64,7 +64,7 @@ def plan(
     """
     if out is not None:
         check_out_path(out)
-    config = load_config(paths)
+    config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
         backend = state_backend(options, session.endpoint)
         planned = make_plan(config, session, backend, plan_options)

@@ -175,7 +175,9 @@ def status(
 ) -> int:
     """Print the managed batches' progress; with ``watch``, redraw until done or Ctrl-C (exit 0)."""
     out = out or sys.stdout
-    config = load_config(paths)  # before anything touches the network
+    config = load_config(
+        paths, variables=dict(options.variables)
+    )  # before anything touches the network
     with Session(options) as session:
         batches = managed_batches(config, session)
         return _report(session.client, batches, options, fmt, watch, out, sleep)
