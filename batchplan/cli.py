@@ -356,7 +356,8 @@ def cli(**_: Any) -> None:
     help="text for people, json for programs, github for pull request annotations.",
 )
 @output_options
-def validate(paths: tuple[str, ...], fmt: str, **kw: Any) -> int:
+@verbose_option
+def validate(paths: tuple[str, ...], fmt: str, verbose: bool, **kw: Any) -> int:
     """Check the configuration files; no network (an unset ${NAME} is only a note)."""
     from batchplan.commands.validate import validate as run
 
@@ -365,6 +366,7 @@ def validate(paths: tuple[str, ...], fmt: str, **kw: Any) -> int:
         make_echo(use_color(kw["no_color"])),
         fmt=fmt,
         variables=dict(make_variables(kw)),
+        verbose=verbose,
     )
 
 
@@ -570,11 +572,17 @@ def state_backend_for(kw: dict[str, Any]) -> StateBackend:
 @state.command("list")
 @click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
 @state_options
-def state_list(output_format: str, **kw: Any) -> int:
-    """List the batches in state."""
+@verbose_option
+def state_list(output_format: str, verbose: bool, **kw: Any) -> int:
+    """List the batches in state (--verbose: serial, lineage, create-time flags)."""
     from batchplan.commands.state import state_list as run
 
-    return run(state_backend_for(kw), make_echo(use_color(kw["no_color"])), output_format)
+    return run(
+        state_backend_for(kw),
+        make_echo(use_color(kw["no_color"])),
+        output_format,
+        verbose=verbose,
+    )
 
 
 @state.command("show")

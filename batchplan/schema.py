@@ -22,7 +22,6 @@ from jsonschema.exceptions import ValidationError
 from batchplan.errors import ConfigError
 
 CONFIG_SCHEMA = "batchplan.schema.json"
-PLAN_SCHEMA = "plan.schema.json"
 
 JsonPath = tuple[str | int, ...]
 
@@ -66,11 +65,6 @@ def load_schema(name: str) -> dict[str, Any]:
 def config_schema() -> dict[str, Any]:
     """The configuration file schema (``schemas/batchplan.schema.json``)."""
     return load_schema(CONFIG_SCHEMA)
-
-
-def plan_schema() -> dict[str, Any]:
-    """The saved-plan JSON schema (``schemas/plan.schema.json``)."""
-    return load_schema(PLAN_SCHEMA)
 
 
 @functools.cache

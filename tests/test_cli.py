@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -226,6 +227,9 @@ def test_the_option_after_the_command_wins(
         ["--state", "other.json", "state", "list"],
         ["--verbose", "plan"],
         ["plan", "-v", "--no-color"],
+        ["--verbose", "validate"],
+        ["validate", "-v"],
+        ["--verbose", "state", "list"],
     ],
 )
 def test_global_options_accepted_where_they_apply(
@@ -241,7 +245,7 @@ def test_global_options_accepted_where_they_apply(
     [
         (["--endpoint", "sandbox", "validate"], "--endpoint", "batchplan validate"),
         (["--state", "s.json", "show", "plan.json"], "--state", "batchplan show"),
-        (["--verbose", "state", "list"], "--verbose", "batchplan state list"),
+        (["--verbose", "state", "pull"], "--verbose", "batchplan state pull"),
         (["--verbose", "schema", "config"], "--verbose", "batchplan schema"),
     ],
 )
@@ -252,6 +256,29 @@ def test_a_global_option_before_a_command_that_ignores_it_is_refused(
     result = cli(*args)
     assert result.code == 1
     assert f"Error: {flag} does not apply to '{command}'" in result.err
+
+
+def test_verbose_validate_counts_batches_per_file(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    plain = cli("validate")
+    verbose = cli("validate", "--verbose")
+    assert plain.code == verbose.code == 0, verbose.err
+    assert "batchplan.yaml:" not in plain.out
+    assert "  batchplan.yaml: " in verbose.out and " batch" in verbose.out
+
+
+def test_verbose_state_list_shows_serial_lineage_and_create_flags(
+    cli: CLI, sandbox: SandboxServer
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("apply", "--auto-approve").code == 0
+    state = ["--state", ".batchplan/state.json"]
+    plain = cli("state", "list", *state)
+    verbose = cli("state", "list", "-v", *state)
+    assert plain.code == verbose.code == 0, verbose.err
+    assert "serial" not in plain.out and "CALIBRATION" not in plain.out
+    assert re.search(r"serial [1-9][0-9]*, lineage [0-9a-f-]{36}", verbose.out), verbose.out
+    assert "CALIBRATION" in verbose.out and "false" in verbose.out
 
 
 def all_commands() -> dict[str, click.Command]:

@@ -47,7 +47,7 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
         return
     received = 0
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def handler(_signum: int, _frame: FrameType | None) -> None:
         nonlocal received
         received += 1
         if received > 1:

@@ -32,9 +32,18 @@ def _record_json(record: BatchRecord) -> dict[str, Any]:
 
 
 def state_list(
-    backend: StateBackend, echo: Callable[[str], None], output_format: str = "text"
+    backend: StateBackend,
+    echo: Callable[[str], None],
+    output_format: str = "text",
+    *,
+    verbose: bool = False,
 ) -> int:
-    """The managed batches as a table, or as JSON (``--format json``) for scripts."""
+    """The managed batches as a table, or as JSON (``--format json``) for scripts.
+
+    ``verbose`` adds where the state is, its serial and lineage, and the
+    create-time flags batchplan recorded (``-`` for adopted batches, whose
+    flags it never saw).
+    """
     state = backend.read()
     if output_format == "json":
         records = [] if state is None else [_record_json(r) for r in iter_sorted(state)]
@@ -43,22 +52,38 @@ def state_list(
     if state is None or not state.batches:
         echo(f"No batches in state {backend.location}.")
         return EXIT_OK
-    rows = [
-        (
-            r.name,
-            r.project,
-            "(unknown)" if r.priority is None else str(r.priority),
-            r.updated_at or "",
+    if verbose:
+        echo(
+            f"State {backend.location}: serial {state.serial}, lineage {state.lineage}, "
+            f"endpoint {state.endpoint}"
         )
-        for r in iter_sorted(state)
-    ]
+        echo("")
+    header = ["NAME", "PROJECT", "PRIORITY"]
+    if verbose:
+        header += ["CALIBRATION", "SELF_LABEL"]
+    rows = []
+    for r in iter_sorted(state):
+        row = [r.name, r.project, "(unknown)" if r.priority is None else str(r.priority)]
+        if verbose:
+            row += [_flag(r.calibration_batch), _flag(r.self_label_batch)]
+        rows.append((row, r.updated_at or ""))
     widths = [
-        max(len(row[i]) for row in [("NAME", "PROJECT", "PRIORITY", ""), *rows]) for i in range(3)
+        max(len(row[i]) for row in [header, *(r for r, _ in rows)]) for i in range(len(header))
     ]
-    echo(f"{'NAME':<{widths[0]}}  {'PROJECT':<{widths[1]}}  {'PRIORITY':<{widths[2]}}  UPDATED")
-    for row in rows:
-        echo(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+
+    def line(cells: list[str], last: str) -> str:
+        return "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)) + (
+            f"  {last}"
+        )
+
+    echo(line(header, "UPDATED"))
+    for row, updated in rows:
+        echo(line(row, updated))
     return EXIT_OK
+
+
+def _flag(value: bool | None) -> str:
+    return "-" if value is None else str(value).lower()
 
 
 def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
