@@ -107,20 +107,20 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
                 add(f"      {name:<11}{detail}")
             add("")
 
-    if plan.conflicts:
-        add(style("Conflicts (apply refuses to start while any remain):", "red", bold=True))
-        for conflict in plan.conflicts:
-            subject = conflict.batch or f"project {conflict.project}"
-            where = f" [{conflict.where}]" if conflict.where else ""
-            mark = style("!", "red", bold=True)
-            add(f"  {mark} {subject}{where}: {finding_message(conflict)}")
-        add("")
-
-    if plan.warnings:
-        add(style("Warnings:", "yellow", bold=True))
-        for warning in plan.warnings:
-            subject = warning.batch or f"project {warning.project}"
-            add(f"  {style('!', 'yellow')} {subject}: {finding_message(warning)}")
+    # One finding type: errors (conflicts) first, then warnings; only an
+    # error's mark is bold and only an error shows where it was declared.
+    for findings, heading, colour, is_error in (
+        (plan.conflicts, "Conflicts (apply refuses to start while any remain):", "red", True),
+        (plan.warnings, "Warnings:", "yellow", False),
+    ):
+        if not findings:
+            continue
+        add(style(heading, colour, bold=True))
+        for finding in findings:
+            subject = finding.batch or f"project {finding.project}"
+            where = f" [{finding.where}]" if is_error and finding.where else ""
+            mark = style("!", colour, bold=is_error)
+            add(f"  {mark} {subject}{where}: {finding_message(finding)}")
         add("")
 
     if plan.completed_with_priority:
