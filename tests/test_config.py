@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -504,22 +503,24 @@ def hostile_files(tmp_path: Path) -> dict[str, Path]:
     [
         ("binary", "not UTF-8"),
         ("deep_block", f"nested more than {MAX_DEPTH} levels deep"),
-        ("deep_flow", "nesting depth"),
+        # libyaml 0.2.5+ stops deep flow nesting itself ("exceeded maximum
+        # nesting depth"); a libyaml without that limit reaches batchplan's own.
+        ("deep_flow", ("nesting depth", f"nested more than {MAX_DEPTH} levels deep")),
         ("deep_mapping", f"nested more than {MAX_DEPTH} levels deep"),
         ("alias_bomb", "once aliases are expanded"),
         ("alias_depth", f"more than {MAX_DEPTH} levels deep"),
     ],
 )
-def test_hostile_file_fails_fast(tmp_path: Path, name: str, message: str) -> None:
+@pytest.mark.timeout(30)  # a bound, not a measurement: each takes milliseconds
+def test_hostile_file_fails_fast(tmp_path: Path, name: str, message: str | tuple[str, ...]) -> None:
     path = hostile_files(tmp_path)[name]
-    started = time.monotonic()
     problems = problems_of([str(path)])
-    assert time.monotonic() - started < 10  # generous; each takes milliseconds
     (problem,) = problems
     # binary garbage might decode by chance; any clear problem with a position will do
     assert re.match(re.escape(str(path)) + r":\d+:\d+: ", problem)
     if name != "binary" or "UTF-8" in problem:
-        assert message in problem
+        messages = (message,) if isinstance(message, str) else message
+        assert any(m in problem for m in messages), problem
 
 
 def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
