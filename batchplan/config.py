@@ -29,7 +29,7 @@ from typing import Any, Final, Literal, NamedTuple, cast
 
 from jsonschema import Draft202012Validator
 
-from batchplan.errors import ConfigError
+from batchplan.errors import ConfigError, os_reason
 from batchplan.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -142,7 +142,7 @@ def _resolve(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
                 problems.append((given, f"{given}: no such file or folder"))
                 found = []
         except OSError as exc:
-            problems.append((given, f"cannot read config {given}: {exc.strerror or exc}"))
+            problems.append((given, f"cannot read config {given}: {os_reason(exc)}"))
             continue
         for file in found:
             # realpath, unlike Path.resolve, never raises (symlink loops, races).

@@ -28,6 +28,11 @@ def first_exit(codes: Iterable[int]) -> int:
     return next((code for code in PRECEDENCE if code in found), EXIT_OK)
 
 
+def os_reason(exc: OSError) -> str:
+    """``Permission denied``, not ``[Errno 13] Permission denied: 'x'``: callers name the path."""
+    return exc.strerror or str(exc)
+
+
 class BatchplanError(Exception):
     """An expected failure with a message a user can act on."""
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from batchplan import __version__
 from batchplan.context import DEFAULT_SANDBOX_DB, Options, normalise_url
-from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
+from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError, os_reason
 from batchplan.model import Config, DesiredBatch, LiveView
 from batchplan.plan import Plan, PlanOptions, natural_key
 from batchplan.plandoc import change_json, finding_json, plan_document, plan_from_document
@@ -284,15 +284,17 @@ def write_plan_file(
             json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     except OSError as exc:
-        raise PlanError(f"{path}: cannot write the plan: {exc}") from None
+        raise PlanError(f"cannot write plan {path}: {os_reason(exc)}") from None
 
 
 def read_plan_file(path: str) -> SavedPlan:
     """Read and check a saved plan: a modified file, or another version's, is refused (exit 4)."""
     try:
         document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"{path}: cannot read the plan: {exc}") from None
+    except OSError as exc:
+        raise PlanError(f"cannot read plan {path}: {os_reason(exc)}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{path}: not a saved plan (not UTF-8 text)") from None
     except ValueError as exc:
         raise PlanError(f"{path}: not a saved plan (invalid JSON: {exc})") from None
     if not isinstance(document, dict) or document.get("kind") != KIND:

@@ -38,6 +38,8 @@ from yaml.events import (
     SequenceStartEvent,
 )
 
+from batchplan.errors import os_reason
+
 #: Bigger files are refused unread: a config of 100,000 batches is ~5 MiB.
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 #: Values in one file after aliases are expanded; bounds "billion laughs".
@@ -296,7 +298,7 @@ def _read_text(path: Path, variables_file: bool = False) -> str:
     except OSError as exc:
         # Line 0: a problem with the file as a whole, told as one plain sentence.
         what = "variables file" if variables_file else "config"
-        raise _Fatal((0, 0), f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise _Fatal((0, 0), f"cannot read {what} {path}: {os_reason(exc)}") from None
     if len(data) > MAX_FILE_BYTES:
         raise _Fatal((1, 1), _too_big(len(data)))
     try:

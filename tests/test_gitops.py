@@ -567,3 +567,20 @@ def test_usage_error_comes_before_a_modified_file(cli: CLI) -> None:
     path.write_text(path.read_text().replace('"priority": 20', '"priority": 10'))
     assert cli("apply", "plan.json", "--target", "g1").code == 1
     assert cli("apply", "plan.json").code == 4
+
+
+def test_plan_out_into_a_missing_folder_is_one_line_exit_1(cli: CLI, tmp_path: Path) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    target = tmp_path / "no-such-folder" / "p.json"
+    result = cli("plan", "--out", str(target))
+    assert result.code == 1
+    assert result.err.strip().splitlines() == [
+        f"Error: cannot write plan {target}: No such file or directory"
+    ], result.err
+
+
+def test_show_of_a_folder_is_one_line_exit_1(cli: CLI, tmp_path: Path) -> None:
+    result = cli("show", str(tmp_path))
+    assert result.code == 1
+    assert "Traceback" not in result.err and "a bug in batchplan" not in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err

@@ -26,7 +26,7 @@ from batchplan.apply import utc_now
 from batchplan.config import load_config
 from batchplan.context import Options, make_client, open_endpoint, read_state
 from batchplan.context import state_backend as open_state
-from batchplan.errors import EXIT_OK, PlanError, UsageError
+from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
 from batchplan.model import COMPLETED, IN_PROGRESS, BatchRecord, LiveBatch
 from batchplan.yamlload import _core_value as core_value
 
@@ -216,9 +216,7 @@ def import_batches(
             try:
                 Path(out).write_text(imported.text, encoding="utf-8")
             except OSError as exc:
-                raise UsageError(
-                    f"cannot write import output {out}: {exc.strerror or exc}"
-                ) from None
+                raise UsageError(f"cannot write import output {out}: {os_reason(exc)}") from None
         now = utc_now()
         backend.write(
             state.successor(

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from batchplan.errors import EXIT_OK, StateError, UsageError
+from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
 from batchplan.model import BatchRecord
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 
@@ -131,7 +131,7 @@ def state_push(
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"cannot read state {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read state {path}: {os_reason(exc)}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read state {path}: not UTF-8 text ({exc})") from None
     pushed = loads(text, path)

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from batchplan.errors import StateError
+from batchplan.errors import StateError, os_reason
 from batchplan.state.store import StateStore, Version, WriteConflict
 
 
@@ -20,11 +20,6 @@ def _file_mode(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
-
-
-def _reason(exc: OSError) -> str:
-    """``Permission denied``, not ``[Errno 13] Permission denied: 'x'``: the path is named once."""
-    return exc.strerror or str(exc)
 
 
 def _make_folder(path: Path) -> None:
@@ -60,7 +55,7 @@ class LocalFiles:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise StateError(f"cannot read {what} {path}: {_reason(exc)}") from None
+            raise StateError(f"cannot read {what} {path}: {os_reason(exc)}") from None
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def _read(self, path: Path, what: str) -> tuple[bytes | None, Version]:
@@ -71,7 +66,7 @@ class LocalFiles:
         except FileNotFoundError:
             return None, None
         except OSError as exc:
-            raise StateError(f"cannot read {what} {path}: {_reason(exc)}") from None
+            raise StateError(f"cannot read {what} {path}: {os_reason(exc)}") from None
 
     def read(self) -> tuple[bytes | None, Version]:
         return self._read(self.path, "state")
@@ -111,7 +106,7 @@ class LocalFiles:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StateError(f"cannot write state {self.path}: {_reason(exc)}") from None
+            raise StateError(f"cannot write state {self.path}: {os_reason(exc)}") from None
 
     def create_lock(self, data: bytes) -> bool:
         # The lock is written in full to a temp file, then hard-linked into
@@ -121,7 +116,7 @@ class LocalFiles:
             _make_folder(self.lock_path)
             fd, tmp = tempfile.mkstemp(prefix=self.lock_path.name + ".", dir=self.lock_path.parent)
         except OSError as exc:
-            raise StateError(f"cannot create lock {self.lock_path}: {_reason(exc)}") from None
+            raise StateError(f"cannot create lock {self.lock_path}: {os_reason(exc)}") from None
         try:
             os.fchmod(fd, _file_mode(self.lock_path))
             with os.fdopen(fd, "wb") as handle:
@@ -130,7 +125,7 @@ class LocalFiles:
         except FileExistsError:
             return False
         except OSError as exc:
-            raise StateError(f"cannot create lock {self.lock_path}: {_reason(exc)}") from None
+            raise StateError(f"cannot create lock {self.lock_path}: {os_reason(exc)}") from None
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -147,7 +142,7 @@ class LocalFiles:
         except FileNotFoundError:
             return False
         except OSError as exc:
-            raise StateError(f"cannot remove lock {self.lock_path}: {_reason(exc)}") from None
+            raise StateError(f"cannot remove lock {self.lock_path}: {os_reason(exc)}") from None
         return True
 
 
