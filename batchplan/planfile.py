@@ -233,15 +233,31 @@ def looks_like_plan_file(path: str) -> bool:
     return head.startswith(b"{") and KIND.encode() in head
 
 
-def check_out_path(path: str) -> None:
-    """``plan --out`` may replace an earlier plan, never anything else (a config file)."""
+def check_out_path(path: str, reserved: Collection[str] = ()) -> None:
+    """``plan --out`` may replace an earlier plan, never anything else.
+
+    Checked before anything touches the network, so a typo costs no API
+    call: the folder must exist; a ``.yaml`` / ``.yml`` name would be read
+    as configuration by the next plan of that folder; ``reserved`` paths
+    (the state file and its lock, even before they exist) belong to state.
+    """
     target = Path(path)
     if target.is_dir():
         raise UsageError(f"--out {path}: is a folder; give a file name such as plan.json")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {path}: folder {target.parent} does not exist")
+    resolved = os.path.realpath(path)
+    if any(resolved == os.path.realpath(other) for other in reserved):
+        raise UsageError(f"--out {path}: that is where state is kept; pick another name")
     if target.exists() and not looks_like_plan_file(path):
         raise UsageError(
             f"--out {path}: the file exists and is not a batchplan plan file; "
             "refusing to overwrite it (remove it or pick another name)"
+        )
+    if target.suffix.lower() in (".yaml", ".yml"):
+        raise UsageError(
+            f"--out {path}: a .yaml/.yml file beside the configuration would be read as "
+            "configuration; save the plan as JSON, e.g. plan.json"
         )
 
 
@@ -259,7 +275,6 @@ def write_plan_file(
     digest: str,
 ) -> None:
     """Write the plan and its saved-plan fields, sealed by a digest of the content."""
-    check_out_path(path)
     document: dict[str, Any] = {
         "format_version": plan_document(plan)["format_version"],
         "kind": KIND,
@@ -302,7 +317,7 @@ def read_plan_file(path: str) -> SavedPlan:
     if document.get("digest") != _digest(document):
         raise ModifiedPlanError(
             f"{path}: plan file was modified after it was written; "
-            "no call was made: make a new plan and review it"
+            "it cannot be shown or applied: make a new plan and review it"
         )
     version = document.get("batchplan_version")
     if version != __version__:
@@ -418,6 +433,12 @@ def _endpoint_key(spec: str, folder: str) -> str:
     return normalise_url(spec)
 
 
+def _shown_key(key: str) -> str:
+    if key.startswith("sandbox:"):
+        return "the sandbox on " + key.removeprefix("sandbox:")
+    return key
+
+
 def _state_key(location: str, folder: str) -> str:
     if "://" in location:
         return location
@@ -428,10 +449,14 @@ def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[st
     """The endpoint and state location recorded in the plan; a different explicit one is refused."""
     endpoint = _endpoint_key(saved.endpoint_spec, saved.folder)
     if "endpoint" in explicit and _endpoint_key(options.endpoint, os.getcwd()) != endpoint:
+        # Name both as compared: `sandbox` means a database relative to the
+        # folder, so "sandbox differs from sandbox" would explain nothing.
+        given = _endpoint_key(options.endpoint, os.getcwd())
         raise UsageError(
-            f"--endpoint {options.endpoint} differs from the endpoint recorded in "
-            f"{saved.path} ({saved.endpoint_spec}, made in {saved.folder}); "
-            "leave --endpoint out to use the recorded one, or make a new plan"
+            f"--endpoint {options.endpoint} ({_shown_key(given)}) differs from the endpoint "
+            f"recorded in {saved.path} ({saved.endpoint_spec}: {_shown_key(endpoint)}, "
+            f"made in {saved.folder}); leave --endpoint out to use the recorded one, "
+            "or make a new plan"
         )
     state = None if saved.state_location is None else _state_key(saved.state_location, saved.folder)
     if (

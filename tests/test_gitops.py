@@ -569,14 +569,52 @@ def test_usage_error_comes_before_a_modified_file(cli: CLI) -> None:
     assert cli("apply", "plan.json").code == 4
 
 
-def test_plan_out_into_a_missing_folder_is_one_line_exit_1(cli: CLI, tmp_path: Path) -> None:
+def test_plan_out_into_a_missing_folder_is_one_line_before_any_call(
+    cli: CLI, sandbox: SandboxServer, tmp_path: Path
+) -> None:
     cli.write("batchplan.yaml", CONFIG)
+    clear_calls(sandbox)
     target = tmp_path / "no-such-folder" / "p.json"
     result = cli("plan", "--out", str(target))
     assert result.code == 1
+    assert result.out == ""
     assert result.err.strip().splitlines() == [
-        f"Error: cannot write plan {target}: No such file or directory"
+        f"Error: --out {target}: folder {target.parent} does not exist"
     ], result.err
+    assert not api_calls(sandbox)
+
+
+@pytest.mark.parametrize(
+    ("out", "words"),
+    [
+        ("conf/plan.yaml", "would be read as configuration"),
+        (".batchplan/state.json", "where state is kept"),
+        (".batchplan/state.json.lock", "where state is kept"),
+    ],
+)
+def test_plan_out_refuses_names_the_next_run_would_misread(
+    cli: CLI, sandbox: SandboxServer, out: str, words: str
+) -> None:
+    (cli.folder / "conf").mkdir()
+    (cli.folder / ".batchplan").mkdir()
+    cli.write("conf/batchplan.yaml", CONFIG)
+    clear_calls(sandbox)
+    result = cli("plan", "conf", "--out", out)
+    assert result.code == 1 and words in result.err, result.err
+    assert not (cli.folder / out).exists()
+    assert not api_calls(sandbox)
+    assert cli("plan", "conf").code == 0
+
+
+def test_saved_line_never_offers_a_command_apply_would_refuse(cli: CLI) -> None:
+    cli.write(
+        "batchplan.yaml",
+        CONFIG + "    settings:\n      max_finalize: 0\n",
+    )
+    result = cli("plan", "--out", "p.json")
+    assert result.code == 3, result.err
+    assert "over a safety limit" in result.err
+    assert "batchplan apply p.json --force" in result.err
 
 
 def test_show_of_a_folder_is_one_line_exit_1(cli: CLI, tmp_path: Path) -> None:
@@ -584,3 +622,29 @@ def test_show_of_a_folder_is_one_line_exit_1(cli: CLI, tmp_path: Path) -> None:
     assert result.code == 1
     assert "Traceback" not in result.err and "a bug in batchplan" not in result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_another_sandbox_is_named_by_its_database_not_sandbox_vs_sandbox(
+    cli: CLI, tmp_path: Path
+) -> None:
+    made, elsewhere = tmp_path / "a", tmp_path / "b"
+    made.mkdir()
+    elsewhere.mkdir()
+    cli.folder = made
+    cli.write("batchplan.yaml", CONFIG)
+    assert cli("plan", "--endpoint", "sandbox", "--out", "p.json", endpoint=False).code == 0
+    cli.folder = elsewhere
+    result = cli("apply", str(made / "p.json"), "--endpoint", "sandbox", endpoint=False)
+    assert result.code == 1
+    assert f"the sandbox on {elsewhere / '.batchplan' / 'sandbox.db'}" in result.err
+    assert f"the sandbox on {made / '.batchplan' / 'sandbox.db'}" in result.err
+
+
+def test_show_of_a_modified_plan_does_not_talk_about_calls(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    saved_plan(cli)
+    path = cli.folder / "plan.json"
+    path.write_text(path.read_text().replace('"priority": 20', '"priority": 21'))
+    result = cli("show", "plan.json")
+    assert result.code == 4
+    assert "modified after it was written" in result.err and "call" not in result.err

@@ -9,7 +9,13 @@ from collections.abc import Callable, Sequence
 import click
 
 from batchplan.config import load_config
-from batchplan.context import Options, state_backend, state_location
+from batchplan.context import (
+    DEFAULT_SANDBOX_STATE,
+    DEFAULT_STATE,
+    Options,
+    state_backend,
+    state_location,
+)
 from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, first_exit
 from batchplan.plan import Plan, PlanOptions
 from batchplan.planfile import check_out_path, read_plan_file, write_plan_file
@@ -63,7 +69,7 @@ def plan(
     the plan was saved goes to stderr.
     """
     if out is not None:
-        check_out_path(out)
+        check_out_path(out, reserved_for_state(options))
     config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
         backend = state_backend(options, session.endpoint)
@@ -83,9 +89,37 @@ def plan(
                 digest=planned.checksum,
             )
             # On stderr, so stdout is exactly what `show` prints for this plan.
-            _stderr(f"Saved the plan to {out}. To apply exactly this plan:")
-            _stderr(f"    batchplan apply {shlex.quote(out)}")
+            for line in saved_lines(planned.plan, out):
+                _stderr(line)
     return plan_exit_code(planned.plan, detailed_exitcode=detailed_exitcode)
+
+
+def saved_lines(plan: Plan, out: str) -> list[str]:
+    """Where the plan was saved, and what applying it would do: never a command
+    that would only be refused."""
+    command = f"batchplan apply {shlex.quote(out)}"
+    if plan.conflicts:
+        return [
+            f"Saved the plan to {out}. It has conflicts, so apply refuses it; "
+            "resolve them and make a new plan."
+        ]
+    if plan.unsafe:
+        return [
+            f"Saved the plan to {out}. It is over a safety limit: apply refuses it without "
+            "--force. If the review accepts that:",
+            f"    {command} --force",
+        ]
+    if not plan.summary.has_changes:
+        return [f"Saved the plan to {out}. It has no changes: applying it does nothing."]
+    return [f"Saved the plan to {out}. To apply exactly this plan:", f"    {command}"]
+
+
+def reserved_for_state(options: Options) -> list[str]:
+    """The local state files (and their locks) a plan file must never replace."""
+    locations = [DEFAULT_STATE, DEFAULT_SANDBOX_STATE]
+    if options.state is not None and "://" not in options.state:
+        locations.append(options.state)
+    return [name for location in locations for name in (location, location + ".lock")]
 
 
 def show(path: str, options: Options, echo: Callable[[str], None], *, fmt: str = "text") -> int:
