@@ -218,6 +218,11 @@ def _expected_types(types: Any) -> str:
     return " or ".join(_TYPE_WORDS.get(str(name), str(name)) for name in names)
 
 
+def describe_value(value: Any, written: str | None) -> str:
+    """``value`` as a message shows it: as ``written`` when it came from ``${NAME}``."""
+    return _describe(value, written)
+
+
 def _describe(value: Any, written: str | None) -> str:
     """A short rendering of a value for a message; never a whole mapping or list."""
     if written is not None:

@@ -549,3 +549,69 @@ def test_a_callback_with_whitespace_is_refused_even_from_a_variable(
     (problem,) = problems_of([path], {"HOOK": value})
     assert "batches[0].callback" in problem
     assert "${HOOK}" in problem and value.strip() not in problem
+
+
+@pytest.mark.parametrize(
+    ("callback", "reason"),
+    [
+        ("https://[::1", "not a well-formed URL"),
+        ("https://x]/hook", "not a well-formed URL"),
+        ("https://x.example.com:http/hook", "port must be a number"),
+        ("https://x.example.com:99999/hook", "port must be a number"),
+        ("https://:443/hook", "has no host"),
+    ],
+)
+def test_a_callback_the_api_cannot_parse_is_refused_where_written(
+    tmp_path: Path, callback: str, reason: str
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        f"version: 1\nbatches:\n  - name: a\n    project: p\n    callback: '{callback}'\n",
+    )
+    (problem,) = problems_of([path])
+    assert problem.startswith(f"{path}:5:15: batches[0].callback: must be an http:// or https://")
+    assert reason in problem
+
+
+def test_a_malformed_callback_in_defaults_is_reported_once_at_the_default(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\ndefaults: {project: p, callback: 'https://[::1'}\n"
+        "batches:\n  - {name: a}\n  - {name: b}\n",
+    )
+    (problem,) = problems_of([path])
+    assert problem.startswith(f"{path}:2:34: defaults.callback: must be an http:// or https://")
+
+
+def test_a_malformed_callback_from_a_variable_is_refused_without_its_value(
+    tmp_path: Path,
+) -> None:
+    secret = "https://user:S3CRET@[::1"
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - {name: b, project: p, callback: '${HOOK}'}\n",
+    )
+    (problem,) = problems_of([path], {"HOOK": secret})
+    assert "batches[0].callback" in problem and "got '${HOOK}'" in problem
+    assert "S3CRET" not in problem and "::1" not in problem
+    # Unset, validate cannot check it: a note, not an error.
+    from batchplan.config import check_config
+
+    assert check_config([path], {}, require_variables=False).config is not None
+
+
+def test_a_generated_malformed_callback_is_refused_per_batch(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - for_each: {h: ['x.example', '[::1']}\n"
+        "    name: b_${each.h}\n    project: p\n    callback: 'https://${HOOK}${each.h}/x'\n",
+    )
+    (problem,) = problems_of([path], {"HOOK": "tok3n@"})
+    assert "batches[0] (h=[::1).callback: must be an http:// or https://" in problem
+    assert "got 'https://${HOOK}[::1/x'" in problem and "tok3n" not in problem

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import requests
 
 from batchplan.config import check_config, load_config, read_variables
 from batchplan.errors import ConfigError
@@ -327,3 +328,19 @@ def test_json_format_for_a_missing_file_has_no_position(cli: CLI) -> None:
     assert github.out.splitlines() == [
         "::error file=missing.yaml::missing.yaml: no such file or folder"
     ]
+
+
+def test_a_callback_the_api_cannot_parse_fails_validate_and_apply_before_any_call(
+    cli: CLI,
+) -> None:
+    cli.write(
+        "batchplan.yaml",
+        'version: 1\nbatches:\n  - {name: a, project: p, callback: "https://[::1"}\n',
+    )
+    checked = cli("validate")
+    assert checked.code == 1
+    assert "batchplan.yaml:3:37: batches[0].callback: must be an http:// or https://" in checked.err
+    applied = cli("apply", "--auto-approve", "--max-retries", "0")
+    assert applied.code == 1 and "batches[0].callback" in applied.err
+    assert "Traceback" not in applied.err and "HTTP 500" not in applied.err
+    assert requests.get(f"{cli.sandbox.url}/batches", timeout=10).json()["totalDocs"] == 0
