@@ -269,7 +269,8 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         for key, value in root.items():
             line, column = root.key_marks[key]
             if not _VARIABLE_NAME.fullmatch(key):
-                problems.append(f"{file}:{line}:{column}: {key}: {_BAD_NAME}")
+                # A key that is no name may be a value typed in its place.
+                problems.append(f"{file}:{line}:{column}: {_BAD_NAME}")
             elif isinstance(value, str):
                 found[key] = value
             elif isinstance(value, int) and not isinstance(value, bool):
@@ -279,17 +280,28 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
                 problems.append(
                     f"{file}:{line}:{column}: {key}: expected a string; quote the value"
                 )
-    for assignment in assignments:
+    for number, assignment in enumerate(assignments, 1):
+        # A malformed entry is named by its position only: its text may be a
+        # secret typed with ':' for '=' (NAME:https://user:token@host).
         key, equals, value = assignment.partition("=")
+        which = f"the {_ordinal(number)} --var"
         if not equals:
-            problems.append(f"--var {key!r}: expected NAME=VALUE")
+            problems.append(f"{which}: expected NAME=VALUE, and it has no '='")
         elif not _VARIABLE_NAME.fullmatch(key):
-            problems.append(f"--var {key!r}: {_BAD_NAME}")
+            problems.append(f"{which}: expected NAME=VALUE, and in NAME {_BAD_NAME}")
         else:
             found[key] = value
     if problems:
         raise ConfigError(problems)
     return found
+
+
+def _ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
 
 
 _VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
