@@ -464,7 +464,11 @@ class _Builder:
                 int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
             }
             for index, entry in enumerate(entries):
-                if index in broken_entries or not isinstance(entry, YamlMap):
+                if not isinstance(entry, YamlMap):
+                    continue
+                if index in broken_entries:
+                    # Its schema problems do not hide an independent one.
+                    self._no_project(file, f"batches[{index}]", entry)
                     continue
                 if "for_each" in entry:
                     batches.extend(self._expand(file, index, entry, defaults))
@@ -534,22 +538,27 @@ class _Builder:
                 message = _typed_message(field, values[field])
                 self._problem(file, entry.value_marks[field], f"{where}.{field}", message)
                 ok = False
-        if values["project"] is None:
-            if "project" in entry:
-                mark, message = (
-                    entry.value_marks["project"],
-                    "null means no project here, but a batch needs one",
-                )
-                self._problem(file, mark, f"{where}.project", message)
-            else:
-                self._problem(
-                    file,
-                    entry.mark,
-                    where,
-                    "no project: set 'project' on the batch or in this file's 'defaults'",
-                )
+        if self._no_project(file, where, entry):
             ok = False
         return values if ok else None
+
+    def _no_project(self, file: _File, where: str, entry: YamlMap) -> bool:
+        """Report a batch that has no project, on it or in the defaults; True if so."""
+        path = f"{where}.project"
+        if path in file.unknown or _is_broken(file.broken, path):
+            # An unset variable, or a value the schema already refused.
+            return False
+        if "project" in entry:
+            if entry["project"] is not None:
+                return False
+            message = "null means no project here, but a batch needs one"
+            self._problem(file, entry.value_marks["project"], path, message)
+        elif self.base.get("project") is None:
+            message = "no project: set 'project' on the batch or in this file's 'defaults'"
+            self._problem(file, entry.mark, where, message)
+        else:
+            return False
+        return True
 
     def _callback_ok(self, file: _File, source: YamlMap, where: str) -> bool:
         """Check ``source``'s callback as the API will parse it; False after a problem.

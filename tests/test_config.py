@@ -615,3 +615,45 @@ def test_a_generated_malformed_callback_is_refused_per_batch(tmp_path: Path) -> 
     (problem,) = problems_of([path], {"HOOK": "tok3n@"})
     assert "batches[0] (h=[::1).callback: must be an http:// or https://" in problem
     assert "got 'https://${HOOK}[::1/x'" in problem and "tok3n" not in problem
+
+
+def test_a_missing_project_is_reported_beside_the_batchs_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - {}\n  - name: x\n  - {name: y, priority: 99}\n"
+        "  - {name: z, priority: 99, project: null}\n  - {name: w, project: 5}\n",
+    )
+    no_project = "no project: set 'project' on the batch or in this file's 'defaults'"
+    assert problems_of([path]) == (
+        f"{path}:3:5: batches[0]: missing required field 'name'",
+        f"{path}:3:5: batches[0]: {no_project}",
+        f"{path}:4:5: batches[1]: {no_project}",
+        f"{path}:5:5: batches[2]: {no_project}",
+        f"{path}:5:25: batches[2].priority: 99 is greater than the maximum of 30",
+        f"{path}:6:25: batches[3].priority: 99 is greater than the maximum of 30",
+        f"{path}:6:38: batches[3].project: null means no project here, but a batch needs one",
+        f"{path}:7:24: batches[4].project: expected a string, got 5",
+    )
+
+
+def test_a_project_in_defaults_or_an_unset_variable_is_not_missing(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\ndefaults: {project: p}\nbatches:\n  - {name: y, priority: 99}\n",
+    )
+    assert problems_of([path]) == (
+        f"{path}:4:25: batches[0].priority: 99 is greater than the maximum of 30",
+    )
+    path = write(
+        tmp_path,
+        "d.yaml",
+        "version: 1\nbatches:\n  - {name: y, priority: 99, project: '${P}'}\n",
+    )
+    from batchplan.config import check_config
+
+    found = [str(p) for p in check_config([path], {}, require_variables=False).errors]
+    assert found == [f"{path}:3:25: batches[0].priority: 99 is greater than the maximum of 30"]
