@@ -657,3 +657,32 @@ def test_a_project_in_defaults_or_an_unset_variable_is_not_missing(tmp_path: Pat
 
     found = [str(p) for p in check_config([path], {}, require_variables=False).errors]
     assert found == [f"{path}:3:25: batches[0].priority: 99 is greater than the maximum of 30"]
+
+
+def test_a_variable_set_to_the_empty_string_is_the_empty_string_not_null(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - name: ${N}\n    project: ${P}\n    priority: ${Q}\n",
+    )
+    empty = "which expands to the empty string"
+    assert problems_of([path], {"N": "", "P": "", "Q": ""}) == (
+        f"{path}:3:11: batches[0].name: must not be empty, got '${{N}}', {empty}",
+        f"{path}:4:14: batches[0].project: must not be empty, got '${{P}}', {empty}",
+        f"{path}:5:15: batches[0].priority: expected an integer, got '${{Q}}', {empty}",
+    )
+
+
+def test_an_empty_variable_gives_no_callback_and_an_empty_metadata_value(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - name: a\n    project: p\n    callback: ${H}\n"
+        "    metadata:\n      team: ${H}\n",
+    )
+    (batch,) = load_config([path], {"H": ""}).batches
+    assert (batch.callback, batch.metadata) == (None, {"team": ""})
