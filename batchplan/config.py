@@ -26,6 +26,7 @@ from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
+from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
@@ -39,7 +40,13 @@ from batchplan.foreach import (
     loop_of,
 )
 from batchplan.model import Config, DesiredBatch, Position, Settings
-from batchplan.schema import JsonPath, config_validator, fast_check, schema_problems
+from batchplan.schema import (
+    JsonPath,
+    config_validator,
+    describe_value,
+    fast_check,
+    schema_problems,
+)
 from batchplan.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
@@ -262,7 +269,8 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         for key, value in root.items():
             line, column = root.key_marks[key]
             if not _VARIABLE_NAME.fullmatch(key):
-                problems.append(f"{file}:{line}:{column}: {key}: {_BAD_NAME}")
+                # A key that is no name may be a value typed in its place.
+                problems.append(f"{file}:{line}:{column}: {_BAD_NAME}")
             elif isinstance(value, str):
                 found[key] = value
             elif isinstance(value, int) and not isinstance(value, bool):
@@ -272,17 +280,28 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
                 problems.append(
                     f"{file}:{line}:{column}: {key}: expected a string; quote the value"
                 )
-    for assignment in assignments:
+    for number, assignment in enumerate(assignments, 1):
+        # A malformed entry is named by its position only: its text may be a
+        # secret typed with ':' for '=' (NAME:https://user:token@host).
         key, equals, value = assignment.partition("=")
+        which = f"the {_ordinal(number)} --var"
         if not equals:
-            problems.append(f"--var {key!r}: expected NAME=VALUE")
+            problems.append(f"{which}: expected NAME=VALUE, and it has no '='")
         elif not _VARIABLE_NAME.fullmatch(key):
-            problems.append(f"--var {key!r}: {_BAD_NAME}")
+            problems.append(f"{which}: expected NAME=VALUE, and in NAME {_BAD_NAME}")
         else:
             found[key] = value
     if problems:
         raise ConfigError(problems)
     return found
+
+
+def _ordinal(number: int) -> str:
+    """1st, 2nd, 3rd, 4th, ... 11th, 12th, 13th, ... 21st."""
+    suffix = (
+        "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    )
+    return f"{number}{suffix}"
 
 
 _VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -445,7 +464,11 @@ class _Builder:
                 int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
             }
             for index, entry in enumerate(entries):
-                if index in broken_entries or not isinstance(entry, YamlMap):
+                if not isinstance(entry, YamlMap):
+                    continue
+                if index in broken_entries:
+                    # Its schema problems do not hide an independent one.
+                    self._no_project(file, f"batches[{index}]", entry)
                     continue
                 if "for_each" in entry:
                     batches.extend(self._expand(file, index, entry, defaults))
@@ -488,6 +511,8 @@ class _Builder:
                     _typed_message(field, value),
                 )
                 ok = False
+            elif field == "callback" and not self._callback_ok(file, defaults, "defaults"):
+                ok = False
             base[field] = value
         self.base = base
         return ok
@@ -504,6 +529,8 @@ class _Builder:
                 if f"{where}.{field}" in file.unknown and not isinstance(entry[field], Template):
                     # An unset variable, told as a note: nothing more is known.
                     values[field] = "" if field == "project" else None
+        if "callback" in entry and not self._callback_ok(file, entry, where):
+            ok = False
         for field in entry:
             if field in _TYPED_FIELDS and isinstance(values[field], str):
                 # The schema lets "${NAME}" through for editors; after expansion
@@ -511,22 +538,43 @@ class _Builder:
                 message = _typed_message(field, values[field])
                 self._problem(file, entry.value_marks[field], f"{where}.{field}", message)
                 ok = False
-        if values["project"] is None:
-            if "project" in entry:
-                mark, message = (
-                    entry.value_marks["project"],
-                    "null means no project here, but a batch needs one",
-                )
-                self._problem(file, mark, f"{where}.project", message)
-            else:
-                self._problem(
-                    file,
-                    entry.mark,
-                    where,
-                    "no project: set 'project' on the batch or in this file's 'defaults'",
-                )
+        if self._no_project(file, where, entry):
             ok = False
         return values if ok else None
+
+    def _no_project(self, file: _File, where: str, entry: YamlMap) -> bool:
+        """Report a batch that has no project, on it or in the defaults; True if so."""
+        path = f"{where}.project"
+        if path in file.unknown or _is_broken(file.broken, path):
+            # An unset variable, or a value the schema already refused.
+            return False
+        if "project" in entry:
+            if entry["project"] is not None:
+                return False
+            message = "null means no project here, but a batch needs one"
+            self._problem(file, entry.value_marks["project"], path, message)
+        elif self.base.get("project") is None:
+            message = "no project: set 'project' on the batch or in this file's 'defaults'"
+            self._problem(file, entry.mark, where, message)
+        else:
+            return False
+        return True
+
+    def _callback_ok(self, file: _File, source: YamlMap, where: str) -> bool:
+        """Check ``source``'s callback as the API will parse it; False after a problem.
+
+        A value with ``${each.NAME}`` is checked per generated batch instead,
+        and one whose variable is unset (in validate) cannot be checked.
+        """
+        value = source.get("callback")
+        path = f"{where}.callback"
+        if not isinstance(value, str) or isinstance(value, Template) or path in file.unknown:
+            return True
+        message = callback_message(value, source.written.get("callback"))
+        if message is None:
+            return True
+        self._problem(file, source.value_marks["callback"], path, message)
+        return False
 
     def _batch(
         self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
@@ -803,11 +851,16 @@ class _Builder:
             if callback_t is not None:
                 callback = callback_t.render(combo) or None
                 callback_shown = callback_t.render_shown(combo) if callback else None
-                if callback and callback_known and not callback_ok(callback):
-                    bad.extend(
-                        ("callback", m)
-                        for m in _field_problems(callback, callback_shown, callback_check)
-                    )
+                if callback and callback_known:
+                    if not callback_ok(callback):
+                        bad.extend(
+                            ("callback", m)
+                            for m in _field_problems(callback, callback_shown, callback_check)
+                        )
+                    else:
+                        message = callback_message(callback, callback_shown)
+                        if message is not None:
+                            bad.append(("callback", message))
             if bad:
                 label = f"{where} ({_each_text(each)})"
                 for field, message in bad:
@@ -864,6 +917,49 @@ class _Builder:
 
 
 _STRING_FIELDS: Final = ("name", "project", "callback", "metadata")
+_CALLBACK_RULE: Final = 'must be an http:// or https:// URL, an e-mail address, or ""'
+_EMAIL: Final = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
+
+
+def callback_problem(value: str) -> str | None:
+    """Why ``value`` is not a callback the API accepts, or None when it is one.
+
+    The schema's pattern is what editors can check; this parses a URL as the
+    API's side does (``urllib.parse.urlsplit``), which no pattern can: an
+    unclosed ``[`` around the host, a port that is no number. The reasons
+    never repeat the value, which may hold a token.
+    """
+    if value == "":
+        return None
+    if any(char.isspace() for char in value):
+        return "it holds whitespace"
+    if not value.startswith(("http://", "https://")):
+        return None if _EMAIL.fullmatch(value) else "it is neither a URL nor an e-mail address"
+    try:
+        url = urlsplit(value)
+    except ValueError:
+        # urlsplit's own wording may quote the host: keep the value out of it.
+        return (
+            "it is not a well-formed URL (a '[' or ']' around the host is unmatched or misplaced)"
+        )
+    try:
+        # .port raises for a port that is no number or out of range.
+        url.port  # noqa: B018
+    except ValueError:
+        return "its port must be a number from 0 to 65535"
+    if not url.hostname:
+        return "it has no host"
+    return None
+
+
+def callback_message(value: str, written: str | None) -> str | None:
+    """The message for a callback :func:`callback_problem` refuses, showing it as written."""
+    reason = callback_problem(value)
+    if reason is None:
+        return None
+    return f"{_CALLBACK_RULE}, got {describe_value(value, written)}: {reason}"
+
+
 #: Problems shown per for_each entry; the rest are counted in one more line.
 _SHOWN_PER_ENTRY: Final = 10
 _CHECKED_FIELDS: Final = ("name", "project", "callback")

@@ -127,7 +127,11 @@ def _explain(
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
-    got = _describe(instance, shown(path))
+    written = shown(path)
+    got = _describe(instance, written)
+    if written is not None and instance == "":
+        # The variable is named, as written; its value is known to be empty.
+        got = f"{got}, which expands to the empty string"
 
     if kind == "additionalProperties" and isinstance(instance, dict):
         known = sorted(schema.get("properties", {}))
@@ -154,7 +158,7 @@ def _explain(
     elif kind == "minimum":
         yield SchemaProblem(path, f"{got} is less than the minimum of {error.validator_value}")
     elif kind == "minLength" and error.validator_value == 1:
-        yield SchemaProblem(path, "must not be empty")
+        yield SchemaProblem(path, "must not be empty" + (f", got {got}" if written else ""))
     elif kind == "pattern":
         hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
         yield SchemaProblem(path, f"{hint}, got {got}")
@@ -216,6 +220,11 @@ def _expected_types(types: Any) -> str:
     if len(names) > 1 and "null" in names:
         names.remove("null")
     return " or ".join(_TYPE_WORDS.get(str(name), str(name)) for name in names)
+
+
+def describe_value(value: Any, written: str | None) -> str:
+    """``value`` as a message shows it: as ``written`` when it came from ``${NAME}``."""
+    return _describe(value, written)
 
 
 def _describe(value: Any, written: str | None) -> str:

@@ -478,7 +478,10 @@ class _Composer:
                 written = raw
         if tag is None or tag == "!":
             # (plain, quoted) implicit flags: only an untagged plain scalar is typed.
-            value = _core_value(text) if event.implicit[0] and tag is None else text
+            # A variable set to "" gives "", not the null an empty plain
+            # scalar means: `name: ${N}` with N= is an empty name, told as such.
+            typed = event.implicit[0] and tag is None and (text or written is None)
+            value = _core_value(text) if typed else text
         elif tag == _STR:
             value = text
         elif tag in (_INT, _FLOAT, _BOOL, _NULL):

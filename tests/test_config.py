@@ -549,3 +549,140 @@ def test_a_callback_with_whitespace_is_refused_even_from_a_variable(
     (problem,) = problems_of([path], {"HOOK": value})
     assert "batches[0].callback" in problem
     assert "${HOOK}" in problem and value.strip() not in problem
+
+
+@pytest.mark.parametrize(
+    ("callback", "reason"),
+    [
+        ("https://[::1", "not a well-formed URL"),
+        ("https://x]/hook", "not a well-formed URL"),
+        ("https://x.example.com:http/hook", "port must be a number"),
+        ("https://x.example.com:99999/hook", "port must be a number"),
+        ("https://:443/hook", "has no host"),
+    ],
+)
+def test_a_callback_the_api_cannot_parse_is_refused_where_written(
+    tmp_path: Path, callback: str, reason: str
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        f"version: 1\nbatches:\n  - name: a\n    project: p\n    callback: '{callback}'\n",
+    )
+    (problem,) = problems_of([path])
+    assert problem.startswith(f"{path}:5:15: batches[0].callback: must be an http:// or https://")
+    assert reason in problem
+
+
+def test_a_malformed_callback_in_defaults_is_reported_once_at_the_default(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\ndefaults: {project: p, callback: 'https://[::1'}\n"
+        "batches:\n  - {name: a}\n  - {name: b}\n",
+    )
+    (problem,) = problems_of([path])
+    assert problem.startswith(f"{path}:2:34: defaults.callback: must be an http:// or https://")
+
+
+def test_a_malformed_callback_from_a_variable_is_refused_without_its_value(
+    tmp_path: Path,
+) -> None:
+    secret = "https://user:S3CRET@[::1"
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - {name: b, project: p, callback: '${HOOK}'}\n",
+    )
+    (problem,) = problems_of([path], {"HOOK": secret})
+    assert "batches[0].callback" in problem and "got '${HOOK}'" in problem
+    assert "S3CRET" not in problem and "::1" not in problem
+    # Unset, validate cannot check it: a note, not an error.
+    from batchplan.config import check_config
+
+    assert check_config([path], {}, require_variables=False).config is not None
+
+
+def test_a_generated_malformed_callback_is_refused_per_batch(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - for_each: {h: ['x.example', '[::1']}\n"
+        "    name: b_${each.h}\n    project: p\n    callback: 'https://${HOOK}${each.h}/x'\n",
+    )
+    (problem,) = problems_of([path], {"HOOK": "tok3n@"})
+    assert "batches[0] (h=[::1).callback: must be an http:// or https://" in problem
+    assert "got 'https://${HOOK}[::1/x'" in problem and "tok3n" not in problem
+
+
+def test_a_missing_project_is_reported_beside_the_batchs_other_problems(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - {}\n  - name: x\n  - {name: y, priority: 99}\n"
+        "  - {name: z, priority: 99, project: null}\n  - {name: w, project: 5}\n",
+    )
+    no_project = "no project: set 'project' on the batch or in this file's 'defaults'"
+    assert problems_of([path]) == (
+        f"{path}:3:5: batches[0]: missing required field 'name'",
+        f"{path}:3:5: batches[0]: {no_project}",
+        f"{path}:4:5: batches[1]: {no_project}",
+        f"{path}:5:5: batches[2]: {no_project}",
+        f"{path}:5:25: batches[2].priority: 99 is greater than the maximum of 30",
+        f"{path}:6:25: batches[3].priority: 99 is greater than the maximum of 30",
+        f"{path}:6:38: batches[3].project: null means no project here, but a batch needs one",
+        f"{path}:7:24: batches[4].project: expected a string, got 5",
+    )
+
+
+def test_a_project_in_defaults_or_an_unset_variable_is_not_missing(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\ndefaults: {project: p}\nbatches:\n  - {name: y, priority: 99}\n",
+    )
+    assert problems_of([path]) == (
+        f"{path}:4:25: batches[0].priority: 99 is greater than the maximum of 30",
+    )
+    path = write(
+        tmp_path,
+        "d.yaml",
+        "version: 1\nbatches:\n  - {name: y, priority: 99, project: '${P}'}\n",
+    )
+    from batchplan.config import check_config
+
+    found = [str(p) for p in check_config([path], {}, require_variables=False).errors]
+    assert found == [f"{path}:3:25: batches[0].priority: 99 is greater than the maximum of 30"]
+
+
+def test_a_variable_set_to_the_empty_string_is_the_empty_string_not_null(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - name: ${N}\n    project: ${P}\n    priority: ${Q}\n",
+    )
+    empty = "which expands to the empty string"
+    assert problems_of([path], {"N": "", "P": "", "Q": ""}) == (
+        f"{path}:3:11: batches[0].name: must not be empty, got '${{N}}', {empty}",
+        f"{path}:4:14: batches[0].project: must not be empty, got '${{P}}', {empty}",
+        f"{path}:5:15: batches[0].priority: expected an integer, got '${{Q}}', {empty}",
+    )
+
+
+def test_an_empty_variable_gives_no_callback_and_an_empty_metadata_value(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        "c.yaml",
+        "version: 1\nbatches:\n  - name: a\n    project: p\n    callback: ${H}\n"
+        "    metadata:\n      team: ${H}\n",
+    )
+    (batch,) = load_config([path], {"H": ""}).batches
+    assert (batch.callback, batch.metadata) == (None, {"team": ""})

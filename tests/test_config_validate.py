@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import requests
 
 from batchplan.config import check_config, load_config, read_variables
 from batchplan.errors import ConfigError
@@ -147,11 +148,16 @@ def test_var_beats_var_file_beats_environment(
 @pytest.mark.parametrize(
     ("assignments", "file_text", "expected"),
     [
-        (["NOEQUALS"], None, "--var 'NOEQUALS': expected NAME=VALUE"),
-        ([f"1X={SECRET}"], None, "--var '1X': a variable name is letters"),
+        (["NOEQUALS"], None, "the 1st --var: expected NAME=VALUE, and it has no '='"),
+        (["A=1", f"1X={SECRET}"], None, "the 2nd --var: expected NAME=VALUE, and in NAME a"),
+        (["A=1", "B=2", f"HOOK:{SECRET}"], None, "the 3rd --var: expected NAME=VALUE"),
+        ([f"HOOK:{SECRET}?a=b"], None, "the 1st --var: expected NAME=VALUE, and in NAME a"),
         ([], f"K: [{SECRET}]\n", "vars.yaml:1:4: K: expected a string; quote the value"),
         ([], f"K: {{a: {SECRET}}}\n", "expected a string"),
-        ([], f"bad-name: {SECRET}\n", "vars.yaml:1:1: bad-name: a variable name"),
+        ([], f"bad-name: {SECRET}\n", "vars.yaml:1:1: a variable name"),
+        ([], f"'{SECRET}': x\n", "vars.yaml:1:1: a variable name"),
+        ([], f"K: 1\nK: {SECRET}\n", "vars.yaml:2:1:"),
+        ([], f"K: '{SECRET}\n", "invalid YAML"),
         ([], "- a\n", "vars.yaml:1:1: the top level must be a mapping of variable names to"),
         ([], "", "vars.yaml:1:1: the file is empty; it needs a mapping of variable names"),
     ],
@@ -327,3 +333,27 @@ def test_json_format_for_a_missing_file_has_no_position(cli: CLI) -> None:
     assert github.out.splitlines() == [
         "::error file=missing.yaml::missing.yaml: no such file or folder"
     ]
+
+
+def test_a_callback_the_api_cannot_parse_fails_validate_and_apply_before_any_call(
+    cli: CLI,
+) -> None:
+    cli.write(
+        "batchplan.yaml",
+        'version: 1\nbatches:\n  - {name: a, project: p, callback: "https://[::1"}\n',
+    )
+    checked = cli("validate")
+    assert checked.code == 1
+    assert "batchplan.yaml:3:37: batches[0].callback: must be an http:// or https://" in checked.err
+    applied = cli("apply", "--auto-approve", "--max-retries", "0")
+    assert applied.code == 1 and "batches[0].callback" in applied.err
+    assert "Traceback" not in applied.err and "HTTP 500" not in applied.err
+    assert requests.get(f"{cli.sandbox.url}/batches", timeout=10).json()["totalDocs"] == 0
+
+
+def test_a_var_typed_with_a_colon_is_named_by_position_not_echoed(cli: CLI) -> None:
+    cli.write("leak.yaml", HOOKED)
+    result = cli("validate", "leak.yaml", "--var", "A=1", "--var", "HOOK:https://user:SECRET7@x")
+    assert result.code == 1
+    assert "the 2nd --var: expected NAME=VALUE" in result.err
+    assert "SECRET7" not in result.out + result.err and "HOOK" not in result.err

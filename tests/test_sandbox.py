@@ -129,6 +129,10 @@ def test_official_client_defaults_and_email_callback_are_accepted(sandbox: Sandb
         (b'{"name": "b", "project": "p", "callback": "ftp://x.example"}', "callback"),
         (b'{"name": "b", "project": "p", "callback": "not a url"}', "callback"),
         (b'{"name": "b", "project": "p", "callback": 7}', "callback"),
+        (b'{"name": "b", "project": "p", "callback": "https://[::1"}', "callback"),
+        (b'{"name": "b", "project": "p", "callback": "https://x]/"}', "callback"),
+        (b'{"name": "b", "project": "p", "callback": "https://x:port/"}', "callback"),
+        (b'{"name": "b", "project": "p", "callback": "https://:443/"}', "callback"),
         (b'{"name": "b", "project": "p", "metadata": [1]}', "metadata"),
     ],
 )

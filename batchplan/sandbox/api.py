@@ -50,10 +50,22 @@ def _callback(body: dict[str, Any]) -> str:
         return ""
     if not isinstance(value, str):
         raise ErrorReply(400, f"callback must be a string, not {describe(value)}")
-    url = urlsplit(value)
-    if (url.scheme in ("http", "https") and url.netloc) or _EMAIL.fullmatch(value):
+    if _EMAIL.fullmatch(value) or _is_http_url(value):
         return value
-    raise ErrorReply(400, f"callback must be an http(s) URL or an e-mail address, not {value!r}")
+    # The value may hold a token: the answer does not repeat it.
+    raise ErrorReply(400, "callback must be an http(s) URL with a host, or an e-mail address")
+
+
+def _is_http_url(value: str) -> bool:
+    """Whether ``value`` parses as an http(s) URL with a host and a numeric port, if any."""
+    try:
+        url = urlsplit(value)
+        # .port raises for a port that is no number or out of range.
+        url.port  # noqa: B018
+    except ValueError:
+        # "https://[::1" and the like: a bad request, not a server error.
+        return False
+    return url.scheme in ("http", "https") and bool(url.hostname)
 
 
 def create_batch(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
