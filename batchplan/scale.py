@@ -431,6 +431,10 @@ class ScaleClient:
 
     def _json(self, method: str, path: str, response: requests.Response) -> Any:
         if response.status_code == 404:
+            # Any 404 is believed only once the endpoint is known to be the API:
+            # without /v1 every path is missing, and each command would misread
+            # it its own way (a project missing, a batch not created).
+            self.check_endpoint()
             raise NotFoundError(method, path, 404, _error_message(response))
         if response.status_code != 200:
             raise ApiError(method, path, response.status_code, _error_message(response))
@@ -450,11 +454,12 @@ class ScaleClient:
         The account's listing always exists on the API, so a 404, a web page
         or JSON without a ``docs`` list there means the base URL is wrong (most
         often it lacks ``/v1``), not that a project or batch is missing.
-        Probed once, and only when an answer is suspect, so a healthy run
-        makes no extra call.
+        Probed once, and only when an answer is suspect and no listing has
+        proved the endpoint yet, so a healthy run makes no extra call. Not
+        after ``cancel()``: the suspect answer stands as it is.
         """
         with self._endpoint_lock:
-            if self._endpoint_checked:
+            if self._endpoint_checked or self._cancelled.is_set():
                 return
             response = self.request("GET", "/batches", params={"limit": 1})
             status = response.status_code
@@ -507,15 +512,12 @@ class ScaleClient:
         if project is not None:
             params["project"] = project
             shown = f"/batches?project={quote_segment(project)}&offset={offset}"
-        try:
-            data = self._call("GET", path, params=params)
-        except NotFoundError:
-            # The listing always exists: a 404 may be a missing project, or no API.
-            self.check_endpoint()
-            raise
+        data = self._call("GET", path, params=params)
         if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
             self.check_endpoint()
             raise ApiError("GET", shown, 200, "unexpected answer: no 'docs' list in the envelope")
+        # A listing envelope proves the endpoint: a later 404 needs no probe.
+        self._endpoint_checked = True
         has_more = data.get("has_more")
         if not isinstance(has_more, bool):
             raise ApiError("GET", shown, 200, "unexpected answer: 'has_more' is not a boolean")
