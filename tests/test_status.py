@@ -153,3 +153,40 @@ def test_a_batch_not_created_on_the_right_endpoint_is_still_not_created(cli: CLI
     result = cli("status", "--format", "json", "--endpoint", cli.sandbox.url, endpoint=False)
     assert result.code == 0, result.err
     assert {row["status"] for row in json.loads(result.out)["batches"]} == {"not_created"}
+
+
+def test_unset_callback_and_metadata_variables_do_not_stop_status(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOOK_TOKEN", raising=False)
+    monkeypatch.delenv("OWNER", raising=False)
+    cli.write(
+        "batchplan.yaml",
+        """\
+        version: 1
+        batches:
+          - name: cats_a
+            project: cats
+            callback: "https://hooks.example/${HOOK_TOKEN}"
+            metadata: {owner: "${OWNER}"}
+        """,
+    )
+    result = cli("status", "--format", "json", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    assert [row["name"] for row in json.loads(result.out)["batches"]] == ["cats_a"]
+
+
+@pytest.mark.parametrize("field", ["name", "project"])
+def test_an_unset_variable_in_a_name_or_project_is_an_error_naming_it(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    monkeypatch.delenv("RUN_ID", raising=False)
+    values = {"name": "cats_a", "project": "cats", field: "x_${RUN_ID}"}
+    cli.write(
+        "batchplan.yaml",
+        f"version: 1\nbatches:\n  - {{name: '{values['name']}', project: '{values['project']}'}}\n",
+    )
+    result = cli("status", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 1
+    assert "RUN_ID" in result.err and f"batches[0].{field}" in result.err
+    assert "Traceback" not in result.err
