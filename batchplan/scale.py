@@ -246,6 +246,10 @@ class ScaleClient:
         self._listeners: list[tuple[Callable[[Attempt], None], bool]] = []
         self._bodies = False
         self._cancelled = threading.Event()
+        # Attempts sent and not yet answered: not those waiting for the
+        # limiter or sleeping before a retry.
+        self._on_wire = 0
+        self._on_wire_lock = threading.Lock()
         self._endpoint_checked = False
         self._endpoint_lock = threading.Lock()
 
@@ -265,6 +269,12 @@ class ScaleClient:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """HTTP attempts sent and not answered yet, at this moment."""
+        with self._on_wire_lock:
+            return self._on_wire
 
     def add_listener(self, listener: Callable[[Attempt], None], *, bodies: bool = False) -> None:
         """Call ``listener`` after every HTTP attempt, on the calling thread.
@@ -328,6 +338,8 @@ class ScaleClient:
             status: int | None = None
             signal = Signal.UNKNOWN
             response: requests.Response | None = None
+            with self._on_wire_lock:
+                self._on_wire += 1
             try:
                 response = self._session.request(
                     method,
@@ -366,10 +378,13 @@ class ScaleClient:
             except BaseException:
                 self.limiter.release(permit, Signal.UNKNOWN)
                 raise
-            else:
-                status = response.status_code
-                wait = _retry_after(response) if status in RETRY_STATUSES else None
-                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(status, Signal.OK)
+            finally:
+                with self._on_wire_lock:
+                    self._on_wire -= 1
+            if response is not None:
+                status = code = response.status_code
+                wait = _retry_after(response) if code in RETRY_STATUSES else None
+                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(code, Signal.OK)
             self.limiter.release(permit, signal, wait)
             if response is not None and status not in RETRY_STATUSES:
                 self._tell(self._attempt(method, path, query, attempt, started, response, body))
@@ -380,6 +395,9 @@ class ScaleClient:
                 failure = ApiError(method, path, status, _error_message(response))
             delay = wait if wait is not None else self._backoff(attempt - 1)
             give_up = attempt >= self.options.max_attempts or time.monotonic() + delay > deadline
+            # Cancelled while this attempt was on the wire: no retry will come,
+            # so listeners are told none (retry_in None).
+            cut_short = not give_up and self._cancelled.is_set()
             self._tell(
                 self._attempt(
                     method,
@@ -390,11 +408,13 @@ class ScaleClient:
                     response,
                     body,
                     error=failure.api_message,
-                    retry_in=None if give_up else delay,
+                    retry_in=None if give_up or cut_short else delay,
                 )
             )
             if give_up:
                 raise failure
+            if cut_short:
+                raise CallCancelled(method, path, status, "cancelled before its retry")
             if self._sleep is time.sleep:
                 # Woken at once by cancel(): a call in backoff is abandoned.
                 self._cancelled.wait(delay)
