@@ -90,7 +90,6 @@ class _Call:
     action: Action
     path: str | None = None
     attempts: int = 0
-    in_backoff: bool = False
 
 
 class _Calls:
@@ -101,8 +100,9 @@ class _Calls:
     attempt counts.
     """
 
-    def __init__(self, emit: EventSink) -> None:
-        self._emit = emit
+    def __init__(self, emit_retry: Callable[[RetryEvent], bool]) -> None:
+        # Emits a retry event unless the client is cancelled (no retry then).
+        self._emit_retry = emit_retry
         self._local = threading.local()
         self._lock = threading.Lock()
         self._running: dict[int, _Call] = {}
@@ -131,24 +131,17 @@ class _Calls:
             call.path = attempt.path
         if attempt.path == call.path:
             call.attempts = attempt.attempt
-        call.in_backoff = attempt.retry_in is not None
         if attempt.retry_in is None:
             return
-        with self._lock:
-            self.retries += 1
         reason = attempt.error or "failed"
         if attempt.status is not None:
             reason = f"HTTP {attempt.status}: {reason}"
-        self._emit(
-            RetryEvent(
-                call.batch, call.action.value, attempt.attempt, reason, round(attempt.retry_in, 2)
-            )
+        event = RetryEvent(
+            call.batch, call.action.value, attempt.attempt, reason, round(attempt.retry_in, 2)
         )
-
-    def on_the_wire(self) -> int:
-        """Calls waiting for an answer (not those sleeping before a retry)."""
-        with self._lock:
-            return sum(not call.in_backoff for call in self._running.values())
+        if self._emit_retry(event):
+            with self._lock:
+                self.retries += 1
 
 
 class _BatchRun:
@@ -326,7 +319,16 @@ def apply_plan(
         with lock:
             emit(event)
 
-    calls = _Calls(say)
+    def say_retry(event: RetryEvent) -> bool:
+        # Under the lock the interrupt is told with: a retry announced after
+        # "interrupted" would never happen.
+        with lock:
+            if client.cancelled:
+                return False
+            emit(event)
+            return True
+
+    calls = _Calls(say_retry)
     client.add_listener(calls.on_attempt)
 
     def should_stop() -> bool:
@@ -395,8 +397,11 @@ def apply_plan(
             remaining -= 1
         if stop.is_set() and not halted.is_set() and not cancelled:
             cancelled = True
-            client.cancel()
-            say(InterruptedEvent(in_flight=calls.on_the_wire()))
+            with lock:
+                client.cancel()
+                # Attempts on the wire now; those waiting for a slot or a retry
+                # are cancelled and will not be sent.
+                emit(InterruptedEvent(in_flight=client.in_flight))
     interrupted = stop.is_set() and not halted.is_set() and writer.error is None
 
     state_error = None

@@ -69,6 +69,9 @@ def retries_text(count: int) -> str:
 
 
 def interrupt_message(in_flight: int) -> str:
+    """The first Ctrl-C's notice; ``in_flight`` counts HTTP requests awaiting an answer."""
+    if not in_flight:
+        return "Interrupted: no call in flight, stopping"
     return (
         f"Interrupted: waiting for {plural(in_flight, 'call')} in flight (Ctrl-C again to stop now)"
     )

@@ -246,6 +246,10 @@ class ScaleClient:
         self._listeners: list[tuple[Callable[[Attempt], None], bool]] = []
         self._bodies = False
         self._cancelled = threading.Event()
+        # Attempts sent and not yet answered: not those waiting for the
+        # limiter or sleeping before a retry.
+        self._on_wire = 0
+        self._on_wire_lock = threading.Lock()
         self._endpoint_checked = False
         self._endpoint_lock = threading.Lock()
 
@@ -265,6 +269,12 @@ class ScaleClient:
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """HTTP attempts sent and not answered yet, at this moment."""
+        with self._on_wire_lock:
+            return self._on_wire
 
     def add_listener(self, listener: Callable[[Attempt], None], *, bodies: bool = False) -> None:
         """Call ``listener`` after every HTTP attempt, on the calling thread.
@@ -328,6 +338,8 @@ class ScaleClient:
             status: int | None = None
             signal = Signal.UNKNOWN
             response: requests.Response | None = None
+            with self._on_wire_lock:
+                self._on_wire += 1
             try:
                 response = self._session.request(
                     method,
@@ -366,10 +378,13 @@ class ScaleClient:
             except BaseException:
                 self.limiter.release(permit, Signal.UNKNOWN)
                 raise
-            else:
-                status = response.status_code
-                wait = _retry_after(response) if status in RETRY_STATUSES else None
-                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(status, Signal.OK)
+            finally:
+                with self._on_wire_lock:
+                    self._on_wire -= 1
+            if response is not None:
+                status = code = response.status_code
+                wait = _retry_after(response) if code in RETRY_STATUSES else None
+                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(code, Signal.OK)
             self.limiter.release(permit, signal, wait)
             if response is not None and status not in RETRY_STATUSES:
                 self._tell(self._attempt(method, path, query, attempt, started, response, body))
@@ -380,6 +395,9 @@ class ScaleClient:
                 failure = ApiError(method, path, status, _error_message(response))
             delay = wait if wait is not None else self._backoff(attempt - 1)
             give_up = attempt >= self.options.max_attempts or time.monotonic() + delay > deadline
+            # Cancelled while this attempt was on the wire: no retry will come,
+            # so listeners are told none (retry_in None).
+            cut_short = not give_up and self._cancelled.is_set()
             self._tell(
                 self._attempt(
                     method,
@@ -390,11 +408,13 @@ class ScaleClient:
                     response,
                     body,
                     error=failure.api_message,
-                    retry_in=None if give_up else delay,
+                    retry_in=None if give_up or cut_short else delay,
                 )
             )
             if give_up:
                 raise failure
+            if cut_short:
+                raise CallCancelled(method, path, status, "cancelled before its retry")
             if self._sleep is time.sleep:
                 # Woken at once by cancel(): a call in backoff is abandoned.
                 self._cancelled.wait(delay)
@@ -431,6 +451,10 @@ class ScaleClient:
 
     def _json(self, method: str, path: str, response: requests.Response) -> Any:
         if response.status_code == 404:
+            # Any 404 is believed only once the endpoint is known to be the API:
+            # without /v1 every path is missing, and each command would misread
+            # it its own way (a project missing, a batch not created).
+            self.check_endpoint()
             raise NotFoundError(method, path, 404, _error_message(response))
         if response.status_code != 200:
             raise ApiError(method, path, response.status_code, _error_message(response))
@@ -450,11 +474,12 @@ class ScaleClient:
         The account's listing always exists on the API, so a 404, a web page
         or JSON without a ``docs`` list there means the base URL is wrong (most
         often it lacks ``/v1``), not that a project or batch is missing.
-        Probed once, and only when an answer is suspect, so a healthy run
-        makes no extra call.
+        Probed once, and only when an answer is suspect and no listing has
+        proved the endpoint yet, so a healthy run makes no extra call. Not
+        after ``cancel()``: the suspect answer stands as it is.
         """
         with self._endpoint_lock:
-            if self._endpoint_checked:
+            if self._endpoint_checked or self._cancelled.is_set():
                 return
             response = self.request("GET", "/batches", params={"limit": 1})
             status = response.status_code
@@ -507,15 +532,12 @@ class ScaleClient:
         if project is not None:
             params["project"] = project
             shown = f"/batches?project={quote_segment(project)}&offset={offset}"
-        try:
-            data = self._call("GET", path, params=params)
-        except NotFoundError:
-            # The listing always exists: a 404 may be a missing project, or no API.
-            self.check_endpoint()
-            raise
+        data = self._call("GET", path, params=params)
         if not isinstance(data, dict) or not isinstance(data.get("docs"), list):
             self.check_endpoint()
             raise ApiError("GET", shown, 200, "unexpected answer: no 'docs' list in the envelope")
+        # A listing envelope proves the endpoint: a later 404 needs no probe.
+        self._endpoint_checked = True
         has_more = data.get("has_more")
         if not isinstance(has_more, bool):
             raise ApiError("GET", shown, 200, "unexpected answer: 'has_more' is not a boolean")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -356,15 +356,22 @@ def test_set_metadata_sends_the_planned_object_before_prioritize(
 
 
 def test_a_failed_state_write_stops_new_calls_and_is_in_the_summary(tmp_path: Path) -> None:
+    # The state's folder is a symlink, so it can be swapped in one atomic step.
+    (tmp_path / "real").mkdir()
+    (tmp_path / "a_file").write_text("not a folder", encoding="utf-8")
     folder = tmp_path / "state"
-    folder.mkdir()
+    folder.symlink_to(tmp_path / "real")
     writer = StateWriter(LocalState(folder / "state.json"), State.new("x"))
     events: list[ApplyEvent] = []
 
     def emit(event: ApplyEvent) -> None:
         events.append(event)
         if isinstance(event, CallEvent) and len(events) == 2:
-            shutil.rmtree(folder)  # the next state write cannot happen
+            # The next state write cannot happen: the folder now names a file,
+            # which the writer cannot replace by a folder, whether it has
+            # written yet or is writing now (deleting the folder raced both).
+            (tmp_path / "swap").symlink_to(tmp_path / "a_file")
+            os.replace(tmp_path / "swap", folder)
 
     plan = plan_for(*(DesiredBatch(name=f"b{i}", project="p", priority=20) for i in range(20)))
     with scripted(lambda seen: Answer(body=batch_json("x"))) as server:

@@ -113,7 +113,7 @@ def test_json_lines_of_a_run_with_retries_a_failure_and_an_interrupt_match_the_s
     assert found[-1]["failed"] == len(failed)
     assert found[-1]["retries"] == types.count("retry")
     # The plan went to stderr, with the interrupt notice in words.
-    assert any("Interrupted: waiting for" in line for line in run.lines["err"])
+    assert any(line.startswith("Interrupted: ") for line in run.lines["err"])
     assert any(line.startswith("Plan:") for line in run.lines["err"]), run.lines["err"]
 
 
@@ -142,9 +142,11 @@ def test_first_ctrl_c_while_every_post_fails_stops_retrying_and_exits_130(
     run.wait_for(r"attempt 3 failed \(HTTP 50\d")
     run.process.send_signal(signal.SIGINT)
     assert run.finish(timeout=20) == 130, run.lines
-    notice = run.wait_for(r"^Interrupted: waiting for", "err", timeout=1)
+    notice = run.wait_for(r"^Interrupted: ", "err", timeout=1)
     assert re.fullmatch(
-        r"Interrupted: waiting for \d+ calls? in flight \(Ctrl-C again to stop now\)", notice
+        r"Interrupted: (waiting for \d+ calls? in flight \(Ctrl-C again to stop now\)"
+        r"|no call in flight, stopping)",
+        notice,
     )
     summary = run.wait_for(r"^Apply interrupted", timeout=1)
     # Calls cut short while waiting to retry are not started, not failed. (A
@@ -291,3 +293,34 @@ def test_compact_text_prints_failures_and_the_summary_only(
     summary = next(line for line in printed if line.startswith("Apply failed: "))
     assert f"({len(live)} failed), 0 retries" in summary, summary
     assert re.search(r"^Apply failed: [1-9]\d* created\. 10 calls", summary), summary
+
+
+def test_interrupt_counts_only_requests_on_the_wire_and_announces_no_retry_after_it(
+    sandbox_factory: Any, tmp_path: Path
+) -> None:
+    # Every POST fails after 1.5 s: at the interrupt some attempts are on the
+    # wire, others wait for a limiter slot or sleep before a retry.
+    sandbox = sandbox_factory(latency_ms=1500, fault_rate=1.0)
+    admin(sandbox, "/faults", {"fault_reads": False})
+    write_batches(tmp_path, 30, priority=20)
+    run = Running(
+        tmp_path,
+        *("apply", "--auto-approve", "--format", "json", "--endpoint", sandbox.url),
+        *("--max-retries", "20", "--request-timeout", "10"),
+    )
+    run.wait_for(r'"type": "retry"')
+    run.process.send_signal(signal.SIGINT)
+    assert run.finish(timeout=30) == 130, run.lines
+    found = [json.loads(line) for line in run.lines["out"]]
+    types = [event["type"] for event in found]
+    cut = types.index("interrupted")
+    # Every attempt answered before the interrupt was told as a retry or a call.
+    answered = sum(t in ("retry", "call") for t in types[:cut])
+    log = requests.get(sandbox.url.removesuffix("/v1") + "/_sandbox/requests", timeout=10)
+    posts = sum(entry["method"] == "POST" for entry in log.json()["requests"])
+    assert 0 <= found[cut]["in_flight"] <= posts - answered, (found[cut], posts, answered)
+    # Attempts answered after the interrupt are not retried, so not announced.
+    assert "retry" not in types[cut:], found[cut:]
+    assert found[-1]["result"] == "interrupted"
+    assert found[-1]["retries"] == types.count("retry")
+    assert found[-1]["failed"] == 0 and found[-1]["not_started"] > 0

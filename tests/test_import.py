@@ -233,3 +233,25 @@ def test_imported_yaml_reads_back_to_the_same_values(
             assert entry["callback"] == batch.callback
         if batch.metadata:
             assert entry["metadata"] == batch.metadata
+
+
+def test_an_endpoint_without_v1_is_named_not_a_missing_project(
+    cli: CLI, sandbox: SandboxServer
+) -> None:
+    create_live(sandbox, "imp_a")
+    base = sandbox.url.removesuffix("/v1")
+    result = cli("import", "--project", "imp", "--endpoint", base, endpoint=False)
+    assert result.code == 1
+    assert f"{base} does not look like the Scale API" in result.err
+    assert "should end in /v1" in result.err
+    assert "does not exist" not in result.out + result.err
+    assert not (cli.folder / ".batchplan" / "state.json").exists()
+
+
+def test_a_missing_project_on_the_right_endpoint_is_still_named_missing(
+    strict_sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = CLI(strict_sandbox, tmp_path, capsys)("import", "--project", "nope")
+    assert result.code == 1
+    assert "project does not exist: 'nope'" in result.err
+    assert "does not look like the Scale API" not in result.err

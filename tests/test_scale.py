@@ -57,12 +57,14 @@ def test_transient_statuses_are_retried(status: int) -> None:
 
 @pytest.mark.parametrize("status", [400, 401, 402, 404, 409])
 def test_client_errors_are_not_retried(status: int) -> None:
+    # A 404 is believed once GET /batches proves the endpoint: the probe is answered.
     with scripted(
-        sequence(Answer(status, {"status_code": status, "error": "nope here"}))
+        sequence(Answer(status, {"status_code": status, "error": "nope here"}), LISTING)
     ) as server:
         with pytest.raises(ApiError) as caught:
             client(server.url).prioritize_batch("b", 20)
-    assert len(server.seen) == 1
+    assert server.paths()[0] == "POST /v1/batches/b/prioritize"
+    assert server.paths()[1:] == (["GET /v1/batches?limit=1"] if status == 404 else [])
     assert caught.value.status == status
     assert "nope here" in str(caught.value)
     assert "POST /batches/b/prioritize" in str(caught.value)

@@ -75,13 +75,16 @@ def test_json_lists_every_managed_batch_with_live_status(cli: CLI) -> None:
 
 
 def test_status_makes_one_call_per_batch_and_only_reads(cli: CLI) -> None:
+    # dogs_a answers 404: one GET /batches?limit=1 proves the endpoint first.
     applied(cli)
     requests.delete(cli.sandbox.url.removesuffix("/v1") + "/_sandbox/requests", timeout=10)
     assert cli("status", "--endpoint", cli.sandbox.url, endpoint=False).code == 0
     log = requests.get(
         cli.sandbox.url.removesuffix("/v1") + "/_sandbox/requests", timeout=10
     ).json()["requests"]
+    assert {entry["method"] for entry in log} == {"GET"}
     assert sorted(entry["path"] for entry in log) == [
+        "/v1/batches",
         "/v1/batches/cats_a/status",
         "/v1/batches/cats_b/status",
         "/v1/batches/dogs_a/status",
@@ -131,3 +134,59 @@ def test_watch_stops_on_ctrl_c_with_exit_0(
     run.process.send_signal(signal.SIGINT)
     assert run.finish(timeout=30) == 0, run.lines
     assert not run.lines["err"], run.lines["err"]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_an_endpoint_without_v1_is_named_not_every_batch_not_created(cli: CLI, fmt: str) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    base = cli.sandbox.url.removesuffix("/v1")
+    result = cli("status", "--format", fmt, "--endpoint", base, endpoint=False)
+    assert result.code == 1
+    assert f"{base} does not look like the Scale API" in result.err
+    assert "should end in /v1" in result.err
+    assert "not created" not in result.out and "not_created" not in result.out
+    assert "Traceback" not in result.err
+
+
+def test_a_batch_not_created_on_the_right_endpoint_is_still_not_created(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    result = cli("status", "--format", "json", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    assert {row["status"] for row in json.loads(result.out)["batches"]} == {"not_created"}
+
+
+def test_unset_callback_and_metadata_variables_do_not_stop_status(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HOOK_TOKEN", raising=False)
+    monkeypatch.delenv("OWNER", raising=False)
+    cli.write(
+        "batchplan.yaml",
+        """\
+        version: 1
+        batches:
+          - name: cats_a
+            project: cats
+            callback: "https://hooks.example/${HOOK_TOKEN}"
+            metadata: {owner: "${OWNER}"}
+        """,
+    )
+    result = cli("status", "--format", "json", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    assert [row["name"] for row in json.loads(result.out)["batches"]] == ["cats_a"]
+
+
+@pytest.mark.parametrize("field", ["name", "project"])
+def test_an_unset_variable_in_a_name_or_project_is_an_error_naming_it(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    monkeypatch.delenv("RUN_ID", raising=False)
+    values = {"name": "cats_a", "project": "cats", field: "x_${RUN_ID}"}
+    cli.write(
+        "batchplan.yaml",
+        f"version: 1\nbatches:\n  - {{name: '{values['name']}', project: '{values['project']}'}}\n",
+    )
+    result = cli("status", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 1
+    assert "RUN_ID" in result.err and f"batches[0].{field}" in result.err
+    assert "Traceback" not in result.err
