@@ -1086,3 +1086,24 @@ def _settings(files: Sequence[_File]) -> Settings:
                 }
             )
     return Settings()
+
+
+def _identifies_a_batch(path: str) -> bool:
+    """Whether a config field at ``path`` goes into a batch's name or project."""
+    fields = path.replace("[", ".[").split(".")
+    return fields[-1] in ("name", "project") or "for_each" in fields
+
+
+def load_names(paths: Sequence[str], variables: Mapping[str, str]) -> Config:
+    """The config for commands that only need to know which batches it manages.
+
+    ``status`` and ``import`` only read, so an unset ``${NAME}`` in a callback
+    or in metadata is no error there (CI can watch progress without the
+    secrets apply needs). One in a name, a project or a for_each loop is: the
+    batch could not be identified.
+    """
+    check = check_config(paths, variables=dict(variables), require_variables=False)
+    unknown = [note for note in check.notes if _identifies_a_batch(note.path)]
+    if check.config is None or unknown:
+        raise ConfigError([str(problem) for problem in (*check.errors, *unknown)])
+    return check.config

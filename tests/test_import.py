@@ -81,6 +81,23 @@ def test_import_skips_batches_of_the_config_not_yet_in_state(
     assert cli("validate", "teams.yaml", "imported.yaml").code == 0
 
 
+def test_an_unset_variable_in_a_configured_name_is_an_error_not_a_wrong_skip(
+    cli: CLI, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TEAM", raising=False)
+    create_live(sandbox, "configured_a")
+    cli.write(
+        "teams.yaml",
+        "version: 1\nbatches:\n  - name: configured_${TEAM}\n    project: imp\n"
+        "    callback: ${HOOK_URL}\n",
+    )
+    result = cli("import", "teams.yaml", "--project", "imp", "--out", "imported.yaml")
+    assert result.code == 1
+    assert "TEAM" in result.err and "HOOK_URL" not in result.err
+    assert not (cli.folder / "imported.yaml").exists()
+    assert not (cli.folder / ".batchplan" / "state.json").exists()
+
+
 def test_import_writes_yaml_the_reader_types_as_strings(cli: CLI, sandbox: SandboxServer) -> None:
     for name in TRICKY:
         create_live(sandbox, name, callback=f"https://h.example/{name}?${{x}}")

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from batchplan.apply import utc_now
-from batchplan.config import load_config
+from batchplan.config import load_names
 from batchplan.context import Options, make_client, open_endpoint, read_state
 from batchplan.context import state_backend as open_state
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
@@ -159,8 +159,9 @@ def _managed_by_config(
         if not Path("batchplan.yaml").is_file():
             return frozenset()
         paths = ("batchplan.yaml",)
-    # Only the names matter here: an unset ${NAME} elsewhere must not block import.
-    config = load_config(paths, variables=variables, require_variables=False)
+    # Only the names matter here: an unset ${NAME} in a callback must not block
+    # import, but one in a name would skip the wrong batch.
+    config = load_names(paths, variables)
     if out is not None and os.path.realpath(out) in {os.path.realpath(f) for f in config.files}:
         raise UsageError(
             f"--out {out} is a config file import reads to skip the batches it manages; "

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from batchplan.config import check_config
+from batchplan.config import load_names
 from batchplan.context import Options, read_state, state_backend
-from batchplan.errors import EXIT_OK, ConfigError
+from batchplan.errors import EXIT_OK
 from batchplan.model import COMPLETED, STATUSES, Config
 from batchplan.scale import NotFoundError, ScaleClient
 from batchplan.session import Session
@@ -54,26 +54,6 @@ class BatchProgress:
             "tasks_pending": self.tasks_pending,
             "tasks_completed": self.tasks_completed,
         }
-
-
-def _identifies_a_batch(path: str) -> bool:
-    """Whether a config field at ``path`` goes into a batch's name or project."""
-    fields = path.replace("[", ".[").split(".")
-    return fields[-1] in ("name", "project") or "for_each" in fields
-
-
-def load_for_status(paths: Sequence[str], variables: dict[str, str]) -> Config:
-    """The config as status needs it: only names and projects must be known.
-
-    Status only reads, so an unset ``${NAME}`` in a callback or in metadata is
-    no error (CI can watch progress without the secrets apply needs). One in a
-    name, a project or a for_each loop is: the batch could not be identified.
-    """
-    check = check_config(paths, variables=variables, require_variables=False)
-    unknown = [note for note in check.notes if _identifies_a_batch(note.path)]
-    if check.config is None or unknown:
-        raise ConfigError([str(problem) for problem in (*check.errors, *unknown)])
-    return check.config
 
 
 def managed_batches(config: Config, session: Session) -> list[tuple[str, str]]:
@@ -195,7 +175,7 @@ def status(
 ) -> int:
     """Print the managed batches' progress; with ``watch``, redraw until done or Ctrl-C (exit 0)."""
     out = out or sys.stdout
-    config = load_for_status(paths, dict(options.variables))  # before any network call
+    config = load_names(paths, dict(options.variables))  # before any network call
     with Session(options) as session:
         batches = managed_batches(config, session)
         return _report(session.client, batches, options, fmt, watch, out, sleep)
