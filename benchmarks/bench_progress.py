@@ -1,13 +1,16 @@
 """What the live progress line costs: one apply of N new batches with it, one without.
 
     .venv/bin/python -m benchmarks.bench_progress [--batches 1000] [--latency-ms 5] [--rounds 2]
+        [--no-record]
 
 Both runs write stdout and stderr to a pseudo-terminal, so the per-call lines
 cost the same; in the run "with" stderr is the terminal (apply draws the
 progress line after every event), in the run "without" stderr is a file (no
 progress line; the heartbeat every 10 s does not fire in a short run). Each
-run gets its own fresh sandbox process. Prints the wall times and their
-ratio; records nothing.
+run gets its own fresh sandbox process, and the rounds alternate without
+and with, so a slower spell of a shared machine falls on both. Prints the
+wall times (best of the rounds) and their ratio, and records them in
+docs/performance.md unless ``--no-record``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import machine, sandbox, write_config
+from benchmarks.common import machine, publish, sandbox, write_config
 
 
 def timed_apply(work: Path, url: str, *, progress: bool) -> float:
@@ -62,6 +65,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     names = [f"p-{i:06d}" for i in range(args.batches)]
     times: dict[bool, list[float]] = {True: [], False: []}
@@ -73,13 +77,27 @@ def main() -> None:
                 with sandbox(work / "sandbox.db", "--latency-ms", str(args.latency_ms)) as sb:
                     times[progress].append(timed_apply(work, sb.url, progress=progress))
     without, with_ = min(times[False]), min(times[True])
-    print(
-        f"apply of {args.batches} new batches ({3 * args.batches} calls), sandbox latency "
-        f"{args.latency_ms:g} ms, best of {args.rounds}; {machine()}"
-    )
-    print(f"  without progress line: {without:.2f} s  (runs: {times[False]})")
-    print(f"  with progress line:    {with_:.2f} s  (runs: {times[True]})")
-    print(f"  ratio with / without:  {with_ / without:.3f}")
+    n, ms = args.batches, args.latency_ms
+
+    def runs(progress: bool) -> str:
+        return ", ".join(f"{t:.2f} s" for t in times[progress])
+
+    lines = [
+        f"Command: `.venv/bin/python -m benchmarks.bench_progress --batches {n} "
+        f"--latency-ms {ms:g} --rounds {args.rounds}` ({machine()}).",
+        "",
+        f"`batchplan apply` of {n:,} new batches ({3 * n:,} calls), sandbox latency {ms:g} ms, "
+        "no rate limit; stdout on a terminal in both runs, stderr on the terminal (progress "
+        "line drawn after every event) or on a file (no progress line).",
+        "",
+        "| | wall time (best of rounds) | every round |",
+        "| --- | ---: | ---: |",
+        f"| without the progress line | {without:.2f} s | {runs(False)} |",
+        f"| with the progress line | {with_:.2f} s | {runs(True)} |",
+        "",
+        f"Ratio with / without: {with_ / without:.3f} (target: within 1.05).",
+    ]
+    publish("Cost of the progress line", lines, write=not args.no_record)
 
 
 if __name__ == "__main__":
