@@ -188,13 +188,10 @@ def checksum(
         ),
     )
     feed("state", [[lineage, serial]])
-    feed(
-        "examined",
-        (
-            _examined(name, live)
-            for name in sorted({b.name for b in config.batches} | set(state_names))
-        ),
-    )
+    # One set of names, grown in place: a union of two sets would hold three.
+    examined = {b.name for b in config.batches}
+    examined.update(state_names)
+    feed("examined", (_examined(name, live) for name in sorted(examined)))
     feed("missing_projects", sorted(live.missing_projects))
     # Where a batch is declared changes no call; applying from another folder
     # turns relative file names into absolute ones.

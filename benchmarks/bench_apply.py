@@ -59,9 +59,9 @@ class Run:
         return 100 * self.throttled / self.calls if self.calls else 0.0
 
 
-def configure(sb: Sandbox, rate_limit: float | None, burst: float | None) -> None:
+def configure(sb: Sandbox, rate_limit: float | None, burst: int | None) -> None:
     if rate_limit is not None:
-        settings: dict[str, float] = {"rate_limit": rate_limit}
+        settings: dict[str, float | int] = {"rate_limit": rate_limit}
         if burst is not None:
             settings["burst"] = burst
         sb.set_faults(**settings)
@@ -73,7 +73,7 @@ def run_batchplan(
     label: str,
     latency: float,
     rate_limit: float | None,
-    burst: float | None,
+    burst: int | None,
     flags: list[str],
 ) -> Run:
     folder = Path(tempfile.mkdtemp(dir=work))
@@ -94,7 +94,7 @@ def run_batchplan(
 
 
 def run_official(
-    work: Path, names: list[str], latency: float, rate_limit: float | None, burst: float | None
+    work: Path, names: list[str], latency: float, rate_limit: float | None, burst: int | None
 ) -> Run:
     with sandbox(work / "official.db", "--latency-ms", str(latency)) as sb:
         configure(sb, rate_limit, burst)
@@ -117,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=1000)
     parser.add_argument("--rate-limit", type=float, default=100.0)
-    parser.add_argument("--burst", type=float, default=None)
+    parser.add_argument("--burst", type=int, default=None)
     parser.add_argument("--limited-latency-ms", type=float, default=30.0)
     parser.add_argument("--slow-latency-ms", type=float, default=100.0)
     parser.add_argument("--parallelism", type=int, default=16)

@@ -11,7 +11,7 @@ tracemalloc for the peak memory. With ``--baseline DIR`` (another checkout,
 e.g. the main branch before a change) the written-out config is also loaded
 by that code, in the same run, for a before/after comparison.
 
-Writes its figures into docs/performance-config.md unless ``--no-record``.
+Writes its figures into docs/performance.md unless ``--no-record``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import ROOT, machine
-
-DOC = ROOT / "docs" / "performance-config.md"
+from benchmarks.common import ROOT, machine, publish
 
 # Run in a child interpreter: one load timed (best of three), or one under tracemalloc.
 CHILD = """
@@ -114,6 +112,16 @@ def main() -> None:
         f"Command: `.venv/bin/python -m benchmarks.bench_config_load --batches {n}{baseline}` "
         f"({machine()}).",
         "",
+        "Each config is loaded by `load_config` in a fresh interpreter: the time is the CPU "
+        "time of that process, best of three loads (other work on a shared machine counts "
+        "less); the memory is tracemalloc's peak during one more load."
+        + (
+            ' "Baseline code" is the checkout given with `--baseline`, loading the same '
+            "written-out file in the same run."
+            if args.baseline
+            else ""
+        ),
+        "",
         "| config | load CPU time (best of 3) | per batch | peak memory per batch |",
         "| --- | ---: | ---: | ---: |",
     ]
@@ -121,24 +129,10 @@ def main() -> None:
         lines.append(
             f"| {case} | {seconds:.2f} s | {seconds / n * 1e6:.1f} µs | {per_batch:.0f} B |"
         )
-    report = "\n".join(lines)
-    print(report)
-    if not args.no_record:
-        record(f"Loading {n:,} batches", report)
-
-
-def record(section: str, body: str) -> None:
-    """Replace (or add) one ``## section`` of docs/performance-config.md."""
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Performance: configuration\n"
-    heading = f"## {section}\n"
-    block = heading + "\n" + body.strip() + "\n"
-    if heading in text:
-        start = text.index(heading)
-        end = text.find("\n## ", start + len(heading))
-        text = text[:start] + block + (text[end:] if end != -1 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    DOC.write_text(text, encoding="utf-8")
+    if args.baseline:
+        ratio = rows[0][1] / rows[1][1]
+        lines += ["", f"Written out: {ratio:.1f}x less CPU time than the baseline code."]
+    publish(f"Loading a configuration of {n:,} batches", lines, write=not args.no_record)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Two cases, both with every live batch in one project: all of them managed
 batches; the rest are unmanaged). For each: wall time of the plan, its peak
 Python memory per live batch (tracemalloc), and where the CPU time goes
 under yappi, across all threads: batchplan's own code, HTTP and JSON decoding, YAML and JSON Schema
-(config loading), the rest.
+(config loading), the rest. For both cases, also the memory of each
+step of the plan (what is held before it, its peak, what it leaves), which
+says where the peak comes from.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pathlib import Path
 
 import yappi
 
+from batchplan import planning
 from batchplan.cli import run
+from batchplan.commands import plan as plan_command
 from benchmarks.common import batchplan, machine, publish, sandbox, write_config
 
 BUCKETS = {
@@ -97,6 +101,46 @@ def measure(work: Path, url: str, n: int) -> dict[str, object]:
     }
 
 
+# The steps of a plan, where the commands look them up.
+STEPS = (
+    (plan_command, "load_config", "load the configuration"),
+    (planning, "read_state", "read state"),
+    (planning, "read_live", "list the live batches"),
+    (planning, "diff", "diff"),
+    (planning, "checksum", "checksum"),
+    (plan_command, "render", "render the text plan"),
+)
+
+
+def step_memory(work: Path, url: str) -> list[tuple[str, int, int, int]]:
+    """Traced memory (before, peak, after) of each step of one plan, step by step."""
+    rows: list[tuple[str, int, int, int]] = []
+    originals = [(module, name, getattr(module, name)) for module, name, _ in STEPS]
+
+    def traced(label: str, fn: Callable[..., object]) -> Callable[..., object]:
+        def step(*args: object, **kwargs: object) -> object:
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            result = fn(*args, **kwargs)
+            after, peak = tracemalloc.get_traced_memory()
+            rows.append((label, before - start, peak - start, after - start))
+            return result
+
+        return step
+
+    for (module, name, fn), (_, _, label) in zip(originals, STEPS, strict=True):
+        setattr(module, name, traced(label, fn))
+    try:
+        tracemalloc.start()
+        start = tracemalloc.get_traced_memory()[0]
+        assert plan_in_process(work, url) == 0
+    finally:
+        tracemalloc.stop()
+        for module, name, fn in originals:
+            setattr(module, name, fn)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batches", type=int, default=100_000)
@@ -112,12 +156,14 @@ def main() -> None:
         _, code, out = batchplan("apply", "--auto-approve", "--endpoint", sb.url, cwd=managed)
         assert code == 0, out[-2000:]
         results["all managed"] = measure(managed, sb.url, n)
+        steps = {"all managed": step_memory(managed, sb.url)}
         unmanaged = Path(tmp) / "unmanaged"
         unmanaged.mkdir()
         write_config(unmanaged / "batchplan.yaml", "big", [f"L-{i:06d}" for i in range(10)])
         _, code, out = batchplan("apply", "--auto-approve", "--endpoint", sb.url, cwd=unmanaged)
         assert code == 0, out[-2000:]
         results["10 managed, the rest unmanaged"] = measure(unmanaged, sb.url, n)
+        steps["10 managed"] = step_memory(unmanaged, sb.url)
 
     lines = [
         f"Command: `.venv/bin/python -m benchmarks.bench_plan_large --batches {n}` "
@@ -141,6 +187,17 @@ def main() -> None:
         "",
         "Shares are of CPU time under yappi (own time by file, all threads). "
         "Targets: under 1 KB of peak memory per batch; batchplan's own share under a third.",
+        "",
+        "Memory per live batch of each step of a plan (traced memory, from the plan's "
+        "start): what is held when the step starts, its peak, what it leaves.",
+        "",
+        "| case | step | held before | peak | held after |",
+        "| --- | --- | ---: | ---: | ---: |",
+        *(
+            f"| {case} | {label} | {before / n:.0f} B | {peak / n:.0f} B | {after / n:.0f} B |"
+            for case, rows in steps.items()
+            for label, before, peak, after in rows
+        ),
     ]
     publish(f"Plan against {n:,} live batches", lines, write=not args.no_record)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from contextlib import AbstractContextManager, suppress
@@ -52,6 +53,24 @@ def test_atomic_replace_leaves_no_temp_files(path: Path) -> None:
 
     assert sorted(p.name for p in path.parent.iterdir()) == ["state.json"]
     assert loads(path.read_text(encoding="utf-8"), str(path)) == state
+
+
+def test_records_read_back_share_their_repeated_values(path: Path) -> None:
+    # A state of 100,000 records must not hold 100,000 copies of its project
+    # and timestamps: a large plan's peak memory depends on it.
+    records = {
+        name: BatchRecord(name, "proj-" + "x" * 20, 20, None, None, "2026-11-29T12:00:00+00:00")
+        for name in ("a", "b", "c")
+    }
+    LocalState(path).write(replace(State.new(ENDPOINT), serial=1, batches=records))
+
+    read = LocalState(path).read()
+
+    assert read is not None and read.batches == records
+    first, *others = read.batches.values()
+    assert all(other.project is first.project for other in others)
+    assert all(other.updated_at is first.updated_at for other in others)
+    assert first.project is sys.intern("proj-" + "x" * 20)  # shared with live listings too
 
 
 def test_a_failed_replace_keeps_the_old_state_and_no_temp_file(

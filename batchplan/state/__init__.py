@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -160,13 +161,32 @@ class _DuplicateKey(Exception):
     """A JSON object names a key twice: json.loads would keep the last one silently."""
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise _DuplicateKey(key)
-        document[key] = value
-    return document
+# Record fields whose values repeat from record to record: the project, and
+# the time written (to the second, which many records share).
+_SHARED_FIELDS = frozenset({"project", "updated_at"})
+
+
+def _object_hook() -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
+    """A ``json.loads`` pairs hook: refuses a key named twice; stores repeated values once.
+
+    json.loads makes a new string for every value it reads, so 100,000
+    records would hold 100,000 copies of their project; here each distinct
+    value is kept once per read (a project is interned, so the live listing's
+    batches share it too).
+    """
+    shared: dict[str, str] = {}
+
+    def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        document: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in document:
+                raise _DuplicateKey(key)
+            if key in _SHARED_FIELDS and type(value) is str:
+                value = sys.intern(value) if key == "project" else shared.setdefault(value, value)
+            document[key] = value
+        return document
+
+    return unique_keys
 
 
 def loads(text: str, location: str) -> State:
@@ -176,7 +196,7 @@ def loads(text: str, location: str) -> State:
     or foreign state is refused where it is read, not deep in a plan.
     """
     try:
-        document = json.loads(text, object_pairs_hook=_unique_keys)
+        document = json.loads(text, object_pairs_hook=_object_hook())
     except _DuplicateKey as exc:
         raise StateError(f"{location}: key {json.dumps(str(exc))} appears twice") from None
     except ValueError as exc:
