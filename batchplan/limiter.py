@@ -78,11 +78,13 @@ class RateMeter:
     """Events per second over a recent window, counted in tenth-of-a-second slots."""
 
     SLOT = 0.1
+    MIN_SPAN = 0.5
 
     def __init__(self, horizon: float, now: float) -> None:
         self._slots = max(1, math.ceil(horizon / self.SLOT))
         self._counts: deque[int] = deque([0] * self._slots, maxlen=self._slots)
         self._current = math.floor(now / self.SLOT)
+        self._first: float | None = None
 
     def _advance(self, now: float) -> None:
         slot = math.floor(now / self.SLOT)
@@ -93,6 +95,8 @@ class RateMeter:
     def add(self, now: float) -> None:
         self._advance(now)
         self._counts[-1] += 1
+        if self._first is None:
+            self._first = now
 
     def rate(self, now: float, window: float) -> float:
         """Events per second over the last ``window`` seconds."""
@@ -101,9 +105,13 @@ class RateMeter:
         # The newest slot is only partly over: count only its elapsed part.
         partial = max(0.0, now - self._current * self.SLOT)
         span = (slots - 1) * self.SLOT + partial
-        # Early in a run the window reaches back before the first event: it
-        # still counts as the whole window. The rate is then understated,
-        # never overstated by a server's initial burst allowance.
+        # Early in a run the window reaches back before the first event. The
+        # time before it is not counted (it would understate the rate several
+        # times over while the window is still opening), but at least
+        # ``MIN_SPAN`` is: over a shorter span a server's initial burst
+        # allowance would read as its rate.
+        if self._first is not None:
+            span = min(span, max(self.MIN_SPAN, now - self._first))
         span = max(self.SLOT / 10, span)
         counted = sum(self._counts[i] for i in range(self._slots - slots, self._slots))
         return counted / span

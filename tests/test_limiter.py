@@ -378,3 +378,22 @@ def test_a_release_lets_a_waiting_acquire_through() -> None:
     waiter.join(timeout=10)
     assert len(got) == 1
     assert limiter.window == 1
+
+
+def test_the_accepted_rate_early_in_a_run_counts_from_the_first_answer() -> None:
+    # 100 answers over the first second of a run, measured over a 5 s span:
+    # the four seconds before the first answer must not dilute them to 20/s
+    # (that made the first 429 cap the rate far below the server's).
+    meter = RateMeter(10.0, now=0.0)
+    for i in range(100):
+        meter.add(10.0 + i / 100)
+    assert 90 <= meter.rate(11.0, 5.0) <= 110
+
+
+def test_an_initial_burst_does_not_read_as_the_rate() -> None:
+    # 50 answers in the first tenth of a second (a server's burst allowance)
+    # are spread over at least half a second, not read as 500/s.
+    meter = RateMeter(10.0, now=0.0)
+    for i in range(50):
+        meter.add(i / 500)
+    assert meter.rate(0.1, 1.0) <= 100
