@@ -16,7 +16,9 @@ import pytest
 import requests
 
 from batchplan.cli import run
+from batchplan.model import BatchRecord
 from batchplan.sandbox import SandboxServer
+from batchplan.state import State
 
 MUTATING = (
     "POST /batches",
@@ -112,3 +114,20 @@ def start_apply(folder: Path, url: str, *extra: str) -> subprocess.Popen[str]:
         stdin=subprocess.DEVNULL,
         text=True,
     )
+
+
+def state_record(name: str, priority: int | None = 20) -> BatchRecord:
+    """A state record as the state tests use it (fixed project and time)."""
+    return BatchRecord(
+        name=name,
+        project="kitten_labeling",
+        priority=priority,
+        calibration_batch=False,
+        self_label_batch=None,
+        updated_at="2026-01-02T03:04:05+00:00",
+    )
+
+
+def next_version(state: State, **records: BatchRecord) -> State:
+    """The state after one write that records ``records``."""
+    return state.successor(records)

@@ -24,29 +24,15 @@ import pytest
 
 from batchplan.context import backend_at
 from batchplan.errors import LockError, StateError
-from batchplan.model import BatchRecord
 from batchplan.state import LockInfo, State, dumps
 from batchplan.state.store import StateStore
 from batchplan.state.writer import StateWriter
+from tests.helpers import next_version
+from tests.helpers import state_record as record
 
 pytest_plugins = ["tests.s3server"]
 
 ENDPOINT = "https://api.scale.com/v1"
-
-
-def record(name: str, priority: int | None = 20) -> BatchRecord:
-    return BatchRecord(
-        name=name,
-        project="kitten_labeling",
-        priority=priority,
-        calibration_batch=False,
-        self_label_batch=None,
-        updated_at="2026-01-02T03:04:05+00:00",
-    )
-
-
-def next_version(state: State, **records: BatchRecord) -> State:
-    return state.successor(records)
 
 
 @dataclass

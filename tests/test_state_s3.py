@@ -13,9 +13,10 @@ import boto3
 import pytest
 
 from batchplan.errors import StateError, UsageError
-from batchplan.model import BatchRecord
 from batchplan.state import State, loads
 from batchplan.state.s3 import S3State
+from tests.helpers import next_version
+from tests.helpers import state_record as record
 
 if TYPE_CHECKING:
     from tests.s3server import AwsEnvironment
@@ -26,23 +27,8 @@ ENDPOINT = "https://api.scale.com/v1"
 KEY = "teams/labeling/state.json"
 
 
-def record(name: str, priority: int | None = 20) -> BatchRecord:
-    return BatchRecord(
-        name=name,
-        project="kitten_labeling",
-        priority=priority,
-        calibration_batch=False,
-        self_label_batch=False,
-        updated_at="2026-01-02T03:04:05+00:00",
-    )
-
-
 def backend(bucket: str, key: str = KEY) -> S3State:
     return S3State.from_url(f"s3://{bucket}/{key}")
-
-
-def next_version(state: State, **records: BatchRecord) -> State:
-    return state.successor(records)
 
 
 def stored_text(bucket: str, key: str = KEY) -> str:
