@@ -238,6 +238,18 @@ variable_options = stacked(
 )
 
 
+def format_option(*choices: str, help: str) -> Callable[[F], F]:
+    """``--format`` with these choices, ``text`` first and the default."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
 def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     from batchplan.config import read_variables
 
@@ -347,12 +359,10 @@ def cli(**_: Any) -> None:
 @cli.command()
 @paths_argument
 @variable_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github"]),
-    default="text",
-    show_default=True,
+@format_option(
+    "text",
+    "json",
+    "github",
     help="text for people, json for programs, github for pull request annotations.",
 )
 @output_options
@@ -370,12 +380,10 @@ def validate(paths: tuple[str, ...], fmt: str, verbose: bool, **kw: Any) -> int:
     )
 
 
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
-    default="text",
-    show_default=True,
+plan_format_option = format_option(
+    "text",
+    "json",
+    "markdown",
     help="text for terminals, json for machines, markdown for pull requests.",
 )
 
@@ -388,7 +396,7 @@ format_option = click.option(
 @limit_options
 @target_option
 @reassert_option
-@format_option
+@plan_format_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 def plan(paths: tuple[str, ...], **kw: Any) -> int:
@@ -409,7 +417,7 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 
 @cli.command()
 @click.argument("planfile", type=click.Path())
-@format_option
+@plan_format_option
 @output_options
 @verbose_option
 def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) -> int:
@@ -431,12 +439,9 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
 @reassert_option
 @click.option("--auto-approve", is_flag=True, help="Do not ask for confirmation (for CI).")
 @click.option("--fail-fast", is_flag=True, help="Stop starting new batches after a failure.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
+@format_option(
+    "text",
+    "json",
     help="json: apply's events as JSON Lines on stdout (needs --auto-approve or PLANFILE).",
 )
 @click.option("--compact", is_flag=True, help="Print only failures and the summary.")
@@ -471,14 +476,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @paths_argument
 @common_options
 @variable_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="text for people, json for machines.",
-)
+@format_option("text", "json", help="text for people, json for machines.")
 @click.option(
     "--watch",
     type=click.FloatRange(min=0.1),
@@ -570,17 +568,17 @@ def state_backend_for(kw: dict[str, Any]) -> StateBackend:
 
 
 @state.command("list")
-@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text")
+@format_option("text", "json", help="text for people, json for machines.")
 @state_options
 @verbose_option
-def state_list(output_format: str, verbose: bool, **kw: Any) -> int:
+def state_list(fmt: str, verbose: bool, **kw: Any) -> int:
     """List the batches in state (--verbose: serial, lineage, create-time flags)."""
     from batchplan.commands.state import state_list as run
 
     return run(
         state_backend_for(kw),
         make_echo(use_color(kw["no_color"])),
-        output_format,
+        fmt,
         verbose=verbose,
     )
 
