@@ -78,7 +78,7 @@ class RateMeter:
     """Events per second over a recent window, counted in tenth-of-a-second slots."""
 
     SLOT = 0.1
-    MIN_SPAN = 0.5
+    MIN_SPAN = 0.2
 
     def __init__(self, horizon: float, now: float) -> None:
         self._slots = max(1, math.ceil(horizon / self.SLOT))
@@ -108,8 +108,9 @@ class RateMeter:
         # Early in a run the window reaches back before the first event. The
         # time before it is not counted (it would understate the rate several
         # times over while the window is still opening), but at least
-        # ``MIN_SPAN`` is: over a shorter span a server's initial burst
-        # allowance would read as its rate.
+        # ``MIN_SPAN`` is, so a server's initial burst allowance is not read
+        # as its rate on a few answers; an overstated first cap costs a few
+        # more 429s, each cutting again from what was accepted.
         if self._first is not None:
             span = min(span, max(self.MIN_SPAN, now - self._first))
         span = max(self.SLOT / 10, span)
