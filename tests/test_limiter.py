@@ -325,9 +325,8 @@ def test_without_a_limit_it_reaches_the_ceiling_quickly() -> None:
 # -- the thread-safe wrapper --------------------------------------------------
 
 
-def test_cancel_abandons_a_wait_for_a_slot_at_once() -> None:
-    limiter = Limiter(LimiterSettings(ceiling=1))
-    limiter.acquire()  # the only slot, never released
+def assert_cancel_wakes_a_waiter(limiter: Limiter) -> None:
+    """A thread blocked in ``acquire`` gets ``Cancelled`` as soon as ``cancel`` is called."""
     raised = threading.Event()
 
     def wait() -> None:
@@ -341,6 +340,12 @@ def test_cancel_abandons_a_wait_for_a_slot_at_once() -> None:
     limiter.cancel()
     waiter.join(timeout=10)
     assert raised.is_set()
+
+
+def test_cancel_abandons_a_wait_for_a_slot_at_once() -> None:
+    limiter = Limiter(LimiterSettings(ceiling=1))
+    limiter.acquire()  # the only slot, never released
+    assert_cancel_wakes_a_waiter(limiter)
     with pytest.raises(Cancelled):
         limiter.acquire()
 
@@ -353,19 +358,7 @@ def test_cancel_abandons_a_wait_for_a_send_token() -> None:
     # and the clock never moves, so the next token never comes by itself.
     limiter.release(permit, Signal.THROTTLED, retry_after=1.0)
     assert limiter.rate == pytest.approx(0.5)
-    raised = threading.Event()
-
-    def wait() -> None:
-        try:
-            limiter.acquire()
-        except Cancelled:
-            raised.set()
-
-    waiter = threading.Thread(target=wait, daemon=True)
-    waiter.start()
-    limiter.cancel()
-    waiter.join(timeout=10)
-    assert raised.is_set()
+    assert_cancel_wakes_a_waiter(limiter)
 
 
 def test_a_release_lets_a_waiting_acquire_through() -> None:
