@@ -24,11 +24,11 @@ import click
 from click.core import ParameterSource
 
 from batchplan import __version__
-from batchplan.context import DEFAULT_ENDPOINT, DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
-from batchplan.plan import PlanOptions
-from batchplan.scale import ClientOptions
+from batchplan.options import DEFAULT_ENDPOINT, ClientOptions, Options
+from batchplan.plan.changes import PlanOptions
 from batchplan.state import StateBackend
+from batchplan.state.location import DEFAULT_SANDBOX_STATE, DEFAULT_STATE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -251,7 +251,7 @@ def format_option(*choices: str, help: str) -> Callable[[F], F]:
 
 
 def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    from batchplan.config import read_variables
+    from batchplan.config.load import read_variables
 
     return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
 
@@ -558,7 +558,7 @@ state_options = stacked(endpoint_option, state_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
-    from batchplan.context import backend_at
+    from batchplan.state.location import backend_at
 
     endpoint: str = kw.pop("endpoint")
     location = kw.pop("state") or (
@@ -625,8 +625,8 @@ def state_pull(**kw: Any) -> int:
 @lock_timeout_option
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
+    from batchplan.api.endpoint import open_endpoint
     from batchplan.commands.state import state_push as run
-    from batchplan.context import open_endpoint
 
     identity = open_endpoint(kw["endpoint"]).identity
     backend = state_backend_for(kw)

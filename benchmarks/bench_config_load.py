@@ -29,7 +29,7 @@ from benchmarks.common import ROOT, machine, publish
 # Run in a child interpreter: one load timed (best of three), or one under tracemalloc.
 CHILD = """
 import json, sys, time, tracemalloc
-from batchplan.config import load_config
+from batchplan.config.load import load_config
 path, mode = sys.argv[1], sys.argv[2]
 if mode == "time":
     times = []
@@ -39,8 +39,8 @@ if mode == "time":
         times.append(time.process_time() - start)
     print(json.dumps({"seconds": min(times), "batches": len(config.batches)}))
 else:
-    import batchplan.schema
-    batchplan.schema.config_validator()  # built once per process, not per batch
+    import batchplan.config.schema
+    batchplan.config.schema.config_validator()  # built once per process, not per batch
     tracemalloc.start()
     config = load_config([path], {})
     peak = tracemalloc.get_traced_memory()[1]

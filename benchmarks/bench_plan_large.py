@@ -26,9 +26,9 @@ from pathlib import Path
 
 import yappi
 
-from batchplan import planning
 from batchplan.cli import run
 from batchplan.commands import plan as plan_command
+from batchplan.plan import planning
 from benchmarks.common import batchplan, machine, publish, sandbox, write_config
 
 BUCKETS = {

@@ -9,10 +9,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from batchplan.apply import ApplyResult, apply_plan
-from batchplan.apply_view import TextView
-from batchplan.diff import diff
-from batchplan.events import (
+from batchplan.api.client import ScaleClient
+from batchplan.apply.engine import ApplyResult, apply_plan
+from batchplan.apply.events import (
     ApplyEvent,
     CallEvent,
     InterruptedEvent,
@@ -20,12 +19,14 @@ from batchplan.events import (
     RetryEvent,
 )
 from batchplan.model import STAGING, Config, DesiredBatch, LiveBatch, LiveView
-from batchplan.plan import Action, BatchSide, Change, Plan
+from batchplan.options import ClientOptions
+from batchplan.plan.changes import Action, BatchSide, Change, Plan
+from batchplan.plan.diff import diff
 from batchplan.sandbox import SandboxServer
-from batchplan.scale import ClientOptions, ScaleClient
 from batchplan.state import State
 from batchplan.state.local import LocalState
 from batchplan.state.writer import StateWriter
+from batchplan.views.apply import TextView
 from tests.helpers import batch_record, events
 from tests.scripted import Answer, Seen, scripted
 

@@ -12,8 +12,8 @@ import pytest
 
 from batchplan import cli as cli_module
 from batchplan.commands.apply import apply
-from batchplan.context import Options
-from batchplan.plan import PlanOptions
+from batchplan.options import Options
+from batchplan.plan.changes import PlanOptions
 from batchplan.sandbox import SandboxServer
 from tests.helpers import CLI, api_calls, mutating_calls
 

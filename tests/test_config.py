@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from batchplan.config import load_config, resolve_paths
+from batchplan.config.load import load_config, resolve_paths
+from batchplan.config.yamlload import MAX_DEPTH, MAX_FILE_BYTES
 from batchplan.errors import ConfigError
 from batchplan.model import Config, DesiredBatch, Position, Settings
-from batchplan.yamlload import MAX_DEPTH, MAX_FILE_BYTES
 
 DATA = Path(__file__).parent / "data"
 GOOD = DATA / "good"
@@ -600,7 +600,7 @@ def test_a_malformed_callback_from_a_variable_is_refused_without_its_value(
     assert "batches[0].callback" in problem and "got '${HOOK}'" in problem
     assert "S3CRET" not in problem and "::1" not in problem
     # Unset, validate cannot check it: a note, not an error.
-    from batchplan.config import check_config
+    from batchplan.config.load import check_config
 
     assert check_config([path], {}, require_variables=False).config is not None
 
@@ -653,7 +653,7 @@ def test_a_project_in_defaults_or_an_unset_variable_is_not_missing(tmp_path: Pat
         "d.yaml",
         "version: 1\nbatches:\n  - {name: y, priority: 99, project: '${P}'}\n",
     )
-    from batchplan.config import check_config
+    from batchplan.config.load import check_config
 
     found = [str(p) for p in check_config([path], {}, require_variables=False).errors]
     assert found == [f"{path}:3:25: batches[0].priority: 99 is greater than the maximum of 30"]

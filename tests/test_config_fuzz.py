@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batchplan.config import load_config
+from batchplan.config.load import load_config
 from batchplan.errors import ConfigError
 from batchplan.model import Config
 

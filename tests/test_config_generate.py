@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from batchplan import foreach
-from batchplan.config import load_config
+from batchplan.config import foreach
+from batchplan.config.load import load_config
 from batchplan.errors import ConfigError
 from batchplan.model import DesiredBatch
 from batchplan.sandbox import SandboxServer
@@ -233,7 +233,7 @@ def test_cap_is_checked_before_building(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_cap_counts_across_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("batchplan.config.MAX_GENERATED", 10)
+    monkeypatch.setattr("batchplan.config.load.MAX_GENERATED", 10)
     text = "version: 1\ndefaults: {project: p}\nbatches:\n"
     text += "  - for_each: {n: {range: [1, 6]}}\n    name: a_${each.n}\n"
     text += "  - for_each: {n: {range: [1, 5]}}\n    name: b_${each.n}\n"

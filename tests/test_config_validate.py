@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from batchplan.config import check_config, load_config, read_variables
+from batchplan.config.load import check_config, load_config, read_variables
 from batchplan.errors import ConfigError
 from batchplan.sandbox import SandboxServer
 from tests.helpers import CLI

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 
 import pytest
 
-from batchplan.diff import diff
 from batchplan.model import (
     COMPLETED,
     IN_PROGRESS,
@@ -18,8 +17,9 @@ from batchplan.model import (
     LiveView,
     Position,
 )
-from batchplan.plan import Action, FindingCode, Plan
-from batchplan.render.words import finding_message
+from batchplan.plan.changes import Action, FindingCode, Plan
+from batchplan.plan.diff import diff
+from batchplan.plan.words import finding_message
 
 P = "kitten_labeling"
 

@@ -11,8 +11,8 @@ import requests
 import yaml
 from jsonschema import Draft202012Validator
 
+from batchplan.config.schema import load_schema
 from batchplan.sandbox import SandboxServer
-from batchplan.schema import load_schema
 from tests.helpers import CLI, api_calls, batch_record, clear_calls, mutating_calls
 
 CONFIG = """\
@@ -448,8 +448,8 @@ def test_a_declined_prompt_is_exit_1_apply_cancelled(
     import click
 
     from batchplan.commands.apply import apply, ask_approval
-    from batchplan.context import Options
-    from batchplan.plan import PlanOptions
+    from batchplan.options import Options
+    from batchplan.plan.changes import PlanOptions
 
     (tmp_path / "batchplan.yaml").write_text(textwrap.dedent(CONFIG))
     monkeypatch.chdir(tmp_path)
@@ -475,17 +475,18 @@ def test_metadata_is_planned_shown_saved_and_applied_by_configured_key(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     """Only configured keys are compared; the rest of the live object is kept."""
-    from batchplan.apply import apply_plan
-    from batchplan.context import Options, state_backend
+    from batchplan.api.session import Session
+    from batchplan.apply.engine import apply_plan
     from batchplan.model import Config, DesiredBatch
-    from batchplan.plan import Action, PlanOptions
-    from batchplan.planfile import write_plan_file
-    from batchplan.planning import make_plan
-    from batchplan.render.json import render_json
-    from batchplan.render.markdown import render_markdown
-    from batchplan.render.text import render_text
-    from batchplan.session import Session
+    from batchplan.options import Options
+    from batchplan.plan.changes import Action, PlanOptions
+    from batchplan.plan.planfile import write_plan_file
+    from batchplan.plan.planning import make_plan
+    from batchplan.state.location import state_backend
     from batchplan.state.writer import StateWriter
+    from batchplan.views.json import render_json
+    from batchplan.views.markdown import render_markdown
+    from batchplan.views.text import render_text
 
     live = {"project": "meta", "name": "m1", "metadata": {"team": "a", "keep": 1, "old": 2}}
     requests.post(f"{sandbox.url}/batches", json=live, timeout=10).raise_for_status()

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchplan.commands.importing import carries_credentials, config_yaml
+from batchplan.config.yamlload import load_yaml
 from batchplan.model import LiveBatch
 from batchplan.sandbox import SandboxServer
-from batchplan.yamlload import load_yaml
 from tests.helpers import CLI, clear_calls, mutating_calls
 
 # Strings the YAML 1.2 core schema reads as another type, or that need quotes.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from batchplan.limiter import (
+from batchplan.api.limiter import (
     Cancelled,
     Control,
     Limiter,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from batchplan.context import Options
+from batchplan.api.session import Session
 from batchplan.model import Config, DesiredBatch, LiveBatch, LiveView
-from batchplan.planfile import Inputs, gather_inputs, what_moved
+from batchplan.options import Options
+from batchplan.plan.planfile import Inputs, gather_inputs, what_moved
 from batchplan.sandbox import SandboxServer
-from batchplan.session import Session
 
 
 def inputs(

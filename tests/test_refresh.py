@@ -14,11 +14,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from batchplan.api.client import ScaleClient
 from batchplan.cli import run
 from batchplan.model import Config, DesiredBatch
-from batchplan.refresh import read_live
+from batchplan.options import ClientOptions
+from batchplan.plan.refresh import read_live
 from batchplan.sandbox import SandboxServer
-from batchplan.scale import ClientOptions, ScaleClient
 from tests.helpers import Result
 from tests.scripted import Answer, Seen, scripted
 

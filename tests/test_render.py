@@ -1,6 +1,6 @@
 """The renderers read a Plan: text (golden, colour), JSON (schema, key order), Markdown.
 
-Plans are built directly from ``batchplan.plan`` types; nothing here touches
+Plans are built directly from ``batchplan.plan.changes`` types; nothing here touches
 the network. Golden files live in ``tests/data/golden/``; after an intended
 change of output, rewrite them with ``UPDATE_GOLDEN=1 pytest tests/test_render.py``
 and review the diff like any other code.
@@ -18,7 +18,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, DesiredBatch, LiveBatch
-from batchplan.plan import (
+from batchplan.plan.changes import (
     Action,
     BatchSide,
     Change,
@@ -33,10 +33,10 @@ from batchplan.plan import (
     PlanOptions,
     Severity,
 )
-from batchplan.plandoc import plan_document
-from batchplan.render.json import render_json
-from batchplan.render.markdown import MARKER, MIN_LIMIT, code, escape, render_markdown
-from batchplan.render.text import render_text
+from batchplan.plan.document import plan_document
+from batchplan.views.json import render_json
+from batchplan.views.markdown import MARKER, MIN_LIMIT, code, escape, render_markdown
+from batchplan.views.text import render_text
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
@@ -807,7 +807,7 @@ def test_plan_format_doc_example_is_a_valid_saved_plan() -> None:
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
 def test_a_plan_read_back_renders_exactly_like_the_plan(plan: str, fmt: str) -> None:
     """Every kind of change, finding and refusal survives the saved form unchanged."""
-    from batchplan.plandoc import plan_from_document
+    from batchplan.plan.document import plan_from_document
 
     made = PLANS[plan]()
     made = Plan(**{**made.__dict__, "unsafe": (LimitBreach(Limit.MAX_FINALIZE, 6, 5),)})
@@ -890,7 +890,7 @@ KIND_FORMATS = {
 @pytest.mark.parametrize("fmt", sorted(KIND_FORMATS))
 @pytest.mark.parametrize("kind", sorted(_kinds()))
 def test_each_kind_of_change_matches_its_golden_and_survives_saving(kind: str, fmt: str) -> None:
-    from batchplan.plandoc import plan_from_document
+    from batchplan.plan.document import plan_from_document
 
     suffix, render = KIND_FORMATS[fmt]
     plan = _kinds()[kind]

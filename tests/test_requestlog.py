@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from batchplan.api.client import ScaleClient
+from batchplan.api.requestlog import attach_request_log, redact
 from batchplan.cli import run
 from batchplan.model import DesiredBatch
-from batchplan.requestlog import attach_request_log, redact
+from batchplan.options import ClientOptions
 from batchplan.sandbox import SandboxServer
-from batchplan.scale import ClientOptions, ScaleClient
 from tests.helpers import api_calls, clear_calls
 
 API_KEY = "sk-live-key-0123456789"
@@ -113,8 +114,8 @@ def test_debug_hides_metadata_values_sent_and_answered(
 
 @pytest.mark.parametrize("debug", [False, True])
 def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path, debug: bool) -> None:
-    from batchplan.requestlog import RequestLog
-    from batchplan.scale import Attempt
+    from batchplan.api.client import Attempt
+    from batchplan.api.requestlog import RequestLog
 
     out = tmp_path / "log"
     with out.open("w", encoding="utf-8") as stream:

@@ -10,15 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from batchplan.api.client import Attempt, CallCancelled, DuplicateBatchError, ScaleClient
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
 from batchplan.model import DesiredBatch
-from batchplan.scale import (
-    Attempt,
-    CallCancelled,
-    ClientOptions,
-    DuplicateBatchError,
-    ScaleClient,
-)
+from batchplan.options import ClientOptions
 from tests.scripted import Answer, Seen, scripted, sequence
 
 BATCH = {
@@ -287,7 +282,9 @@ def test_a_refused_connection_halves_the_window() -> None:
 
 
 def test_parallelism_is_the_limiters_ceiling() -> None:
-    from batchplan.context import Endpoint, Options, make_client
+    from batchplan.api.endpoint import Endpoint
+    from batchplan.api.session import make_client
+    from batchplan.options import Options
 
     endpoint = Endpoint(url="http://127.0.0.1:9/v1", identity="x", sandbox=False)
     assert make_client(endpoint, Options()).options.concurrency == 16

@@ -10,9 +10,15 @@ import pytest
 import yaml
 from jsonschema import Draft202012Validator
 
-from batchplan.config import CONFIG_SUFFIXES, load_config
-from batchplan.schema import config_schema, fast_check, inline_local_refs, load_schema, schema_dir
-from batchplan.yamlload import load_yaml
+from batchplan.config.load import CONFIG_SUFFIXES, load_config
+from batchplan.config.schema import (
+    config_schema,
+    fast_check,
+    inline_local_refs,
+    load_schema,
+    schema_dir,
+)
+from batchplan.config.yamlload import load_yaml
 
 ROOT = Path(__file__).parent.parent
 CONFIG_DIRS = [ROOT / "examples", Path(__file__).parent / "data" / "good"]

@@ -22,9 +22,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from batchplan.context import backend_at
 from batchplan.errors import LockError, StateError
 from batchplan.state import LockInfo, State, dumps
+from batchplan.state.location import backend_at
 from batchplan.state.store import StateStore
 from batchplan.state.writer import StateWriter
 from tests.helpers import next_version
@@ -293,7 +293,7 @@ def test_lock_is_released_when_the_block_fails(site: Site) -> None:
 HOLD_LOCK = textwrap.dedent(
     """
     import sys
-    from batchplan.context import backend_at
+    from batchplan.state.location import backend_at
 
     with backend_at(sys.argv[1]).lock("apply", timeout=5) as info:
         print(info.id, flush=True)

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import click
 
+from batchplan.api.session import Session
 from batchplan.commands.applying import ApplyOutput
-from batchplan.config import load_config
-from batchplan.context import Options, state_backend
+from batchplan.config.load import load_config
 from batchplan.errors import (
     EXIT_ERROR,
     EXIT_OK,
@@ -18,8 +18,9 @@ from batchplan.errors import (
     UnsafePlanError,
     UsageError,
 )
-from batchplan.plan import PlanOptions
-from batchplan.planfile import (
+from batchplan.options import Options
+from batchplan.plan.changes import PlanOptions
+from batchplan.plan.planfile import (
     SavedPlan,
     looks_like_plan_file,
     read_plan_file,
@@ -27,10 +28,10 @@ from batchplan.planfile import (
     recorded_paths,
     stale_message,
 )
-from batchplan.planning import Planned, make_plan
-from batchplan.render.text import render_text
-from batchplan.render.words import breach_text
-from batchplan.session import Session
+from batchplan.plan.planning import Planned, make_plan
+from batchplan.plan.words import breach_text
+from batchplan.state.location import state_backend
+from batchplan.views.text import render_text
 
 CANCELLED = "Apply cancelled. No call was made."
 

@@ -16,15 +16,15 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TextIO
 
-from batchplan.apply import apply_plan
-from batchplan.apply_view import HEARTBEAT_SECONDS, JsonView, TextView
+from batchplan.api.client import ScaleClient
+from batchplan.apply.engine import apply_plan
+from batchplan.apply.events import ApplyStart, SummaryEvent
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, BatchplanError, UsageError
-from batchplan.events import ApplyStart, SummaryEvent
 from batchplan.model import BatchRecord
-from batchplan.plan import Plan
-from batchplan.scale import ScaleClient
+from batchplan.plan.changes import Plan
 from batchplan.state import State, StateBackend
 from batchplan.state.writer import StateWriter
+from batchplan.views.apply import HEARTBEAT_SECONDS, JsonView, TextView
 
 FORMATS = ("text", "json")
 

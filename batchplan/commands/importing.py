@@ -22,13 +22,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from batchplan.apply import utc_now
-from batchplan.config import load_names
-from batchplan.context import Options, make_client, open_endpoint, read_state
-from batchplan.context import state_backend as open_state
+from batchplan.api.endpoint import open_endpoint
+from batchplan.api.session import make_client
+from batchplan.apply.engine import utc_now
+from batchplan.config.load import load_names
+from batchplan.config.yamlload import _core_value as core_value
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
 from batchplan.model import COMPLETED, IN_PROGRESS, BatchRecord, LiveBatch
-from batchplan.yamlload import _core_value as core_value
+from batchplan.options import Options
+from batchplan.state.location import read_state
+from batchplan.state.location import state_backend as open_state
 
 CALLBACK_VARIABLE = "BATCHPLAN_CALLBACK_{}"
 

@@ -8,32 +8,32 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from batchplan.config import load_config
-from batchplan.context import (
+from batchplan.api.session import Session
+from batchplan.config.load import load_config
+from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, first_exit
+from batchplan.options import Options
+from batchplan.plan.changes import Plan, PlanOptions
+from batchplan.plan.planfile import check_out_path, read_plan_file, write_plan_file
+from batchplan.plan.planning import make_plan
+from batchplan.state.location import (
     DEFAULT_SANDBOX_STATE,
     DEFAULT_STATE,
-    Options,
     state_backend,
     state_location,
 )
-from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, first_exit
-from batchplan.plan import Plan, PlanOptions
-from batchplan.planfile import check_out_path, read_plan_file, write_plan_file
-from batchplan.planning import make_plan
-from batchplan.session import Session
 
 
 def render(plan: Plan, fmt: str, options: Options) -> str:
     """The plan in ``text``, ``json`` or ``markdown``; the same for a plan read back."""
     if fmt == "json":
-        from batchplan.render.json import render_json
+        from batchplan.views.json import render_json
 
         return render_json(plan)
     if fmt == "markdown":
-        from batchplan.render.markdown import render_markdown
+        from batchplan.views.markdown import render_markdown
 
         return render_markdown(plan)
-    from batchplan.render.text import render_text
+    from batchplan.views.text import render_text
 
     return render_text(plan, color=options.color, verbose=options.verbose)
 

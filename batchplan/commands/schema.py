@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from batchplan.config.schema import schema_dir
 from batchplan.errors import EXIT_OK, BatchplanError
-from batchplan.schema import schema_dir
 
 
 def print_schema(filename: str, echo: Callable[[str], None]) -> int:

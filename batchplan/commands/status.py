@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from batchplan.config import load_names
-from batchplan.context import Options, read_state, state_backend
+from batchplan.api.client import NotFoundError, ScaleClient
+from batchplan.api.session import Session
+from batchplan.config.load import load_names
 from batchplan.errors import EXIT_OK
 from batchplan.model import COMPLETED, STATUSES, Config
-from batchplan.scale import NotFoundError, ScaleClient
-from batchplan.session import Session
+from batchplan.options import Options
+from batchplan.state.location import read_state, state_backend
 
 NOT_CREATED = "not_created"
 BAR_WIDTH = 20

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from batchplan.config import ConfigCheck, ConfigProblem, check_config
+from batchplan.config.load import ConfigCheck, ConfigProblem, check_config
 from batchplan.errors import EXIT_ERROR, EXIT_OK, ConfigError
 
 FORMATS = ("text", "json", "github")

@@ -2,6 +2,8 @@
 
 ``start_sandbox`` runs one inside this process; ``serve`` runs one in the
 foreground for ``batchplan sandbox serve``. See ``docs/sandbox.md``.
+
+May import: the core (``errors``, ``model``) only; it is a server of its own.
 """
 
 from __future__ import annotations

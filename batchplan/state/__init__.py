@@ -4,6 +4,8 @@ The state is needed because the API never returns a batch's priority. It
 holds no secret: no API key, no callback (the API returns callbacks, and one
 may carry a token). Backends store and lock it (``store.StateStore`` over a
 backend's few primitives); this module is the document itself.
+
+May import: the core (``errors``, ``model``, ``options``) and ``api`` (an endpoint's identity).
 """
 
 from __future__ import annotations

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from batchplan.context import read_state
-from batchplan.diff import diff
+from batchplan.api.session import Session
 from batchplan.errors import UsageError
 from batchplan.model import (
     DEFAULT_MAX_CHANGES,
@@ -19,11 +18,12 @@ from batchplan.model import (
     Config,
     LiveView,
 )
-from batchplan.plan import Limits, Plan, PlanOptions, limit_breaches
-from batchplan.planfile import Inputs, checksum, gather_inputs
-from batchplan.refresh import read_live
-from batchplan.session import Session
+from batchplan.plan.changes import Limits, Plan, PlanOptions, limit_breaches
+from batchplan.plan.diff import diff
+from batchplan.plan.planfile import Inputs, checksum, gather_inputs
+from batchplan.plan.refresh import read_live
 from batchplan.state import State, StateBackend
+from batchplan.state.location import read_state
 
 
 @dataclass

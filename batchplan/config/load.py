@@ -4,7 +4,7 @@ The steps, each reporting every problem it finds rather than the first:
 
 1. :func:`resolve_paths` turns the command line's files and folders into a
    list of files, each read once.
-2. Each file is read by :mod:`batchplan.yamlload` (positions, limits,
+2. Each file is read by :mod:`batchplan.config.yamlload` (positions, limits,
    ``${NAME}``) and validated against ``schemas/batchplan.schema.json``,
    the only definition of a valid file.
 3. The rules a per-file schema cannot express are checked across files: a
@@ -30,8 +30,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
-from batchplan.errors import ConfigError, os_reason
-from batchplan.foreach import (
+from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
     Loop,
@@ -39,15 +38,16 @@ from batchplan.foreach import (
     compile_template,
     loop_of,
 )
-from batchplan.model import Config, DesiredBatch, Position, Settings
-from batchplan.schema import (
+from batchplan.config.schema import (
     JsonPath,
     config_validator,
     describe_value,
     fast_check,
     schema_problems,
 )
-from batchplan.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
+from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
+from batchplan.errors import ConfigError, os_reason
+from batchplan.model import Config, DesiredBatch, Position, Settings
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from batchplan.plan import (
+from batchplan.plan.changes import (
     ChangeReason,
     Finding,
     FindingCode,

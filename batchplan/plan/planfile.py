@@ -1,6 +1,6 @@
 """Saved plans (``plan --out``): writing, reading, the digest, the checksum, staleness.
 
-A saved plan is the JSON plan document (``batchplan.plandoc``) plus what
+A saved plan is the JSON plan document (``batchplan.plan.document``) plus what
 ``apply FILE`` needs to prove that nothing moved: where the plan was made
 (folder, config paths, endpoint, state location), the checksum of every
 input that could change what apply would do, and per-batch fingerprints that
@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from batchplan import __version__
-from batchplan.context import DEFAULT_SANDBOX_DB, Options, normalise_url
+from batchplan.api.endpoint import DEFAULT_SANDBOX_DB, normalise_url
 from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError, os_reason
 from batchplan.model import Config, DesiredBatch, LiveView
-from batchplan.plan import Plan, PlanOptions, natural_key
-from batchplan.plandoc import change_json, finding_json, plan_document, plan_from_document
+from batchplan.options import Options
+from batchplan.plan.changes import Plan, PlanOptions, natural_key
+from batchplan.plan.document import change_json, finding_json, plan_document, plan_from_document
 
 KIND = "batchplan-plan"
 #: Names listed per kind of movement before "and N more".
@@ -323,7 +324,7 @@ def read_plan_file(path: str) -> SavedPlan:
         )
     from jsonschema import Draft202012Validator
 
-    from batchplan.schema import load_schema
+    from batchplan.config.schema import load_schema
 
     errors = sorted(
         Draft202012Validator(load_schema("plan.schema.json")).iter_errors(document),

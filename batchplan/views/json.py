@@ -1,6 +1,6 @@
 """The plan for machines: versioned JSON, stable key order (``schemas/plan.schema.json``).
 
-The document itself is built by ``batchplan.plandoc``, which also reads it
+The document itself is built by ``batchplan.plan.document``, which also reads it
 back, so ``show PLANFILE --format json`` prints what ``plan --format json``
 printed. Callbacks and metadata appear only in their shown form.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from batchplan.plan import Plan
-from batchplan.plandoc import plan_document
+from batchplan.plan.changes import Plan
+from batchplan.plan.document import plan_document
 
 
 def render_json(plan: Plan) -> str:

@@ -1,4 +1,4 @@
-"""What every command needs: the endpoint, its identity, the API key, the state.
+"""Where the API is: an ``--endpoint`` value resolved to a URL and an identity.
 
 ``--endpoint sandbox`` starts the embedded sandbox in this process; its
 identity (``sandbox:<instance id>``) keeps its state apart from any real
@@ -9,41 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from batchplan.errors import StateError, UsageError
-from batchplan.requestlog import attach_request_log
-from batchplan.scale import ClientOptions, ScaleClient
-from batchplan.state import State, StateBackend
-from batchplan.state.local import LocalState
+from batchplan.errors import UsageError
 
-DEFAULT_ENDPOINT = "https://api.scale.com/v1"
 API_KEY_VARIABLE = "SCALE_API_KEY"
-DEFAULT_STATE = ".batchplan/state.json"
-DEFAULT_SANDBOX_STATE = ".batchplan/sandbox-state.json"
 DEFAULT_SANDBOX_DB = ".batchplan/sandbox.db"
-
-
-@dataclass(frozen=True)
-class Options:
-    """The options every command shares, as resolved from the command line.
-
-    ``debug`` is ``--debug`` (before or after the command name), for a command
-    that wants to say more; the CLI's error handler reads the same flag.
-    """
-
-    endpoint: str = DEFAULT_ENDPOINT
-    state: str | None = None
-    color: bool = False
-    verbose: bool = False
-    debug: bool = False
-    parallelism: int = 16
-    lock_timeout: float = 0.0
-    client: ClientOptions = field(default_factory=ClientOptions)
-    # ``--var`` / ``--var-file`` values for ``${NAME}``: may be secrets, so never in a repr.
-    variables: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,42 +87,3 @@ def api_key(endpoint: Endpoint) -> str | None:
         f"{API_KEY_VARIABLE} is not set: export your Scale API key in it "
         "(batchplan never prints or stores it)"
     )
-
-
-def make_client(endpoint: Endpoint, options: Options) -> ScaleClient:
-    """The API client, its limiter's ceiling ``--parallelism``, with the request log attached."""
-    client_options = replace(options.client, concurrency=options.parallelism)
-    client = ScaleClient(endpoint.url, api_key(endpoint), client_options)
-    attach_request_log(client)
-    return client
-
-
-def backend_at(location: str) -> StateBackend:
-    """A local path, or ``s3://bucket/key`` for the S3 backend."""
-    if location.startswith("s3://"):
-        from batchplan.state.s3 import S3State
-
-        return S3State.from_url(location)
-    return LocalState(Path(location))
-
-
-def state_location(options: Options, endpoint: Endpoint) -> str:
-    """``--state``, or the default for this kind of endpoint."""
-    return options.state or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
-
-
-def state_backend(options: Options, endpoint: Endpoint) -> StateBackend:
-    return backend_at(state_location(options, endpoint))
-
-
-def read_state(backend: StateBackend, endpoint: Endpoint) -> State:
-    """The stored state, or a new one; a state made for another endpoint is refused."""
-    state = backend.read()
-    if state is None:
-        return State.new(endpoint.identity)
-    if state.endpoint != endpoint.identity:
-        raise StateError(
-            f"state {backend.location} belongs to endpoint {state.endpoint}, "
-            f"but this run talks to {endpoint.identity}; pass --state for this endpoint's state"
-        )
-    return state

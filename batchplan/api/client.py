@@ -3,7 +3,7 @@
 Every request has a timeout. Transient failures (no answer, 408, 429, 5xx)
 are retried with exponential backoff and full jitter, honouring
 ``Retry-After``, bounded both in attempts and in total time. Every attempt
-first waits for the client's limiter (``batchplan.limiter``), which adapts
+first waits for the client's limiter (``batchplan.api.limiter``), which adapts
 how many attempts are in flight and how fast they are sent to the answers, so
 plan's reads and apply's calls share one budget. Answers are checked for
 shape, so a proxy's HTML error page or a wrong envelope is an ``ApiError``
@@ -32,29 +32,13 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from batchplan import __version__
+from batchplan.api.limiter import Cancelled, Limiter, LimiterSettings, Signal
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
-from batchplan.limiter import Cancelled, Limiter, LimiterSettings, Signal
 from batchplan.model import STATUSES, DesiredBatch, LiveBatch
+from batchplan.options import ClientOptions
 
 PAGE_SIZE = 100
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """How patient the client is. Defaults suit the real API."""
-
-    connect_timeout: float = 10.0
-    read_timeout: float = 60.0
-    max_attempts: int = 5
-    max_retry_time: float = 120.0
-    backoff_base: float = 0.5
-    backoff_cap: float = 20.0
-    # The ceiling of attempts in flight (``--parallelism``), and whether the
-    # limiter adapts under it (off: always the ceiling, no rate cap).
-    concurrency: int = 16
-    adaptive: bool = True
-    pool_size: int = 16
 
 
 class DuplicateBatchError(ApiError):

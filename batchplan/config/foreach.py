@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
-from batchplan.yamlload import interpolate
+from batchplan.config.yamlload import interpolate
 
 #: Generated batches per run, across every ``for_each`` of every file.
 MAX_GENERATED: Final = 100_000

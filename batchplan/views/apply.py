@@ -1,6 +1,6 @@
 """Two views of apply's events: lines and a progress line for people, JSON Lines for machines.
 
-Both read only events (``batchplan.events``); neither decides anything.
+Both read only events (``batchplan.apply.events``); neither decides anything.
 Views are called from apply's worker threads, one event at a time, and the
 text view also draws from its own ticker thread, so each holds a lock.
 """
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from batchplan.events import (
+from batchplan.apply.events import (
     ApplyEvent,
     ApplyStart,
     CallEvent,

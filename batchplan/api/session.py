@@ -7,10 +7,21 @@ however the command ends.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import TracebackType
 
-from batchplan.context import Endpoint, Options, make_client, open_endpoint
-from batchplan.scale import ScaleClient
+from batchplan.api.client import ScaleClient
+from batchplan.api.endpoint import Endpoint, api_key, open_endpoint
+from batchplan.api.requestlog import attach_request_log
+from batchplan.options import Options
+
+
+def make_client(endpoint: Endpoint, options: Options) -> ScaleClient:
+    """The API client, its limiter's ceiling ``--parallelism``, with the request log attached."""
+    client_options = replace(options.client, concurrency=options.parallelism)
+    client = ScaleClient(endpoint.url, api_key(endpoint), client_options)
+    attach_request_log(client)
+    return client
 
 
 class Session:

@@ -43,10 +43,11 @@ def schema_dir() -> Path:
     installed wheel carries the same files as ``batchplan/_schemas`` (hatch
     ``force-include`` in pyproject.toml).
     """
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    package = Path(__file__).resolve().parent.parent
+    checkout = package.parent / "schemas"
     if (checkout / CONFIG_SCHEMA).is_file():
         return checkout
-    return Path(__file__).resolve().parent / "_schemas"
+    return package / "_schemas"
 
 
 @functools.cache

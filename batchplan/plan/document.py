@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchplan.model import LiveBatch
-from batchplan.plan import (
+from batchplan.plan.changes import (
     Action,
     BatchSide,
     Change,
@@ -27,7 +27,7 @@ from batchplan.plan import (
     Plan,
     Severity,
 )
-from batchplan.render.words import finding_message, reason_text
+from batchplan.plan.words import finding_message, reason_text
 
 FORMAT_VERSION = "1"
 

@@ -27,9 +27,9 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
+from batchplan.api.client import PAGE_SIZE, ScaleClient
 from batchplan.errors import ApiError
 from batchplan.model import Config, LiveBatch, LiveView
-from batchplan.scale import PAGE_SIZE, ScaleClient
 
 
 def _scan_account(

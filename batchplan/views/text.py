@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import click
 
-from batchplan.plan import Action, Change, Plan
-from batchplan.render.words import (
+from batchplan.plan.changes import Action, Change, Plan
+from batchplan.plan.words import (
     finding_message,
     headline,
     metadata_text,

@@ -18,9 +18,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from batchplan.plan import Action, Change, Plan
-from batchplan.render.text import SYMBOLS
-from batchplan.render.words import (
+from batchplan.plan.changes import Action, Change, Plan
+from batchplan.plan.words import (
     finding_message,
     headline,
     metadata_text,
@@ -28,6 +27,7 @@ from batchplan.render.words import (
     summary_line,
     value_text,
 )
+from batchplan.views.text import SYMBOLS
 
 MARKER = "<!-- batchplan-plan -->"
 DEFAULT_LIMIT = 60_000

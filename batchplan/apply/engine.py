@@ -6,7 +6,7 @@ finalized. Other batches carry on unless ``fail_fast``. When ``stop`` is set
 (Ctrl-C, SIGTERM, a state write that failed), no new call starts; the calls
 in flight end and their results are recorded.
 
-The engine never prints: it reports through events (``batchplan.events``)
+The engine never prints: it reports through events (``batchplan.apply.events``)
 and a view renders them.
 """
 
@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from batchplan.errors import ApiError, BatchplanError
-from batchplan.events import (
+from batchplan.api.client import Attempt, CallCancelled, DuplicateBatchError, ScaleClient
+from batchplan.apply.events import (
     ApplyEvent,
     ApplyStart,
     CallEvent,
@@ -31,9 +31,9 @@ from batchplan.events import (
     RetryEvent,
     SummaryEvent,
 )
+from batchplan.errors import ApiError, BatchplanError
 from batchplan.model import STAGING, BatchRecord, DesiredBatch, same_callback
-from batchplan.plan import Action, Change, Plan
-from batchplan.scale import Attempt, CallCancelled, DuplicateBatchError, ScaleClient
+from batchplan.plan.changes import Action, Change, Plan
 from batchplan.state.writer import StateWriter
 
 

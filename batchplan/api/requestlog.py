@@ -27,8 +27,8 @@ from collections.abc import Set as AbstractSet
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from batchplan.api.client import Attempt, ScaleClient
 from batchplan.errors import UsageError
-from batchplan.scale import Attempt, ScaleClient
 
 LOG_VARIABLE = "BATCHPLAN_LOG"
 LOG_PATH_VARIABLE = "BATCHPLAN_LOG_PATH"

@@ -21,7 +21,7 @@ from batchplan.model import (
     LiveView,
     same_callback,
 )
-from batchplan.plan import (
+from batchplan.plan.changes import (
     Action,
     BatchSide,
     Change,

@@ -1,0 +1,7 @@
+"""Reaching the Scale API: the endpoint, the HTTP client, its limiter and request log.
+
+May import: the core (``errors``, ``model``, ``options``) and ``batchplan.sandbox``
+(``--endpoint sandbox`` starts one in this process).
+"""
+
+from __future__ import annotations
