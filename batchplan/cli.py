@@ -494,15 +494,34 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
 
 @cli.command("import")
 @click.argument("paths", nargs=-1)
-@click.option("--project", "projects", multiple=True, required=True, help="Repeatable.")
+@click.option("--project", "projects", multiple=True, help="Repeatable.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Write the YAML here (default stdout)."
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the YAML to FILE (- for stdout) and adopt. Without it: a preview, nothing written.",
+)
+@click.option(
+    "--name",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only batches whose name matches this shell-style glob. Repeatable.",
 )
 @click.option(
     "--assume-priority",
     type=click.IntRange(10, 30),
     default=None,
     help="Record this priority in state without a call, and write it in defaults.",
+)
+@click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Also adopt batches another state's lineage marks, marking them with this one's.",
+)
+@click.option(
+    "--from-state",
+    is_flag=True,
+    help="Write YAML for the batches the state manages that no config declares; change nothing.",
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
@@ -512,11 +531,14 @@ def import_(
     paths: tuple[str, ...],
     projects: tuple[str, ...],
     out: str | None,
+    patterns: tuple[str, ...],
     assume_priority: int | None,
+    take_ownership: bool,
+    from_state: bool,
     force: bool,
     **kw: Any,
 ) -> int:
-    """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
+    """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
     from batchplan.commands.importing import import_batches
 
     options = make_options(kw)
@@ -528,6 +550,9 @@ def import_(
         assume_priority=assume_priority,
         force=force,
         paths=paths,
+        patterns=patterns,
+        take_ownership=take_ownership,
+        from_state=from_state,
     )
 
 
