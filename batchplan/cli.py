@@ -492,9 +492,25 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
     return run(default_paths(paths), make_options(kw), fmt=fmt, watch=watch)
 
 
+def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``import`` needs ``--project`` unless ``--from-state``: checked once both are parsed."""
+    other = "from_state" if param.name == "projects" else "projects"
+    if other in ctx.params and not ctx.resilient_parsing:
+        given = {param.name: value, other: ctx.params[other]}
+        if not given["projects"] and not given["from_state"]:
+            raise click.UsageError("Missing option '--project' (or --from-state).", ctx=ctx)
+    return value
+
+
 @cli.command("import")
 @click.argument("paths", nargs=-1)
-@click.option("--project", "projects", multiple=True, help="Repeatable.")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    callback=_projects_or_from_state,
+    help="Repeatable; required unless --from-state.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, allow_dash=True),
@@ -521,6 +537,7 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
 @click.option(
     "--from-state",
     is_flag=True,
+    callback=_projects_or_from_state,
     help="Write YAML for the batches the state manages that no config declares; change nothing.",
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
