@@ -492,17 +492,53 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
     return run(default_paths(paths), make_options(kw), fmt=fmt, watch=watch)
 
 
+def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``import`` needs ``--project`` unless ``--from-state``: checked once both are parsed."""
+    other = "from_state" if param.name == "projects" else "projects"
+    if other in ctx.params and not ctx.resilient_parsing:
+        given = {param.name: value, other: ctx.params[other]}
+        if not given["projects"] and not given["from_state"]:
+            raise click.UsageError("Missing option '--project' (or --from-state).", ctx=ctx)
+    return value
+
+
 @cli.command("import")
 @click.argument("paths", nargs=-1)
-@click.option("--project", "projects", multiple=True, required=True, help="Repeatable.")
 @click.option(
-    "--out", type=click.Path(dir_okay=False), help="Write the YAML here (default stdout)."
+    "--project",
+    "projects",
+    multiple=True,
+    callback=_projects_or_from_state,
+    help="Repeatable; required unless --from-state.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the YAML to FILE (- for stdout) and adopt. Without it: a preview, nothing written.",
+)
+@click.option(
+    "--name",
+    "patterns",
+    multiple=True,
+    metavar="PATTERN",
+    help="Only batches whose name matches this shell-style glob. Repeatable.",
 )
 @click.option(
     "--assume-priority",
     type=click.IntRange(10, 30),
     default=None,
     help="Record this priority in state without a call, and write it in defaults.",
+)
+@click.option(
+    "--take-ownership",
+    is_flag=True,
+    help="Also adopt batches another state's lineage marks, marking them with this one's.",
+)
+@click.option(
+    "--from-state",
+    is_flag=True,
+    callback=_projects_or_from_state,
+    help="Write YAML for the batches the state manages that no config declares; change nothing.",
 )
 @click.option("--force", is_flag=True, help="Overwrite --out if it exists.")
 @common_options
@@ -512,11 +548,14 @@ def import_(
     paths: tuple[str, ...],
     projects: tuple[str, ...],
     out: str | None,
+    patterns: tuple[str, ...],
     assume_priority: int | None,
+    take_ownership: bool,
+    from_state: bool,
     force: bool,
     **kw: Any,
 ) -> int:
-    """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
+    """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
     from batchplan.commands.importing import import_batches
 
     options = make_options(kw)
@@ -528,6 +567,9 @@ def import_(
         assume_priority=assume_priority,
         force=force,
         paths=paths,
+        patterns=patterns,
+        take_ownership=take_ownership,
+        from_state=from_state,
     )
 
 

@@ -7,6 +7,9 @@ from state; the diff turns the three into a plan.
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -14,7 +17,66 @@ from typing import Any, Final
 STAGING: Final = "staging"
 IN_PROGRESS: Final = "in_progress"
 COMPLETED: Final = "completed"
+# The statuses batchplan knows what to do with. Real accounts hold more
+# (``paused``, ``cancelled``, and whatever comes next): a batch in any other
+# status is shown as it is and sent no call.
 STATUSES: Final = (STAGING, IN_PROGRESS, COMPLETED)
+PAUSED: Final = "paused"
+CANCELLED: Final = "cancelled"
+
+
+def known_status(status: str) -> bool:
+    """True for the statuses batchplan acts on; any other leaves the batch alone."""
+    return status in STATUSES
+
+
+# Control characters (C0, DEL, C1): never valid in a name, and they could
+# disguise a line of terminal output or a line of YAML.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def name_problem(name: str) -> str | None:
+    """Why batchplan cannot manage a batch of this name (the config refuses it), or None."""
+    if not name:
+        return "the name is empty"
+    if name in (".", ".."):
+        return f"{name!r} is not a batch name"
+    if _CONTROL.search(name):
+        return "the name holds a control character"
+    return None
+
+
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def _shell_escape(char: str) -> str:
+    # ``\xHH`` is a byte to bash: C1 controls need ``\uHHHH`` to come out as UTF-8.
+    return f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}"
+
+
+def shell_word(name: str) -> str:
+    """A name as one shell word to paste into a command: ``$'a\\nb'`` when it holds controls.
+
+    Single quotes would carry a line break literally, splitting the command
+    as shown over two lines; bash's ``$'...'`` form escapes it instead.
+    """
+    if not _CONTROL.search(name):
+        return shlex.quote(name)
+    inner = "".join(
+        {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(
+            char, _shell_escape(char) if _CONTROL.match(char) else char
+        )
+        for char in name
+    )
+    return f"$'{inner}'"
+
+
+def escaped(name: str) -> str:
+    """A name as a JSON string: quoted, every control character escaped, safe on one line."""
+    text = json.dumps(name, ensure_ascii=False)
+    # json escapes C0 only; DEL, C1 and the Unicode line separators go out raw.
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
 
 PRIORITY_MIN: Final = 10
 PRIORITY_MAX: Final = 30
@@ -68,6 +130,13 @@ class Settings:
     max_finalize: int | None = None
     max_changes: int | None = None
     max_forget: int | None = None
+    # Write the state's lineage into every created or adopted batch's
+    # metadata, and refuse a batch another state wrote its lineage into.
+    ownership: bool = False
+
+
+# The metadata key that says which state manages a batch (with ``ownership``).
+LINEAGE_KEY: Final = "batchplan.lineage"
 
 
 DEFAULT_MAX_FINALIZE: Final = 50

@@ -16,6 +16,7 @@ from batchplan.model import (
     LiveBatch,
     LiveView,
     Position,
+    Settings,
 )
 from batchplan.plan.changes import Action, FindingCode, Plan
 from batchplan.plan.diff import diff
@@ -364,3 +365,77 @@ def test_a_rename_gets_a_hint_that_names_cannot_change() -> None:
 def test_recorded_missing_suggests_state_rm() -> None:
     plan = run([desired("b1")], [], [record("b1")])
     assert "batchplan state rm b1" in finding_message(plan.conflicts[0])
+
+
+# -- real accounts: statuses beyond the three, names, ownership -----------------
+
+
+@pytest.mark.parametrize("status", ["paused", "cancelled", "weird_new_status"])
+def test_a_status_batchplan_does_not_know_gets_no_call_and_a_left_alone_warning(
+    status: str,
+) -> None:
+    plan = run(
+        [
+            desired(
+                priority=20, finalized=True, metadata={"team": "a"}, metadata_shown={"team": "a"}
+            )
+        ],
+        [live(status=status)],
+        [record(priority=None)],
+    )
+    assert plan.changes == ()
+    assert [w.code for w in plan.warnings] == [FindingCode.STATUS_LEFT_ALONE]
+    message = finding_message(plan.warnings[0])
+    assert message.startswith(f"status {status}: left alone")
+    assert "set metadata, prioritize, finalize" in message
+
+
+def test_a_batch_in_an_unknown_status_asked_nothing_is_adopted_silently() -> None:
+    plan = run([desired()], [live(status="paused")])
+    assert only_change(plan) == (Action.ADOPT,)
+    assert plan.warnings == ()
+
+
+def test_a_live_name_no_config_can_hold_is_unmanaged_with_an_escaped_note() -> None:
+    bad = live(name="x\n  - name: y", project=P)
+    plan = run([desired()], [live(), bad])
+    assert [b.name for b in plan.unmanaged] == ["x\n  - name: y"]
+    (note,) = [w for w in plan.warnings if w.code is FindingCode.NAME_UNMANAGEABLE]
+    assert '"x\\n  - name: y"' in finding_message(note)
+    assert "\n" not in finding_message(note)
+
+
+def owned_config(*batches: DesiredBatch) -> Config:
+    return Config(batches=batches, settings=Settings(ownership=True))
+
+
+def test_ownership_rides_on_create_and_claims_an_adopted_batch_in_one_set_metadata() -> None:
+    view = LiveView(
+        batches={"old": live(name="old", metadata={"team": "a"})},
+        absent=frozenset({"new"}),
+        listed_projects=frozenset({P}),
+    )
+    plan = diff(owned_config(desired("new"), desired("old")), view, {}, lineage="L1")
+    changes = {c.batch: c for c in plan.changes}
+    assert changes["new"].actions == (Action.CREATE,)
+    assert changes["new"].desired is not None
+    assert changes["new"].desired.metadata == {"batchplan.lineage": "L1"}
+    assert changes["old"].actions == (Action.ADOPT, Action.SET_METADATA)
+    assert changes["old"].metadata_to_send == {"team": "a", "batchplan.lineage": "L1"}
+
+
+def test_another_lineage_is_a_conflict_with_or_without_the_setting() -> None:
+    other = live(metadata={"batchplan.lineage": "L2"})
+    for config in (owned_config(desired()), Config(batches=(desired(),))):
+        view = LiveView(batches={"b1": other}, listed_projects=frozenset({P}))
+        plan = diff(config, view, {}, lineage="L1")
+        assert [c.code for c in plan.conflicts] == [FindingCode.MANAGED_ELSEWHERE]
+        assert "managed by another state, lineage L2" in finding_message(plan.conflicts[0])
+
+
+def test_without_the_setting_the_ownership_key_is_never_written_nor_compared() -> None:
+    mine = live(metadata={"batchplan.lineage": "L1", "team": "a"})
+    view = LiveView(batches={"b1": mine}, listed_projects=frozenset({P}))
+    config = Config(batches=(desired(metadata={"team": "a"}, metadata_shown={"team": "a"}),))
+    plan = diff(config, view, {"b1": record()}, lineage="L1")
+    assert plan.changes == () and plan.conflicts == ()

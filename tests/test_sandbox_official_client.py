@@ -75,6 +75,24 @@ def test_get_batches_pages_over_250(sandbox: SandboxServer) -> None:
     )
 
 
+def test_the_official_client_reads_statuses_beyond_the_three(sandbox: SandboxServer) -> None:
+    client = client_for(sandbox)
+    statuses = ("paused", "cancelled", "weird_new_status")
+    for status in statuses:
+        client.create_batch("newer", f"b_{status}")
+        answer = requests.post(
+            f"{sandbox.url.removesuffix('/v1')}/_sandbox/batches/b_{status}/status",
+            json={"status": status},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+    listed = {batch.name: batch.status for batch in client.get_batches(project_name="newer")}
+    assert listed == {f"b_{status}": status for status in statuses}
+    for status in statuses:
+        assert client.get_batch(f"b_{status}").status == status
+        assert client.batch_status(f"b_{status}")["status"] == status
+
+
 def test_projects(strict_sandbox: SandboxServer) -> None:
     client = client_for(strict_sandbox)
     assert client.get_projects() == []

@@ -119,7 +119,7 @@ def test_unreachable_endpoint() -> None:
             "not JSON",
         ),
         (Answer(body={"name": "b"}), "'project' missing"),
-        (Answer(body={**BATCH, "status": "exploded"}), "unknown status"),
+        (Answer(body={**BATCH, "status": ""}), "'status' is empty"),
         (Answer(body=["not", "an", "object"]), "expected a batch object"),
         (Answer(body={**BATCH, "callback": 12}), "'callback' is not a string"),
     ],

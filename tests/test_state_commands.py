@@ -52,9 +52,11 @@ def test_plan_refuses_a_hand_edited_state_naming_record_and_field(cli: CLI) -> N
     result = cli("plan")
 
     assert result.code == 1
-    assert one_line_error(result.err).endswith(
-        f'{path.relative_to(cli.folder)}: batches["a"].priority: 99 is outside 10 to 30'
-    )
+    line = one_line_error(result.err)
+    assert (
+        f'{path.relative_to(cli.folder)}: batches["a"].priority: 99 is outside 10 to 30; '
+        "`batchplan state rm --state .batchplan/state.json a` drops the record"
+    ) in line
 
 
 @pytest.mark.parametrize(

@@ -1,35 +1,56 @@
 """``batchplan import``: bring an existing account under batchplan in one command.
 
-Writes YAML for the live batches of the given projects that batchplan does
-not manage yet, and records them in state without any mutating call, so
-that a plan right after shows no changes. A batch already in state or in
-the config is "already managed": it is skipped, and its state record is
-never touched.
+Without ``--out`` it only previews: the YAML goes to standard output and
+nothing is written, state included. With ``--out FILE`` (or ``--out -`` for
+standard output) it writes the YAML for the live batches of the given
+projects that batchplan does not manage yet and records them in state
+without any mutating call (with ``settings: {ownership: true}``, one
+``setMetadata`` per batch writes the ownership key), so that a plan right
+after shows no changes. A batch already in state or in the config is
+"already managed": it is skipped, and its state record is never touched.
+A name no config can hold, or a batch another state owns, is skipped with
+a note. ``--from-state`` goes the other way: YAML for the batches the state
+manages that no config declares.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
+import shlex
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from batchplan.api.client import ScaleClient
 from batchplan.api.endpoint import open_endpoint
 from batchplan.api.session import make_client
 from batchplan.apply.engine import utc_now
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
-from batchplan.model import COMPLETED, IN_PROGRESS, BatchRecord, LiveBatch
+from batchplan.model import (
+    COMPLETED,
+    IN_PROGRESS,
+    LINEAGE_KEY,
+    BatchRecord,
+    Config,
+    LiveBatch,
+    escaped,
+    name_problem,
+)
 from batchplan.options import Options
+from batchplan.plan.planning import first_lineage
+from batchplan.state import State, StateBackend
 from batchplan.state.location import read_state
 from batchplan.state.location import state_backend as open_state
 
@@ -107,9 +128,17 @@ class ImportedYaml:
 
 
 def config_yaml(
-    batches: Sequence[LiveBatch], projects: Sequence[str], priority: int | None
+    batches: Sequence[LiveBatch],
+    projects: Sequence[str],
+    priority: int | None,
+    priorities: Mapping[str, int | None] | None = None,
 ) -> ImportedYaml:
-    """The YAML document for ``batches``; one project goes into ``defaults``."""
+    """The YAML document for ``batches``; one project goes into ``defaults``.
+
+    ``priorities`` gives batches their own priority (``--from-state`` knows
+    the priorities batchplan sent). The ownership key is never written: it
+    is batchplan's own, not configuration.
+    """
     single = len(projects) == 1
     defaults: dict[str, Any] = {}
     if single:
@@ -132,8 +161,12 @@ def config_yaml(
                 entry["callback"] = batch.callback
         if batch.status in (IN_PROGRESS, COMPLETED):
             entry["finalized"] = True
-        if batch.metadata:
-            entry["metadata"] = _plain(batch.metadata)
+        own = (priorities or {}).get(batch.name)
+        if own is not None and own != priority:
+            entry["priority"] = own
+        metadata = {k: v for k, v in (batch.metadata or {}).items() if k != LINEAGE_KEY}
+        if metadata:
+            entry["metadata"] = _plain(metadata)
         entries.append(entry)
     document: dict[str, Any] = {"version": 1}
     if defaults:
@@ -150,27 +183,168 @@ def config_yaml(
     return ImportedYaml("\n".join(header) + "\n" + body, tuple(variables))
 
 
-def _managed_by_config(
-    paths: Sequence[str], out: str | None, variables: Mapping[str, str]
-) -> frozenset[str]:
-    """The batch names of the config at ``paths`` (none given: ``batchplan.yaml`` if present).
+STDOUT = "-"
 
-    ``--out`` may not be one of those files: the batches skipped because the
+
+@dataclass(frozen=True)
+class ImportRequest:
+    """What ``batchplan import`` was asked: the command line, as values."""
+
+    projects: tuple[str, ...] = ()
+    out: str | None = None
+    assume_priority: int | None = None
+    force: bool = False
+    paths: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    take_ownership: bool = False
+    from_state: bool = False
+
+    @property
+    def adopts(self) -> bool:
+        """Only ``--out`` adopts; without it import is a preview."""
+        return self.out is not None and not self.from_state
+
+    @property
+    def to_stdout(self) -> bool:
+        return self.out is None or self.out == STDOUT
+
+    def wanted(self, name: str) -> bool:
+        """``--name`` patterns: shell-style globs, case-sensitive; none given: every name."""
+        return not self.patterns or any(fnmatch.fnmatchcase(name, p) for p in self.patterns)
+
+    def adopt_command(self, suggested_out: str) -> str:
+        """The command that writes and adopts what this preview showed."""
+        words = ["batchplan", "import", *self.paths]
+        for project in self.projects:
+            words += ["--project", project]
+        for pattern in self.patterns:
+            words += ["--name", pattern]
+        if self.assume_priority is not None:
+            words += ["--assume-priority", str(self.assume_priority)]
+        if self.take_ownership:
+            words.append("--take-ownership")
+        words += ["--out", suggested_out]
+        return " ".join(shlex.quote(word) for word in words)
+
+
+def _config_paths(paths: Sequence[str]) -> tuple[str, ...]:
+    """The config files import reads: ``PATHS``, or ``batchplan.yaml`` if present."""
+    if paths:
+        return tuple(paths)
+    return ("batchplan.yaml",) if Path("batchplan.yaml").is_file() else ()
+
+
+def _stdout_file() -> os.stat_result | None:
+    """What standard output is, when it is a regular file (a shell redirect)."""
+    try:
+        found = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None  # captured, closed, or not a real file
+    return found if stat.S_ISREG(found.st_mode) else None
+
+
+def _refuse_redirect_into_config(request: ImportRequest) -> None:
+    """``import > batchplan.yaml`` empties the config before import reads it: say so.
+
+    The shell truncates the file first, so the reader would only find it
+    empty; the way to write a file is ``--out``.
+    """
+    if not request.to_stdout:
+        return
+    out = _stdout_file()
+    if out is None:
+        return
+    for path in _config_paths(request.paths):
+        try:
+            same = os.path.samestat(out, os.stat(path))
+        except OSError:
+            continue
+        if same:
+            raise UsageError(
+                f"standard output is redirected into {path}, a config file import reads "
+                "(the shell emptied it before import ran); write the YAML with "
+                f"`--out FILE` instead, to a file beside {path}"
+            )
+
+
+def _read_config(request: ImportRequest, variables: Mapping[str, str]) -> Config | None:
+    """The config import reads to skip what it manages, or None when there is none.
+
+    ``--out`` may not be one of its files: the batches skipped because the
     file configures them would vanish from it.
     """
+    paths = _config_paths(request.paths)
     if not paths:
-        if not Path("batchplan.yaml").is_file():
-            return frozenset()
-        paths = ("batchplan.yaml",)
+        return None
     # Only the names matter here: an unset ${NAME} in a callback must not block
     # import, but one in a name would skip the wrong batch.
     config = load_names(paths, variables)
-    if out is not None and os.path.realpath(out) in {os.path.realpath(f) for f in config.files}:
+    out = request.out
+    if out not in (None, STDOUT) and os.path.realpath(str(out)) in {
+        os.path.realpath(f) for f in config.files
+    }:
         raise UsageError(
             f"--out {out} is a config file import reads to skip the batches it manages; "
             "write the imported batches to another file beside it"
         )
-    return frozenset(batch.name for batch in config.batches)
+    return config
+
+
+def _write_output(request: ImportRequest, text: str) -> None:
+    if request.to_stdout:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    assert request.out is not None
+    try:
+        Path(request.out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write import output {request.out}: {os_reason(exc)}") from None
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+@dataclass
+class _Sorted:
+    """The listed batches, by what import does with them."""
+
+    imported: list[LiveBatch]
+    managed: list[str]
+    unmanageable: list[tuple[str, str]]  # (name, problem)
+    owned: list[tuple[str, str]]  # (name, other lineage)
+    taken: list[LiveBatch]  # another lineage's, adopted with --take-ownership
+
+
+def _sort_batches(
+    request: ImportRequest,
+    found: Mapping[str, LiveBatch],
+    state: State,
+    in_config: frozenset[str],
+    lineage: str,
+) -> _Sorted:
+    result = _Sorted([], [], [], [], [])
+    for name in sorted(found):
+        batch = found[name]
+        if not request.wanted(name):
+            continue
+        if name in state.batches or name in in_config:
+            result.managed.append(name)
+            continue
+        problem = name_problem(name)
+        if problem is not None:
+            result.unmanageable.append((name, problem))
+            continue
+        owner = (batch.metadata or {}).get(LINEAGE_KEY)
+        if isinstance(owner, str) and owner != lineage:
+            if not request.take_ownership:
+                result.owned.append((name, owner))
+                continue
+            result.taken.append(batch)
+        result.imported.append(batch)
+    result.imported.sort(key=lambda b: (b.project, b.name))
+    return result
 
 
 def import_batches(
@@ -182,45 +356,86 @@ def import_batches(
     assume_priority: int | None,
     force: bool = False,
     paths: Sequence[str] = (),
+    patterns: Sequence[str] = (),
+    take_ownership: bool = False,
+    from_state: bool = False,
 ) -> int:
-    """List the projects, write YAML for the batches not yet managed, adopt those into state."""
-    if out is not None and Path(out).exists() and not force:
+    """Preview, or (``--out``) write YAML for the batches not yet managed and adopt them."""
+    request = ImportRequest(
+        tuple(projects),
+        out,
+        assume_priority,
+        force,
+        tuple(paths),
+        tuple(patterns),
+        take_ownership,
+        from_state,
+    )
+    if not request.projects and not request.from_state:
+        raise UsageError("give the projects to import with --project (or use --from-state)")
+    if not request.to_stdout and Path(str(out)).exists() and not force:
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it")
+    _refuse_redirect_into_config(request)
 
     def note(message: str) -> None:
         # With the YAML on standard output, messages go to standard error.
-        if out is None:
+        if request.to_stdout:
             print(message, file=sys.stderr)
         else:
             echo(message)
 
-    in_config = _managed_by_config(paths, out, dict(options.variables))
+    config = _read_config(request, dict(options.variables))
+    in_config = frozenset(b.name for b in config.batches) if config is not None else frozenset()
+    ownership = config is not None and config.settings.ownership
     endpoint = open_endpoint(options.endpoint)
     client = make_client(endpoint, options)
     backend = open_state(options, endpoint)
-    with backend.lock("import", options.lock_timeout):
+
+    def current_state() -> State:
         state = read_state(backend, endpoint)
-        missing = [p for p in projects if not client.project_exists(p)]
-        if missing:
-            raise PlanError("project does not exist: " + ", ".join(map(repr, missing)))
-        found: dict[str, LiveBatch] = {}
-        with ThreadPoolExecutor(max_workers=options.parallelism) as pages:
-            for project in projects:
-                for batch in client.list_batches(project, pages):
-                    found.setdefault(batch.name, batch)
-        managed = sorted(name for name in found if name in state.batches or name in in_config)
-        batches = sorted(
-            (batch for name, batch in found.items() if name not in managed),
-            key=lambda b: (b.project, b.name),
+        if state.serial == 0 and (ownership or take_ownership):
+            # The lineage the first write keeps, the one plans use too.
+            state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))
+        return state
+
+    if request.from_state:
+        return _from_state(request, client, current_state(), in_config, options, note)
+    if not request.adopts:
+        # A preview takes no lock: it writes nothing.
+        return _import(
+            request, client, backend, current_state(), in_config, ownership, options, note
         )
-        imported = config_yaml(batches, list(projects), assume_priority)
-        if out is None:
-            sys.stdout.write(imported.text)
-        else:
-            try:
-                Path(out).write_text(imported.text, encoding="utf-8")
-            except OSError as exc:
-                raise UsageError(f"cannot write import output {out}: {os_reason(exc)}") from None
+    with backend.lock("import", options.lock_timeout):
+        return _import(
+            request, client, backend, current_state(), in_config, ownership, options, note
+        )
+
+
+def _import(
+    request: ImportRequest,
+    client: ScaleClient,
+    backend: StateBackend,
+    state: State,
+    in_config: frozenset[str],
+    ownership: bool,
+    options: Options,
+    note: Callable[[str], None],
+) -> int:
+    projects = request.projects
+    missing = [p for p in projects if not client.project_exists(p)]
+    if missing:
+        raise PlanError("project does not exist: " + ", ".join(map(repr, missing)))
+    found: dict[str, LiveBatch] = {}
+    with ThreadPoolExecutor(max_workers=options.parallelism) as pages:
+        for project in projects:
+            for batch in client.list_batches(project, pages):
+                found.setdefault(batch.name, batch)
+    sorted_ = _sort_batches(request, found, state, in_config, state.lineage)
+    batches = sorted_.imported
+    imported = config_yaml(batches, list(projects), request.assume_priority)
+    if request.adopts:
+        claimed = _claim(client, batches, state.lineage, ownership, request.take_ownership)
+        _write_output(request, imported.text)
         now = utc_now()
         backend.write(
             state.successor(
@@ -228,24 +443,110 @@ def import_batches(
                     batch.name: BatchRecord(
                         name=batch.name,
                         project=batch.project,
-                        priority=assume_priority,
+                        priority=request.assume_priority,
                         updated_at=now,
                     )
                     for batch in batches
                 }
             )
         )
-    for name in managed:
-        note(f"{json.dumps(name, ensure_ascii=False)}: already managed, skipped")
-    for variable, name in imported.variables:
+    else:
+        claimed = 0
+        _write_output(request, imported.text)
+    for name in sorted_.managed:
+        note(f"{escaped(name)}: already managed, skipped")
+    for name, problem in sorted_.unmanageable:
+        note(f"{escaped(name)}: {problem}, which batchplan cannot manage; skipped")
+    for name, owner in sorted_.owned:
         note(
-            f"{json.dumps(name, ensure_ascii=False)}: its callback carries credentials; "
-            f"set {variable} to its live value"
+            f"{escaped(name)}: managed by another state, lineage {owner}; skipped "
+            "(--take-ownership adopts it)"
         )
+    for variable, name in imported.variables:
+        note(f"{escaped(name)}: its callback carries credentials; set {variable} to its live value")
+    skipped = len(sorted_.managed) + len(sorted_.unmanageable) + len(sorted_.owned)
+    tail = f"; {skipped} skipped." if skipped else "."
+    counted = _plural(len(batches), "batch", "batches")
+    sources = _plural(len(projects), "project", "projects")
+    if not request.adopts:
+        suggested = "batchplan.yaml" if not _config_paths(request.paths) else "imported.yaml"
+        note(
+            f"Preview: {counted} from {sources} not managed yet{tail} Nothing was written, "
+            f"state included. To write this YAML and adopt them: "
+            f"{request.adopt_command(suggested)}"
+        )
+        return EXIT_OK
+    where = "standard output" if request.to_stdout else request.out
+    owned = f" ({claimed} marked with this state's lineage)" if claimed else ""
     note(
-        f"Imported {len(batches)} batch{'es' if len(batches) != 1 else ''} from "
-        f"{len(projects)} project{'s' if len(projects) != 1 else ''} into "
-        f"{out or 'standard output'} and state {backend.location}"
-        + (f"; {len(managed)} already managed, skipped." if managed else ".")
+        f"Imported {counted}{owned} from {sources} into {where} and state {backend.location}{tail}"
+    )
+    return EXIT_OK
+
+
+def _claim(
+    client: ScaleClient,
+    batches: Sequence[LiveBatch],
+    lineage: str,
+    ownership: bool,
+    take_ownership: bool,
+) -> int:
+    """Write this state's lineage into adopted batches: one ``setMetadata`` each.
+
+    With ownership every adopted batch gets it; with ``--take-ownership``
+    the batches another lineage marked get it too, or the next plan would
+    find them managed elsewhere. Other metadata keys are kept as they are.
+    """
+    count = 0
+    for batch in batches:
+        current = dict(batch.metadata or {})
+        marked = LINEAGE_KEY in current
+        if current.get(LINEAGE_KEY) == lineage or not (ownership or (take_ownership and marked)):
+            continue
+        current[LINEAGE_KEY] = lineage
+        client.set_batch_metadata(batch.name, current)
+        count += 1
+    return count
+
+
+def _from_state(
+    request: ImportRequest,
+    client: ScaleClient,
+    state: State,
+    in_config: frozenset[str],
+    options: Options,
+    note: Callable[[str], None],
+) -> int:
+    """YAML for the batches the state manages that no config declares; nothing changes.
+
+    The way back after a lost config file: the state knows the names,
+    projects and the priorities batchplan sent; the API gives the rest.
+    """
+    records = [
+        record
+        for name, record in sorted(state.batches.items())
+        if name not in in_config
+        and request.wanted(name)
+        and (not request.projects or record.project in request.projects)
+    ]
+    with ThreadPoolExecutor(max_workers=options.parallelism) as pool:
+        live = list(pool.map(lambda record: client.get_batch(record.name), records))
+    batches: list[LiveBatch] = []
+    for record, batch in zip(records, live, strict=True):
+        if batch is None:
+            note(f"{escaped(record.name)}: in state but not live, not written")
+        else:
+            batches.append(batch)
+    batches.sort(key=lambda b: (b.project, b.name))
+    projects = sorted({b.project for b in batches})
+    priorities = {r.name: r.priority for r in records}
+    imported = config_yaml(batches, projects, None, priorities)
+    _write_output(request, imported.text)
+    for variable, name in imported.variables:
+        note(f"{escaped(name)}: its callback carries credentials; set {variable} to its live value")
+    where = "standard output" if request.to_stdout else request.out
+    note(
+        f"Wrote {_plural(len(batches), 'batch', 'batches')} the state manages and no config "
+        f"declares to {where}; nothing else was changed."
     )
     return EXIT_OK

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
-from batchplan.model import BatchRecord
+from batchplan.model import BatchRecord, escaped, name_problem
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
+from batchplan.state.location import repair_hint
 
 
 def _stored(backend: StateBackend) -> State:
-    state = backend.read()
+    # Damaged records are kept apart, not fatal: these commands repair a state.
+    state = backend.read(keep_damaged=True)
     if state is None:
         raise StateError(f"no state at {backend.location} yet")
     return state
@@ -44,12 +46,16 @@ def state_list(
     create-time flags batchplan recorded (``-`` for adopted batches, whose
     flags it never saw).
     """
-    state = backend.read()
+    state = backend.read(keep_damaged=True)
     if output_format == "json":
         records = [] if state is None else [_record_json(r) for r in iter_sorted(state)]
-        echo(json.dumps({"state": backend.location, "batches": records}, ensure_ascii=False))
+        damaged = [] if state is None else _damaged_json(state)
+        document: dict[str, Any] = {"state": backend.location, "batches": records}
+        if damaged:
+            document["damaged"] = damaged
+        echo(json.dumps(document, ensure_ascii=False))
         return EXIT_OK
-    if state is None or not state.batches:
+    if state is None or not (state.batches or state.damaged):
         echo(f"No batches in state {backend.location}.")
         return EXIT_OK
     if verbose:
@@ -79,7 +85,29 @@ def state_list(
     echo(line(header, "UPDATED"))
     for row, updated in rows:
         echo(line(row, updated))
+    _echo_damaged(backend, state, echo)
     return EXIT_OK
+
+
+def _damaged_json(state: State) -> list[dict[str, Any]]:
+    return [
+        {"name": name, "problem": state.damaged[name].problem} for name in sorted(state.damaged)
+    ]
+
+
+def _echo_damaged(backend: StateBackend, state: State, echo: Callable[[str], None]) -> None:
+    """Each damaged record, named escaped (it may hold a line break), and the way out."""
+    if not state.damaged:
+        return
+    count = len(state.damaged)
+    echo("")
+    echo(
+        f"{count} damaged record{'s' if count != 1 else ''} (every other command refuses "
+        "this state until it is removed or fixed):"
+    )
+    for name in sorted(state.damaged):
+        echo(f"  {escaped(name)}: {state.damaged[name].problem}")
+        echo(f"    remove it: {repair_hint(backend.location, name)}")
 
 
 def _flag(value: bool | None) -> str:
@@ -89,6 +117,9 @@ def _flag(value: bool | None) -> str:
 def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
     state = _stored(backend)
     record = state.batches.get(name)
+    bad = _damaged_name(state, name)
+    if record is None and bad is not None:
+        raise StateError(f"{state.damaged[bad].problem}; {repair_hint(backend.location, bad)}")
     if record is None:
         raise StateError(f"batch {name!r} is not in state {backend.location}")
     echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
@@ -101,15 +132,32 @@ def state_rm(
     """Drop records from state (the batches themselves stay): the next plan adopts them."""
     with backend.lock("state rm", lock_timeout):
         state = _stored(backend)
-        missing = [name for name in names if name not in state.batches]
+        keys = [name if name in state.batches else _damaged_name(state, name) for name in names]
+        missing = [name for name, key in zip(names, keys, strict=True) if key is None]
         if missing:
             raise StateError(
                 "not in state: " + ", ".join(repr(name) for name in missing) + "; nothing removed"
             )
-        backend.write(state.successor(dict.fromkeys(names)))
-    for name in names:
-        echo(f"Removed {name} from state (the batch itself is not deleted).")
+        removed = [key for key in keys if key is not None]
+        backend.write(state.successor(dict.fromkeys(removed)))
+    for key in removed:
+        # Escaped: a damaged record's name may hold a line break.
+        shown = key if name_problem(key) is None else escaped(key)
+        echo(f"Removed {shown} from state (the batch itself is not deleted).")
     return EXIT_OK
+
+
+def _damaged_name(state: State, given: str) -> str | None:
+    """The damaged record ``given`` names: its name, or its escaped form as listed.
+
+    A name holding a line break is hard to type; ``state list`` shows it
+    JSON-escaped, and that form (with or without the quotes) is accepted too.
+    """
+    for name in state.damaged:
+        shown = escaped(name)
+        if given in (name, shown, shown[1:-1]):
+            return name
+    return None
 
 
 def state_pull(backend: StateBackend, echo: Callable[[str], None]) -> int:
@@ -142,7 +190,8 @@ def state_push(
             "for, or --force to push it anyway)"
         )
     with backend.lock("state push", lock_timeout):
-        stored = backend.read()
+        # A stored state with a damaged record can still be replaced.
+        stored = backend.read(keep_damaged=True)
         if stored is not None and not force:
             if pushed.lineage != stored.lineage:
                 raise StateError(

@@ -1083,7 +1083,8 @@ def _settings(files: Sequence[_File]) -> Settings:
                     key: int(value)
                     for key, value in settings.items()
                     if isinstance(value, int | float) and not isinstance(value, bool)
-                }
+                },
+                ownership=settings.get("ownership") is True,
             )
     return Settings()
 

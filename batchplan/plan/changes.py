@@ -68,6 +68,9 @@ class FindingCode(enum.Enum):
     CREATE_FLAG_CHANGED = "create_flag_changed"
     ALREADY_FINALIZED = "already_finalized"
     NAME_CANNOT_CHANGE = "name_cannot_change"
+    STATUS_LEFT_ALONE = "status_left_alone"
+    NAME_UNMANAGEABLE = "name_unmanageable"
+    MANAGED_ELSEWHERE = "managed_elsewhere"
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,16 @@ from typing import Any
 from batchplan.model import (
     COMPLETED,
     IN_PROGRESS,
+    LINEAGE_KEY,
     STAGING,
     BatchRecord,
     Config,
     DesiredBatch,
     LiveBatch,
     LiveView,
+    escaped,
+    known_status,
+    name_problem,
     same_callback,
 )
 from batchplan.plan.changes import (
@@ -151,8 +155,21 @@ def _metadata_edits(
     return tuple(edits), send
 
 
-def _create(desired: DesiredBatch) -> Change:
-    """In config, not live: create, then prioritize, then finalize if created staging."""
+def _owned(desired: DesiredBatch, lineage: str) -> DesiredBatch:
+    """The batch with the ownership key among the metadata its create sends."""
+    metadata = {**(desired.metadata or {}), LINEAGE_KEY: lineage}
+    shown = {**(desired.metadata_shown or desired.metadata or {}), LINEAGE_KEY: lineage}
+    return replace(desired, metadata=metadata, metadata_shown=shown)
+
+
+def _create(desired: DesiredBatch, owner: str | None) -> Change:
+    """In config, not live: create, then prioritize, then finalize if created staging.
+
+    With ownership (``owner`` is the state's lineage) the create carries the
+    ownership key among its metadata: no extra call.
+    """
+    if owner is not None:
+        desired = _owned(desired, owner)
     actions = [Action.CREATE]
     if desired.priority is not None:
         actions.append(Action.PRIORITIZE)
@@ -177,6 +194,70 @@ def _create(desired: DesiredBatch) -> Change:
     )
 
 
+def _claim(
+    live: LiveBatch, edits: tuple[MetadataEdit, ...], send: dict[str, Any] | None, owner: str
+) -> tuple[tuple[MetadataEdit, ...], dict[str, Any] | None]:
+    """Add the ownership key to the one ``setMetadata`` call, when the batch lacks it."""
+    current = live.metadata or {}
+    if current.get(LINEAGE_KEY) == owner:
+        return edits, send
+    claim = MetadataEdit(
+        LINEAGE_KEY,
+        before=current.get(LINEAGE_KEY),
+        after=owner,
+        before_present=LINEAGE_KEY in current,
+    )
+    whole = dict(send if send is not None else current)
+    whole[LINEAGE_KEY] = owner
+    return tuple(sorted((*edits, claim), key=lambda edit: edit.key)), whole
+
+
+def _left_alone(
+    desired: DesiredBatch,
+    live: LiveBatch,
+    record: BatchRecord | None,
+    findings: list[Finding],
+) -> Change | None:
+    """Live in a status batchplan does not know (``paused``, ``cancelled``...): no call.
+
+    The batch is adopted into state if it is not there (no call either);
+    whatever the config asks of it is a warning saying it was left alone.
+    """
+    asked = []
+    if _metadata_edits(desired, live)[0]:
+        asked.append("set metadata")
+    known_priority = record.priority if record is not None else None
+    if desired.priority is not None and known_priority != desired.priority:
+        asked.append("prioritize")
+    if desired.finalized is True:
+        asked.append("finalize")
+    if asked:
+        findings.append(
+            Finding(
+                Severity.WARNING,
+                FindingCode.STATUS_LEFT_ALONE,
+                desired.name,
+                desired.project,
+                (("status", live.status), ("asked", ", ".join(asked))),
+                _where(desired),
+            )
+        )
+    if record is not None:
+        return None
+    callback = desired.callback_shown if desired.callback is not None else live.callback
+    side = BatchSide(status=live.status, priority=None, callback=callback)
+    return Change(
+        batch=desired.name,
+        project=desired.project,
+        actions=(Action.ADOPT,),
+        before=side,
+        after=side,
+        reasons=(ChangeReason.NOT_IN_STATE,),
+        origin=_origin(desired),
+        desired=desired,
+    )
+
+
 def _update(
     desired: DesiredBatch,
     live: LiveBatch,
@@ -184,8 +265,11 @@ def _update(
     reassert_priority: bool,
     completed_with_priority: list[str],
     findings: list[Finding],
+    owner: str | None = None,
 ) -> Change | None:
     """In config and live in the right project: adopt, set metadata, prioritize, finalize."""
+    if not known_status(live.status):
+        return _left_alone(desired, live, record, findings)
     actions: list[Action] = []
     reasons: list[ChangeReason] = []
     known_priority = record.priority if record is not None else None
@@ -194,6 +278,8 @@ def _update(
         reasons.append(ChangeReason.NOT_IN_STATE)
 
     edits, send = _metadata_edits(desired, live)
+    if owner is not None:
+        edits, send = _claim(live, edits, send, owner)
     if edits:
         actions.append(Action.SET_METADATA)
         reasons.append(ChangeReason.METADATA_DIFFERS)
@@ -275,8 +361,19 @@ def _project_conflicts(config: Config, live: LiveView) -> dict[str, Finding]:
     return found
 
 
+def _other_owner(live: LiveBatch, lineage: str | None) -> str | None:
+    """The lineage of another state that wrote its ownership key into this batch, or None."""
+    owner = (live.metadata or {}).get(LINEAGE_KEY)
+    if lineage is None or not isinstance(owner, str) or owner == lineage:
+        return None
+    return owner
+
+
 def _batch_conflicts(
-    desired: DesiredBatch, live: LiveBatch | None, record: BatchRecord | None
+    desired: DesiredBatch,
+    live: LiveBatch | None,
+    record: BatchRecord | None,
+    lineage: str | None = None,
 ) -> list[Finding]:
     if live is None:
         if record is None:
@@ -284,6 +381,9 @@ def _batch_conflicts(
         return [_error(FindingCode.RECORDED_MISSING, desired)]
     if live.project != desired.project:
         return [_error(FindingCode.PROJECT_CHANGED, desired, live_project=live.project)]
+    other = _other_owner(live, lineage)
+    if other is not None:
+        return [_error(FindingCode.MANAGED_ELSEWHERE, desired, lineage=other)]
     found = _flag_conflicts(desired, record)
     callback = _callback_conflict(desired, live)
     if callback is not None:
@@ -321,13 +421,19 @@ def diff(
     *,
     targets: Collection[str] = (),
     reassert_priority: bool = False,
+    lineage: str | None = None,
 ) -> Plan:
     """Compare desired, live and state; return the plan that reconciles them.
 
     With ``targets``, only those batches get changes; errors elsewhere are
     demoted to warnings, and unmanaged batches are not listed.
+
+    ``lineage`` is the lineage the state keeps: a configured batch whose
+    ownership key names another one is a conflict, and with ``settings:
+    {ownership: true}`` every created or adopted batch gets this one.
     """
     target_set = frozenset(targets)
+    owner = lineage if config.settings.ownership else None
 
     def targeted(name: str | None) -> bool:
         return not target_set or name in target_set
@@ -350,7 +456,7 @@ def diff(
             continue
         live_batch = live.batches.get(desired.name)
         record = state.get(desired.name)
-        batch_conflicts = _batch_conflicts(desired, live_batch, record)
+        batch_conflicts = _batch_conflicts(desired, live_batch, record, lineage)
         if batch_conflicts:
             if targeted(desired.name):
                 findings.extend(batch_conflicts)
@@ -360,10 +466,10 @@ def diff(
         if not targeted(desired.name):
             continue
         if live_batch is None:
-            changes.append(_create(desired))
+            changes.append(_create(desired, owner))
             continue
         change = _update(
-            desired, live_batch, record, reassert_priority, completed_with_priority, findings
+            desired, live_batch, record, reassert_priority, completed_with_priority, findings, owner
         )
         if change is not None:
             changes.append(change)
@@ -387,6 +493,7 @@ def diff(
                 key=lambda b: (b.project, natural_key(b.name)),
             )
         )
+        findings.extend(_unmanageable(unmanaged))
 
     return Plan(
         changes=tuple(sorted(changes, key=lambda c: natural_key(c.batch))),
@@ -406,6 +513,24 @@ def diff(
         targets=tuple(sorted(target_set, key=natural_key)),
         reassert_priority=reassert_priority,
     )
+
+
+def _unmanageable(unmanaged: tuple[LiveBatch, ...]) -> list[Finding]:
+    """A live name no config could declare: a note naming it escaped, on one line."""
+    found = []
+    for batch in unmanaged:
+        problem = name_problem(batch.name)
+        if problem is not None:
+            found.append(
+                Finding(
+                    Severity.WARNING,
+                    FindingCode.NAME_UNMANAGEABLE,
+                    None,
+                    batch.project,
+                    (("name", escaped(batch.name)), ("problem", problem)),
+                )
+            )
+    return found
 
 
 def _demoted(conflict: Finding) -> Finding:

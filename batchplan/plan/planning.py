@@ -6,6 +6,8 @@ session; nothing here prints.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -56,6 +58,20 @@ def stored_lineage(state: State) -> str | None:
     return state.lineage if state.serial > 0 else None
 
 
+def first_lineage(location: str, endpoint: str) -> str:
+    """The lineage a state never written will keep, the same in every run until then.
+
+    With ownership the lineage goes into the batches a plan creates, so a
+    plan, a saved plan applied later, and the first write must agree on it;
+    a new state's random lineage would differ from run to run. It is made
+    from where the state lives (an absolute path, or the S3 URL) and the
+    endpoint: two folders never share it, one folder always gets it back.
+    """
+    if "://" not in location:
+        location = os.path.abspath(location)
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"batchplan-state:{endpoint}:{location}"))
+
+
 def limits_for(config: Config, options: PlanOptions) -> Limits:
     """Flags win over ``settings:``, which wins over the defaults."""
 
@@ -89,6 +105,8 @@ def make_plan(
     """Read state and live, diff, and mark the plan unsafe when over a limit without --force."""
     endpoint = session.endpoint
     state = read_state(backend, endpoint)
+    if config.settings.ownership and state.serial == 0:
+        state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))
     check_targets(plan_options.targets, config, state)
     live = read_live(
         session.client,
@@ -102,6 +120,7 @@ def make_plan(
         state.batches,
         targets=plan_options.targets,
         reassert_priority=plan_options.reassert_priority,
+        lineage=state.lineage,
     )
     if not plan_options.force:
         plan = replace(plan, unsafe=limit_breaches(plan, limits_for(config, plan_options)))

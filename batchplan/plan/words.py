@@ -78,6 +78,22 @@ def finding_message(finding: Finding) -> str:
             f"config says finalized: false, but the batch is already {fact('status')}; "
             "a finalize cannot be undone, so nothing is done"
         )
+    elif code is FindingCode.STATUS_LEFT_ALONE:
+        text = (
+            f"status {fact('status')}: left alone (config asks to {fact('asked')}; "
+            "batchplan sends no call to a batch in a status it does not act on)"
+        )
+    elif code is FindingCode.NAME_UNMANAGEABLE:
+        text = (
+            f"live batch {fact('name')} cannot be managed by batchplan ({fact('problem')}): "
+            "listed as unmanaged, never imported or written to state"
+        )
+    elif code is FindingCode.MANAGED_ELSEWHERE:
+        text = (
+            f"managed by another state, lineage {fact('lineage')} (its batchplan.lineage "
+            "metadata); one state manages a batch: drop it from this config, or, once it "
+            "is out of this config, take it over with `batchplan import --take-ownership`"
+        )
     else:
         text = (
             f"dropped from config while {fact('created')} is created in the same project: "

@@ -33,6 +33,19 @@ def complete(app: SandboxApp, request: Request, args: tuple[str, ...]) -> Reply:
     return ok(batch, committed=changed)
 
 
+def set_status(app: SandboxApp, request: Request, args: tuple[str, ...]) -> Reply:
+    """``POST /_sandbox/batches/{name}/status``: ``{"status": S}`` puts the batch in status S.
+
+    Any non-empty string is taken (``paused``, ``cancelled``, or one no API
+    has yet): real accounts hold statuses the reference does not list.
+    """
+    status = request.json_object().get("status")
+    if not isinstance(status, str) or not status:
+        raise ErrorReply(400, f"status must be a non-empty string, not {describe(status)}")
+    batch, changed = app.store.set_status(args[0], status)
+    return ok(batch, committed=changed)
+
+
 def set_tasks(app: SandboxApp, request: Request, args: tuple[str, ...]) -> Reply:
     """``POST /_sandbox/batches/{name}/tasks``: set task counts, e.g. ``{"pending": 3}``.
 
@@ -111,6 +124,7 @@ ROUTES: list[Route[SandboxApp]] = [
     Route(("batches", PLACEHOLDER), {"GET": batch_record}),
     Route(("batches", PLACEHOLDER, "complete"), {"POST": complete}),
     Route(("batches", PLACEHOLDER, "tasks"), {"POST": set_tasks}),
+    Route(("batches", PLACEHOLDER, "status"), {"POST": set_status}),
     Route(("requests",), {"GET": requests_log, "DELETE": clear_requests}),
     Route(("events",), {"GET": events}),
     Route(("seed",), {"POST": seed}),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from batchplan.model import PRIORITY_MAX, PRIORITY_MIN, STATUSES
+from batchplan.model import PRIORITY_MAX, PRIORITY_MIN
 from batchplan.sandbox.messages import ErrorReply, Reply, Request, describe, ok
 from batchplan.sandbox.routing import PLACEHOLDER, Route
 from batchplan.sandbox.store import BatchQuery, NewBatch, Store, format_time
@@ -162,9 +162,9 @@ def _bool_param(query: dict[str, str], field: str) -> None:
 def list_batches(store: Store, request: Request, args: tuple[str, ...]) -> Reply:
     """``GET /batches``: filtered, newest first, paged by limit and offset."""
     query = request.query
+    # Any status filters: an account may hold ``paused``, ``cancelled`` or
+    # statuses not known yet, and a filter on one lists those batches.
     status = query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise ErrorReply(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     # Accepted for compatibility: nothing is archived, and details are not kept.
     _bool_param(query, "exclude_archived")
     _bool_param(query, "detailed")

@@ -27,6 +27,14 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
+class Damaged:
+    """A record that failed validation: the located reason, and the entry as stored."""
+
+    problem: str
+    entry: Any = field(compare=False)
+
+
+@dataclass(frozen=True)
 class State:
     """One version of the state: ``serial`` grows by one per write."""
 
@@ -34,6 +42,10 @@ class State:
     serial: int
     endpoint: str
     batches: Mapping[str, BatchRecord] = field(default_factory=dict)
+    # Records that failed validation, kept as read (name -> why, raw entry) so
+    # that ``state list``, ``state rm`` and ``state push --force`` can repair
+    # a state holding one; every other command refuses such a state.
+    damaged: Mapping[str, Damaged] = field(default_factory=dict)
 
     @classmethod
     def new(cls, endpoint: str) -> State:
@@ -42,12 +54,14 @@ class State:
     def merged(self, updates: Mapping[str, BatchRecord | None]) -> State:
         """A copy with records replaced (``None`` drops one); serial unchanged."""
         batches = dict(self.batches)
+        damaged = dict(self.damaged)
         for name, record in updates.items():
+            damaged.pop(name, None)
             if record is None:
                 batches.pop(name, None)
             else:
                 batches[name] = record
-        return replace(self, batches=batches)
+        return replace(self, batches=batches, damaged=damaged)
 
     def successor(self, updates: Mapping[str, BatchRecord | None]) -> State:
         """The next version: records replaced (``None`` drops one), serial + 1.
@@ -90,9 +104,27 @@ def dumps(state: State) -> str:
         f'  "endpoint": {_encode(state.endpoint)},\n'
     )
     rows = [_record_line(name, record) for name, record in sorted(state.batches.items())]
+    if state.damaged:
+        # Kept as read, so that repairing one record never loses another.
+        rows = [row for _, row in sorted(_rows_with_damaged(state))]
     if not rows:
         return head + '  "batches": {}\n}\n'
     return head + '  "batches": {\n' + ",\n".join(rows) + "\n  }\n}\n"
+
+
+def _rows_with_damaged(state: State) -> Iterator[tuple[str, str]]:
+    for name, record in state.batches.items():
+        yield name, _record_line(name, record)
+    for name, bad in state.damaged.items():
+        yield name, f"    {_encode(name)}: {_encode(bad.entry)}"
+
+
+def first_damaged(state: State) -> tuple[str, Damaged] | None:
+    """The first damaged record by name, or None when every record is valid."""
+    if not state.damaged:
+        return None
+    name = min(state.damaged)
+    return name, state.damaged[name]
 
 
 # Control characters (C0, DEL, C1) in a name or project: never valid, and
@@ -191,11 +223,14 @@ def _object_hook() -> Callable[[list[tuple[str, Any]]], dict[str, Any]]:
     return unique_keys
 
 
-def loads(text: str, location: str) -> State:
+def loads(text: str, location: str, *, keep_damaged: bool = False) -> State:
     """Parse and check a state document; any damage is a ``StateError`` naming the place.
 
     Every record is checked (types, priority range, name), so a hand-edited
-    or foreign state is refused where it is read, not deep in a plan.
+    or foreign state is refused where it is read, not deep in a plan. With
+    ``keep_damaged`` a bad record is kept apart in ``State.damaged`` instead
+    (damage to the document itself is still an error): the repair commands
+    read a state that way.
     """
     try:
         document = json.loads(text, object_pairs_hook=_object_hook())
@@ -224,8 +259,16 @@ def loads(text: str, location: str) -> State:
     raw = document.get("batches", {})
     if not isinstance(raw, dict):
         raise StateError(f"{location}: 'batches' must be an object")
-    batches = {name: _record(name, entry, location) for name, entry in raw.items()}
-    return State(lineage=lineage, serial=serial, endpoint=endpoint, batches=batches)
+    if not keep_damaged:
+        batches = {name: _record(name, entry, location) for name, entry in raw.items()}
+        return State(lineage=lineage, serial=serial, endpoint=endpoint, batches=batches)
+    batches, damaged = {}, {}
+    for name, entry in raw.items():
+        try:
+            batches[name] = _record(name, entry, location)
+        except StateError as exc:
+            damaged[name] = Damaged(str(exc), entry)
+    return State(lineage, serial, endpoint, batches, damaged)
 
 
 @dataclass(frozen=True)
@@ -282,8 +325,12 @@ class StateBackend(Protocol):
 
     location: str
 
-    def read(self) -> State | None:
-        """The stored state, or None when there is none yet."""
+    def read(self, *, keep_damaged: bool = False) -> State | None:
+        """The stored state, or None when there is none yet.
+
+        A bad record is a ``StateError``; with ``keep_damaged`` it is kept in
+        ``State.damaged`` instead, for the commands that repair a state.
+        """
 
     def write(self, state: State, *, force: bool = False) -> None:
         """Store ``state``, whose serial must be above the stored one, same lineage.

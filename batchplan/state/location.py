@@ -6,8 +6,9 @@ from pathlib import Path
 
 from batchplan.api.endpoint import Endpoint
 from batchplan.errors import StateError
+from batchplan.model import shell_word
 from batchplan.options import Options
-from batchplan.state import State, StateBackend
+from batchplan.state import State, StateBackend, first_damaged
 from batchplan.state.local import LocalState
 
 DEFAULT_STATE = ".batchplan/state.json"
@@ -32,9 +33,28 @@ def state_backend(options: Options, endpoint: Endpoint) -> StateBackend:
     return backend_at(state_location(options, endpoint))
 
 
+def repair_hint(location: str, name: str) -> str:
+    """How to get rid of a damaged record: the commands that still work on such a state."""
+    return (
+        f"`batchplan state rm --state {shell_word(location)} {shell_word(name)}` drops the "
+        "record (the batch itself stays), or fix it in the output of `batchplan state pull` "
+        "and `batchplan state push --force` it"
+    )
+
+
 def read_state(backend: StateBackend, endpoint: Endpoint) -> State:
-    """The stored state, or a new one; a state made for another endpoint is refused."""
-    state = backend.read()
+    """The stored state, or a new one; a state made for another endpoint is refused.
+
+    A damaged record is refused naming the record and how to remove it.
+    """
+    try:
+        state = backend.read()
+    except StateError as exc:
+        kept = backend.read(keep_damaged=True)
+        bad = None if kept is None else first_damaged(kept)
+        if bad is None:
+            raise
+        raise StateError(f"{exc}; {repair_hint(backend.location, bad[0])}") from None
     if state is None:
         return State.new(endpoint.identity)
     if state.endpoint != endpoint.identity:

@@ -127,12 +127,16 @@ class StateStore:
 
     # -- state -------------------------------------------------------------
 
-    def read(self) -> State | None:
-        """The stored state, or None; remembers its version for the next ``write``."""
-        with self._mutex:
-            return self._read()
+    def read(self, *, keep_damaged: bool = False) -> State | None:
+        """The stored state, or None; remembers its version for the next ``write``.
 
-    def _read(self) -> State | None:
+        ``keep_damaged``: a bad record goes to ``State.damaged`` instead of
+        failing the read (for ``state list``, ``state rm``, ``state push``).
+        """
+        with self._mutex:
+            return self._read(keep_damaged)
+
+    def _read(self, keep_damaged: bool = False) -> State | None:
         data, version = self.storage.read()
         if data is None:
             self._seen = _Seen(version=None, state=None)
@@ -143,7 +147,7 @@ class StateStore:
             raise StateError(f"{self.location}: state is not UTF-8 text ({exc})") from None
         # A state of 100,000 batches is 15 MB: not held twice while it is parsed.
         del data
-        state = loads(text, self.location)
+        state = loads(text, self.location, keep_damaged=keep_damaged)
         self._seen = _Seen(version=version, state=state)
         return state
 

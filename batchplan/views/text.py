@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import click
 
+from batchplan.model import escaped, name_problem
 from batchplan.plan.changes import Action, Change, Plan
 from batchplan.plan.words import (
     finding_message,
@@ -144,7 +145,9 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         )
         if verbose:
             for batch in plan.unmanaged:
-                add(f"    {batch.name}  ({batch.project}, {batch.status})")
+                # A name no config can hold may hold a line break: shown escaped.
+                shown = batch.name if name_problem(batch.name) is None else escaped(batch.name)
+                add(f"    {shown}  ({batch.project}, {batch.status})")
         add("")
 
     # The last line sums the plan up and never hides a problem: with
