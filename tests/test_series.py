@@ -1,0 +1,67 @@
+"""Series that roll and targets by pattern: rename hints only for likely renames, globs."""
+
+from __future__ import annotations
+
+from batchplan.plan.changes import Action, FindingCode
+from batchplan.plan.words import finding_message
+from tests.test_diff import desired, live, record, run
+
+MONTHS = [f"kittens_2024-{m:02d}" for m in range(1, 13)]
+
+
+def test_moving_a_monthly_window_gives_forgets_and_creates_without_hints() -> None:
+    # Months 1-6 applied; the window moves to 4-9.
+    applied = MONTHS[0:6]
+    wanted = MONTHS[3:9]
+    plan = run(
+        [desired(name, priority=20) for name in wanted],
+        [live(name) for name in applied],
+        [record(name, priority=20) for name in applied],
+    )
+    forgotten = [c.batch for c in plan.changes if Action.FORGET in c.actions]
+    created = [c.batch for c in plan.changes if Action.CREATE in c.actions]
+    assert forgotten == MONTHS[0:3]
+    assert created == MONTHS[6:9]
+    assert plan.warnings == ()
+
+
+def test_one_dropped_and_one_created_with_the_same_fields_is_one_sentence() -> None:
+    plan = run(
+        [desired("cats_v2", priority=20, callback="https://h/x")],
+        [live("cats_v1", callback="https://h/x")],
+        [record("cats_v1", priority=20)],
+    )
+    (hint,) = plan.warnings
+    assert hint.code is FindingCode.NAME_CANNOT_CHANGE and hint.batch == "cats_v1"
+    text = finding_message(hint)
+    assert "cats_v2" in text
+    # One sentence naming one new batch: no sentence break, no clause list.
+    assert ". " not in text and ":" not in text and ";" not in text
+    assert text.startswith("looks renamed to cats_v2")
+
+
+def test_a_new_batch_with_other_fields_is_no_rename() -> None:
+    plan = run(
+        [desired("cats_v2", priority=25)],
+        [live("cats_v1")],
+        [record("cats_v1", priority=20)],
+    )
+    assert plan.warnings == ()
+
+
+def test_a_dropped_batch_in_another_project_is_no_rename() -> None:
+    plan = run(
+        [desired("cats_v2", project="other")],
+        [live("cats_v1")],
+        [record("cats_v1")],
+    )
+    assert plan.warnings == ()
+
+
+def test_a_different_callback_is_no_rename() -> None:
+    plan = run(
+        [desired("cats_v2", callback="https://h/new")],
+        [live("cats_v1", callback="https://h/old")],
+        [record("cats_v1")],
+    )
+    assert plan.warnings == ()
