@@ -334,7 +334,12 @@ def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 target_option = click.option(
-    "--target", "targets", multiple=True, metavar="NAME", help="Only this batch (repeatable)."
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this batch, or the batches a shell-style pattern matches "
+    "('kittens_2024-*'; quote it); repeatable.",
 )
 reassert_option = click.option(
     "--reassert-priority", is_flag=True, help="Re-send every managed priority."

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from batchplan.plan.changes import Action, FindingCode
 from batchplan.plan.words import finding_message
+from batchplan.sandbox import SandboxServer
+from tests.helpers import CLI, api_calls, mutating_calls
 from tests.test_diff import desired, live, record, run
 
 MONTHS = [f"kittens_2024-{m:02d}" for m in range(1, 13)]
@@ -65,3 +71,41 @@ def test_a_different_callback_is_no_rename() -> None:
         [record("cats_v1")],
     )
     assert plan.warnings == ()
+
+
+SERIES = """\
+version: 1
+batches:
+  - name: "kittens_${each.month}"
+    project: kitten_labeling
+    priority: 20
+    for_each:
+      month: ["2024-01", "2024-02", "2024-03"]
+  - name: puppies_2024-01
+    project: kitten_labeling
+"""
+
+
+@pytest.fixture
+def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
+    return CLI(sandbox, tmp_path, capsys)
+
+
+def test_a_glob_target_selects_the_series(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", SERIES)
+    result = cli("plan", "--target", "kittens_2024-*")
+    assert result.code == 0, result.err
+    assert "Plan: 3 to create" in result.out
+    assert "puppies_2024-01" not in result.out
+    assert "Targets only: kittens_2024-*" in result.out
+    assert cli("apply", "--auto-approve", "--target", "kittens_2024-0[12]").code == 0
+    assert mutating_calls(sandbox)["POST /batches"] == 2
+
+
+def test_a_glob_matching_nothing_is_an_error_naming_it(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", SERIES)
+    result = cli("plan", "--target", "kittens_2025-*", "--target", "puppies_2024-01")
+    assert result.code == 1
+    assert "'kittens_2025-*'" in result.err
+    assert "puppies" not in result.err
+    assert api_calls(sandbox) == {}

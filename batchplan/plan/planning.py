@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 
 from batchplan.api.session import Session
 from batchplan.errors import UsageError
@@ -72,15 +73,28 @@ def limits_for(config: Config, options: PlanOptions) -> Limits:
     )
 
 
-def check_targets(targets: Sequence[str], config: Config, state: State) -> None:
-    """A target that names no batch is a typo; planning nothing would hide it."""
+def resolve_targets(patterns: Sequence[str], config: Config, state: State) -> frozenset[str]:
+    """The batch names the ``--target`` patterns select, from the config and the state.
+
+    A pattern is a shell-style glob (``kittens_2024-*``, case-sensitive), and
+    also matches a name equal to it, since a name may hold ``*``, ``?`` or
+    ``[``. A pattern that matches nothing is a typo; planning nothing would
+    hide it.
+    """
     known = {b.name for b in config.batches} | set(state.batches)
-    unknown = sorted(set(targets) - known)
-    if unknown:
+    selected: set[str] = set()
+    unmatched = []
+    for pattern in patterns:
+        matched = {name for name in known if name == pattern or fnmatchcase(name, pattern)}
+        if not matched:
+            unmatched.append(pattern)
+        selected |= matched
+    if unmatched:
         raise UsageError(
-            "--target names no batch in the configuration or state: "
-            + ", ".join(repr(name) for name in unknown)
+            "--target names no batch in the configuration or state (none equals or matches it): "
+            + ", ".join(repr(pattern) for pattern in unmatched)
         )
+    return frozenset(selected)
 
 
 def make_plan(
@@ -89,7 +103,7 @@ def make_plan(
     """Read state and live, diff, and mark the plan unsafe when over a limit without --force."""
     endpoint = session.endpoint
     state = read_state(backend, endpoint)
-    check_targets(plan_options.targets, config, state)
+    targets = resolve_targets(plan_options.targets, config, state)
     live = read_live(
         session.client,
         config,
@@ -100,9 +114,12 @@ def make_plan(
         config,
         live,
         state.batches,
-        targets=plan_options.targets,
+        targets=targets,
         reassert_priority=plan_options.reassert_priority,
     )
+    if targets:
+        # Shown as given: a pattern reads better than the hundreds of names it matches.
+        plan = replace(plan, targets=tuple(dict.fromkeys(plan_options.targets)))
     if not plan_options.force:
         plan = replace(plan, unsafe=limit_breaches(plan, limits_for(config, plan_options)))
     digest = checksum(
