@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from batchplan.cli import main
+import sys
+
+
+def main() -> None:
+    """Import the CLI, then run it; a Ctrl-C while importing ends quietly too."""
+    try:
+        from batchplan.cli import main as run_cli
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+    run_cli()
+
 
 if __name__ == "__main__":
     main()

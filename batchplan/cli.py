@@ -13,11 +13,13 @@ is one decorator: its value arrives in the command's keyword arguments.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 import click
@@ -767,8 +769,10 @@ def run(args: list[str] | None = None) -> int:
     given = Given()
     try:
         code = cli.main(args=argv, prog_name="batchplan", standalone_mode=False, obj=given)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns a Ctrl-C into Abort; a refused prompt is an Abort too.
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -804,4 +808,28 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    """The ``batchplan`` command: run, then exit with its code.
+
+    After a Ctrl-C the process ends at once, whatever the exit code (``status
+    --watch`` stops with 0): a worker thread may still wait for an answer for
+    up to the read timeout, and joining it would make the interrupt look
+    ignored. Output is flushed first; state writes are atomic and done.
+    """
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        code = run()
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's message was being printed.
+        code = EXIT_INTERRUPTED
+    if interrupted or code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -80,8 +80,16 @@ def read_progress(
             name, project, answer.status, answer.tasks_pending, answer.tasks_completed
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        return list(pool.map(one, batches))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    try:
+        rows = list(pool.map(one, batches))
+    except KeyboardInterrupt:
+        # Stop now: a call on the wire may take up to the read timeout to end.
+        client.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return rows
 
 
 def _tally(rows: Sequence[BatchProgress]) -> dict[str, int]:
