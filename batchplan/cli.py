@@ -555,6 +555,19 @@ def schema(name: str, **kw: Any) -> int:
     return print_schema(SCHEMAS[name], make_echo(False))
 
 
+@cli.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@output_options
+def init(folder: str, **kw: Any) -> int:
+    """Start a project: a starter batchplan.yaml, its schema, .batchplan/ in .gitignore.
+
+    Never overwrites: an existing config or schema copy is left as it is.
+    """
+    from batchplan.commands.init import init as run
+
+    return run(folder, make_echo(use_color(kw["no_color"])))
+
+
 @cli.group()
 def state() -> None:
     """Inspect and repair batchplan's state (no API calls)."""
