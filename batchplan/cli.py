@@ -387,6 +387,11 @@ def validate(paths: tuple[str, ...], fmt: str, verbose: bool, **kw: Any) -> int:
     )
 
 
+compact_plan_option = click.option(
+    "--compact",
+    is_flag=True,
+    help="One line per batch, grouped by project with its counts (text and markdown).",
+)
 plan_format_option = format_option(
     "text",
     "json",
@@ -406,6 +411,7 @@ plan_format_option = format_option(
 @plan_format_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@compact_plan_option
 def plan(paths: tuple[str, ...], **kw: Any) -> int:
     """Show what apply would do."""
     from batchplan.commands.plan import plan as run
@@ -419,6 +425,7 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
         fmt=kw["fmt"],
         out=kw["out"],
         detailed_exitcode=kw["detailed_exitcode"],
+        compact=kw["compact"],
     )
 
 
@@ -427,12 +434,13 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 @plan_format_option
 @output_options
 @verbose_option
-def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) -> int:
+@compact_plan_option
+def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool, compact: bool) -> int:
     """Print a saved plan (from `plan --out`)."""
     from batchplan.commands.plan import show as run
 
     options = Options(color=use_color(no_color), verbose=verbose, debug=debug)
-    return run(planfile, options, make_echo(options.color), fmt=fmt)
+    return run(planfile, options, make_echo(options.color), fmt=fmt, compact=compact)
 
 
 @cli.command()

@@ -109,3 +109,23 @@ def test_a_glob_matching_nothing_is_an_error_naming_it(cli: CLI, sandbox: Sandbo
     assert "'kittens_2025-*'" in result.err
     assert "puppies" not in result.err
     assert api_calls(sandbox) == {}
+
+
+def test_plan_compact_and_show_compact_print_the_same(cli: CLI) -> None:
+    cli.write("batchplan.yaml", SERIES)
+    planned = cli("plan", "--compact", "--out", "plan.json")
+    assert planned.code == 0, planned.err
+    assert "  kitten_labeling: 4 to create, 3 to prioritize" in planned.out
+    assert len([line for line in planned.out.splitlines() if line.startswith("    +  ")]) == 4
+    shown = cli("show", "plan.json", "--compact")
+    assert shown.code == 0 and shown.out == planned.out
+    markdown = cli("show", "plan.json", "--compact", "--format", "markdown")
+    assert "- `kitten_labeling`: 4 to create, 3 to prioritize" in markdown.out
+
+
+def test_compact_json_is_refused(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", SERIES)
+    result = cli("plan", "--compact", "--format", "json")
+    assert result.code == 1
+    assert "--compact" in result.err and "json" in result.err
+    assert api_calls(sandbox) == {}
