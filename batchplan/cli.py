@@ -491,13 +491,18 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @paths_argument
 @common_options
 @variable_options
-@format_option("text", "json", help="text for people, json for machines.")
+@format_option(
+    "text",
+    "json",
+    "openmetrics",
+    help="text for people, json for machines, openmetrics for a Prometheus textfile collector.",
+)
 @click.option(
     "--watch",
     type=click.FloatRange(min=0.1),
     default=None,
     metavar="SECONDS",
-    help="Redraw every SECONDS until every created batch is completed (or Ctrl-C).",
+    help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
 )
 def status(paths: tuple[str, ...], **kw: Any) -> int:
     """Show how far the labeling of the managed batches has got."""
