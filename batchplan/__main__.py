@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -11,7 +12,11 @@ def main() -> None:
         from batchplan.cli import main as run_cli
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
-        sys.exit(130)
+        sys.stderr.flush()
+        # Not sys.exit: Python may still end a run whose import was
+        # interrupted by re-raising SIGINT, which the shell reports as 130
+        # but a CI runner as "killed".
+        os._exit(130)
     run_cli()
 
 
