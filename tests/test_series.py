@@ -129,3 +129,26 @@ def test_compact_json_is_refused(cli: CLI, sandbox: SandboxServer) -> None:
     assert result.code == 1
     assert "--compact" in result.err and "json" in result.err
     assert api_calls(sandbox) == {}
+
+
+def window(first: int, last: int) -> str:
+    months = ", ".join(f'"2024-{m:02d}"' for m in range(first, last + 1))
+    return f"""\
+version: 1
+batches:
+  - name: "kittens_${{each.month}}"
+    project: kitten_labeling
+    priority: 20
+    for_each:
+      month: [{months}]
+"""
+
+
+def test_moving_a_window_on_the_sandbox_prints_no_rename_warning(cli: CLI) -> None:
+    cli.write("batchplan.yaml", window(1, 6))
+    assert cli("apply", "--auto-approve").code == 0
+    cli.write("batchplan.yaml", window(4, 9))
+    result = cli("plan")
+    assert result.code == 0, result.err
+    assert "3 to create" in result.out and "3 to forget" in result.out
+    assert "Warnings:" not in result.out and "renamed" not in result.out
