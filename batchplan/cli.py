@@ -13,11 +13,13 @@ is one decorator: its value arrives in the command's keyword arguments.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO, TypeVar
 
 import click
@@ -334,7 +336,12 @@ def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 target_option = click.option(
-    "--target", "targets", multiple=True, metavar="NAME", help="Only this batch (repeatable)."
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="NAME",
+    help="Only this batch, or the batches a shell-style pattern matches "
+    "('kittens_2024-*'; quote it); repeatable.",
 )
 reassert_option = click.option(
     "--reassert-priority", is_flag=True, help="Re-send every managed priority."
@@ -380,6 +387,11 @@ def validate(paths: tuple[str, ...], fmt: str, verbose: bool, **kw: Any) -> int:
     )
 
 
+compact_plan_option = click.option(
+    "--compact",
+    is_flag=True,
+    help="One line per batch, grouped by project with its counts (text and markdown).",
+)
 plan_format_option = format_option(
     "text",
     "json",
@@ -399,6 +411,7 @@ plan_format_option = format_option(
 @plan_format_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@compact_plan_option
 def plan(paths: tuple[str, ...], **kw: Any) -> int:
     """Show what apply would do."""
     from batchplan.commands.plan import plan as run
@@ -412,6 +425,7 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
         fmt=kw["fmt"],
         out=kw["out"],
         detailed_exitcode=kw["detailed_exitcode"],
+        compact=kw["compact"],
     )
 
 
@@ -420,12 +434,13 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 @plan_format_option
 @output_options
 @verbose_option
-def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) -> int:
+@compact_plan_option
+def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool, compact: bool) -> int:
     """Print a saved plan (from `plan --out`)."""
     from batchplan.commands.plan import show as run
 
     options = Options(color=use_color(no_color), verbose=verbose, debug=debug)
-    return run(planfile, options, make_echo(options.color), fmt=fmt)
+    return run(planfile, options, make_echo(options.color), fmt=fmt, compact=compact)
 
 
 @cli.command()
@@ -476,13 +491,18 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 @paths_argument
 @common_options
 @variable_options
-@format_option("text", "json", help="text for people, json for machines.")
+@format_option(
+    "text",
+    "json",
+    "openmetrics",
+    help="text for people, json for machines, openmetrics for a Prometheus textfile collector.",
+)
 @click.option(
     "--watch",
     type=click.FloatRange(min=0.1),
     default=None,
     metavar="SECONDS",
-    help="Redraw every SECONDS until every created batch is completed (or Ctrl-C).",
+    help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
 )
 def status(paths: tuple[str, ...], **kw: Any) -> int:
     """Show how far the labeling of the managed batches has got."""
@@ -588,6 +608,19 @@ def schema(name: str, **kw: Any) -> int:
     from batchplan.commands.schema import print_schema
 
     return print_schema(SCHEMAS[name], make_echo(False))
+
+
+@cli.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@output_options
+def init(folder: str, **kw: Any) -> int:
+    """Start a project: a starter batchplan.yaml, its schema, .batchplan/ in .gitignore.
+
+    Never overwrites: an existing config or schema copy is left as it is.
+    """
+    from batchplan.commands.init import init as run
+
+    return run(folder, make_echo(use_color(kw["no_color"])))
 
 
 @cli.group()
@@ -804,8 +837,10 @@ def run(args: list[str] | None = None) -> int:
     given = Given()
     try:
         code = cli.main(args=argv, prog_name="batchplan", standalone_mode=False, obj=given)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+    except click.exceptions.Abort as exc:
+        # click turns a Ctrl-C into Abort; a refused prompt is an Abort too.
+        interrupted = isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt)
+        click.echo("Interrupted." if interrupted else "Aborted.", err=True)
         return EXIT_INTERRUPTED
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -841,4 +876,28 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    """The ``batchplan`` command: run, then exit with its code.
+
+    After a Ctrl-C the process ends at once, whatever the exit code (``status
+    --watch`` stops with 0): a worker thread may still wait for an answer for
+    up to the read timeout, and joining it would make the interrupt look
+    ignored. Output is flushed first; state writes are atomic and done.
+    """
+    interrupted = False
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        code = run()
+    except KeyboardInterrupt:
+        # A second Ctrl-C while the first one's message was being printed.
+        code = EXIT_INTERRUPTED
+    if interrupted or code == EXIT_INTERRUPTED:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -897,3 +898,58 @@ def test_each_kind_of_change_matches_its_golden_and_survives_saving(kind: str, f
     out = render(plan)
     check_golden(f"kinds/{kind}.{suffix}", out)
     assert render(plan_from_document(json.loads(render_json(plan)))) == out
+
+
+# --- compact -------------------------------------------------------------------
+
+
+def series_plan(months: int = 12) -> Plan:
+    """A year of one series created, one batch reprioritized, another project's forget."""
+    changes = [
+        create(f"kittens_2024-{m:02d}", priority=20, finalized=True) for m in range(1, months + 1)
+    ]
+    changes.append(update("kitten_2020-09", (Action.PRIORITIZE,), before=20, after=30))
+    changes.append(replace(forget("dogs_old"), project="dogs"))
+    return Plan(changes=tuple(changes))
+
+
+def test_compact_text_matches_golden() -> None:
+    check_golden("text_full_compact.txt", render_text(full_plan(), compact=True))
+
+
+def test_compact_markdown_matches_golden() -> None:
+    check_golden("markdown_full_compact.md", render_markdown(full_plan(), compact=True))
+
+
+def test_compact_text_is_one_line_per_batch_grouped_by_project_with_counts() -> None:
+    plan = series_plan()
+    text = render_text(plan, compact=True)
+    lines = text.splitlines()
+    for change in plan.changes:
+        (line,) = [line for line in lines if f" {change.batch} " in line + " "]
+        assert line.startswith("    ")
+    assert "  dogs: 1 to forget" in lines
+    assert "  kitten_labeling: 12 to create, 12 to finalize, 13 to prioritize" in lines
+    assert lines.index("  dogs: 1 to forget") < lines.index(
+        "  kitten_labeling: 12 to create, 12 to finalize, 13 to prioritize"
+    )
+    assert any(re.search(r" kitten_2020-09 +prioritize 20 -> 30$", line) for line in lines)
+    # The summary line is the same as the full plan's.
+    assert lines[-1] == render_text(plan).splitlines()[-1]
+    assert len(lines) < len(render_text(plan).splitlines()) / 2
+
+
+def test_compact_markdown_counts_per_project_and_one_line_per_batch() -> None:
+    plan = series_plan()
+    text = render_markdown(plan, compact=True)
+    assert "- `kitten_labeling`: 12 to create, 12 to finalize, 13 to prioritize" in text
+    assert "- `-/` `dogs_old`: forget" in text
+    assert "| --- |" not in text
+    assert text.splitlines()[0] == render_markdown(plan).splitlines()[0]
+
+
+def test_compact_markdown_of_a_big_plan_stays_under_the_limit() -> None:
+    plan = series_plan(months=5000)
+    text = render_markdown(plan, compact=True, limit=MIN_LIMIT * 2)
+    assert len(text) < MIN_LIMIT * 2
+    assert "more lines not shown" in text

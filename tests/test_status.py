@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def test_json_lists_every_managed_batch_with_live_status(cli: CLI) -> None:
             "status": "staging",
             "tasks_pending": 0,
             "tasks_completed": 0,
+            "tasks_error": 0,
+            "tasks_canceled": 0,
         },
         {
             "name": "cats_b",
@@ -59,6 +62,8 @@ def test_json_lists_every_managed_batch_with_live_status(cli: CLI) -> None:
             "status": "in_progress",
             "tasks_pending": 0,
             "tasks_completed": 0,
+            "tasks_error": 0,
+            "tasks_canceled": 0,
         },
         {
             "name": "dogs_a",
@@ -66,6 +71,8 @@ def test_json_lists_every_managed_batch_with_live_status(cli: CLI) -> None:
             "status": "not_created",
             "tasks_pending": None,
             "tasks_completed": None,
+            "tasks_error": None,
+            "tasks_canceled": None,
         },
     ]
     cats = data["totals"]["projects"]["cats"]
@@ -190,3 +197,119 @@ def test_an_unset_variable_in_a_name_or_project_is_an_error_naming_it(
     assert result.code == 1
     assert "RUN_ID" in result.err and f"batches[0].{field}" in result.err
     assert "Traceback" not in result.err
+
+
+# --- error and canceled tasks, --watch's end, width, OpenMetrics ------------------
+
+
+def test_errored_and_canceled_tasks_are_shown_and_not_done(cli: CLI) -> None:
+    applied(cli)
+    sandbox_post(cli.sandbox, "/batches/cats_b/tasks", {"completed": 50, "error": 3})
+    sandbox_post(cli.sandbox, "/batches/cats_a/tasks", {"completed": 9, "canceled": 1})
+    result = cli("status", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    (cats_b,) = [line for line in lines if line.startswith("cats") and " cats_b " in line]
+    assert "  94%" in cats_b and "100%" not in cats_b
+    assert cats_b.endswith("50/53 tasks, 3 error")
+    (cats_a,) = [line for line in lines if line.startswith("cats") and " cats_a " in line]
+    assert cats_a.endswith("9/10 tasks, 1 canceled") and "  90%" in cats_a
+    assert (
+        "cats: 2 batches (1 staging, 1 in progress), 59 of 63 tasks done (93%), 3 error, "
+        "1 canceled" in lines
+    )
+    data = json.loads(
+        cli("status", "--format", "json", "--endpoint", cli.sandbox.url, endpoint=False).out
+    )
+    row = next(r for r in data["batches"] if r["name"] == "cats_b")
+    assert (row["tasks_completed"], row["tasks_error"], row["tasks_canceled"]) == (50, 3, 0)
+    assert data["totals"]["projects"]["cats"]["tasks_error"] == 3
+
+
+def test_watch_ends_when_only_an_unfinalized_staging_batch_is_left(
+    cli: CLI, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    applied(cli)  # cats_a stays staging: nobody finalizes it
+    run = Running(tmp_path, "status", "--watch", "0.2", "--endpoint", sandbox.url)
+    run.wait_for(r"^cats\s+cats_b\s+in_progress")
+    sandbox_post(sandbox, "/batches/cats_b/complete")
+    assert run.finish(timeout=30) == 0, run.lines
+    assert any(re.match(r"cats\s+cats_a\s+staging", line) for line in run.lines["out"])
+
+
+def test_the_table_fits_the_terminal_width(cli: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    long_name = "cats_" + "very_long_" * 30
+    cli.write("batchplan.yaml", f"version: 1\nbatches:\n  - {{name: {long_name}, project: cats}}\n")
+    assert cli("apply", "--auto-approve").code == 0
+    sandbox_post(cli.sandbox, f"/batches/{long_name}/tasks", {"pending": 5, "completed": 5})
+    monkeypatch.setenv("COLUMNS", "90")
+    result = cli("status", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert max(len(line) for line in lines) <= 90
+    (row,) = [line for line in lines if line.startswith("cats ")]
+    assert "cats_very_long_" in row and "\u2026" in row and row.endswith("5/10 tasks")
+    # Without a terminal (and no COLUMNS) the names stay whole, for logs and files.
+    monkeypatch.delenv("COLUMNS")
+    assert long_name in cli("status", "--endpoint", cli.sandbox.url, endpoint=False).out
+
+
+_SAMPLE = re.compile(
+    r'^(batchplan_batch_tasks|batchplan_batch_status)\{project="((?:[^"\\\n]|\\.)*)",'
+    r'batch="((?:[^"\\\n]|\\.)*)",(state|status)="([a-z_]+)"\} (\d+)$'
+)
+
+
+def test_openmetrics_counts_per_batch_escaped_labels_and_eof(cli: CLI) -> None:
+    quoted = 'cats_"q"\\x'
+    cli.write(
+        "batchplan.yaml",
+        CONFIG + "  - {name: 'cats_\"q\"\\x', project: cats}\n",
+    )
+    assert cli("apply", "--auto-approve", "--target", "cats_a").code == 0
+    assert cli("apply", "--auto-approve", "--target", quoted).code == 0
+    sandbox_post(cli.sandbox, "/batches/cats_a/tasks", {"pending": 4, "completed": 6, "error": 2})
+    result = cli("status", "--format", "openmetrics", "--endpoint", cli.sandbox.url, endpoint=False)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[-1] == "# EOF" and result.out.endswith("# EOF\n")
+    samples = {}
+    families = []
+    for line in lines[:-1]:
+        if line.startswith("# TYPE "):
+            families.append(line.split()[2])
+            assert line.endswith(" gauge")
+            continue
+        if line.startswith("# HELP "):
+            continue
+        match = _SAMPLE.match(line)
+        assert match is not None, line
+        metric, project, batch, _, label, value = match.groups()
+        assert project == "cats" or batch == "dogs_a"
+        assert metric == families[-1]  # samples of one family are together
+        samples[(metric, batch, label)] = int(value)
+    assert families == ["batchplan_batch_tasks", "batchplan_batch_status"]
+    assert samples[("batchplan_batch_tasks", "cats_a", "pending")] == 4
+    assert samples[("batchplan_batch_tasks", "cats_a", "completed")] == 6
+    assert samples[("batchplan_batch_tasks", "cats_a", "error")] == 2
+    assert samples[("batchplan_batch_tasks", "cats_a", "canceled")] == 0
+    assert samples[("batchplan_batch_status", "cats_a", "staging")] == 1
+    assert samples[("batchplan_batch_status", "cats_a", "in_progress")] == 0
+    assert samples[("batchplan_batch_status", "dogs_a", "not_created")] == 1
+    assert ("batchplan_batch_tasks", "dogs_a", "pending") not in samples
+    assert samples[("batchplan_batch_status", 'cats_\\"q\\"\\\\x', "staging")] == 1
+
+
+def test_openmetrics_with_watch_is_refused(cli: CLI) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    result = cli(
+        "status",
+        "--format",
+        "openmetrics",
+        "--watch",
+        "1",
+        "--endpoint",
+        cli.sandbox.url,
+        endpoint=False,
+    )
+    assert result.code == 1 and "--watch" in result.err

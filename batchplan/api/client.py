@@ -175,6 +175,10 @@ class BatchStatus:
     status: str
     tasks_pending: int
     tasks_completed: int
+    # Counted apart from pending and completed: tasks that ended in an error
+    # or were canceled are not done, and will not be.
+    tasks_error: int = 0
+    tasks_canceled: int = 0
 
 
 @dataclass(frozen=True)
@@ -639,11 +643,11 @@ class ScaleClient:
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise ApiError("GET", path, 200, "unexpected answer: no 'status'")
         counts = {}
-        for key in ("tasks_pending", "tasks_completed"):
+        for key in ("tasks_pending", "tasks_completed", "tasks_error", "tasks_canceled"):
             # The reference names tasks_pending / tasks_completed; the official
-            # client reads pending / completed. Absent means 0.
+            # client reads pending / completed / error / canceled. Absent means 0.
             value = data.get(key, data.get(key.removeprefix("tasks_"), 0))
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ApiError("GET", path, 200, f"unexpected answer: {key!r} is not a count")
             counts[key] = value
-        return BatchStatus(name, data["status"], counts["tasks_pending"], counts["tasks_completed"])
+        return BatchStatus(name, data["status"], **counts)

@@ -10,7 +10,14 @@ import click
 
 from batchplan.api.session import Session
 from batchplan.config.load import load_config
-from batchplan.errors import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, EXIT_UNSAFE, first_exit
+from batchplan.errors import (
+    EXIT_CHANGES,
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_UNSAFE,
+    UsageError,
+    first_exit,
+)
 from batchplan.options import Options
 from batchplan.plan.changes import Plan, PlanOptions
 from batchplan.plan.planfile import check_out_path, read_plan_file, write_plan_file
@@ -23,8 +30,11 @@ from batchplan.state.location import (
 )
 
 
-def render(plan: Plan, fmt: str, options: Options) -> str:
-    """The plan in ``text``, ``json`` or ``markdown``; the same for a plan read back."""
+def render(plan: Plan, fmt: str, options: Options, *, compact: bool = False) -> str:
+    """The plan in ``text``, ``json`` or ``markdown``; the same for a plan read back.
+
+    ``compact`` (text and markdown): one line per batch, grouped by project.
+    """
     if fmt == "json":
         from batchplan.views.json import render_json
 
@@ -32,10 +42,16 @@ def render(plan: Plan, fmt: str, options: Options) -> str:
     if fmt == "markdown":
         from batchplan.views.markdown import render_markdown
 
-        return render_markdown(plan)
+        return render_markdown(plan, compact=compact)
     from batchplan.views.text import render_text
 
-    return render_text(plan, color=options.color, verbose=options.verbose)
+    return render_text(plan, color=options.color, verbose=options.verbose, compact=compact)
+
+
+def check_compact(fmt: str, compact: bool) -> None:
+    """``--compact`` shapes text and Markdown; JSON is for programs and stays whole."""
+    if compact and fmt == "json":
+        raise UsageError("--compact applies to --format text and markdown, not json")
 
 
 def plan_exit_code(plan: Plan, *, detailed_exitcode: bool) -> int:
@@ -62,19 +78,21 @@ def plan(
     fmt: str = "text",
     out: str | None = None,
     detailed_exitcode: bool = False,
+    compact: bool = False,
 ) -> int:
     """Print the plan and save it with ``out``; the exit code follows ``plan_exit_code``.
 
     stdout holds the rendered plan and nothing else, in every format; where
     the plan was saved goes to stderr.
     """
+    check_compact(fmt, compact)
     if out is not None:
         check_out_path(out, reserved_for_state(options))
     config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
         backend = state_backend(options, session.endpoint)
         planned = make_plan(config, session, backend, plan_options)
-        echo(render(planned.plan, fmt, options).rstrip("\n"))
+        echo(render(planned.plan, fmt, options, compact=compact).rstrip("\n"))
         if out is not None:
             write_plan_file(
                 out,
@@ -122,8 +140,16 @@ def reserved_for_state(options: Options) -> list[str]:
     return [name for location in locations for name in (location, location + ".lock")]
 
 
-def show(path: str, options: Options, echo: Callable[[str], None], *, fmt: str = "text") -> int:
-    """Print a saved plan exactly as ``plan --format FMT`` printed it."""
+def show(
+    path: str,
+    options: Options,
+    echo: Callable[[str], None],
+    *,
+    fmt: str = "text",
+    compact: bool = False,
+) -> int:
+    """Print a saved plan exactly as ``plan --format FMT [--compact]`` printed it."""
+    check_compact(fmt, compact)
     saved = read_plan_file(path)
-    echo(render(saved.plan, fmt, options).rstrip("\n"))
+    echo(render(saved.plan, fmt, options, compact=compact).rstrip("\n"))
     return EXIT_OK

@@ -8,6 +8,8 @@ batch is not created yet. No lock is taken: status only reads.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,8 +20,8 @@ from typing import Any, TextIO
 from batchplan.api.client import NotFoundError, ScaleClient
 from batchplan.api.session import Session
 from batchplan.config.load import load_names
-from batchplan.errors import EXIT_OK
-from batchplan.model import COMPLETED, STATUSES, Config
+from batchplan.errors import EXIT_OK, UsageError
+from batchplan.model import COMPLETED, IN_PROGRESS, STATUSES, Config
 from batchplan.options import Options
 from batchplan.state.location import read_state, state_backend
 
@@ -36,13 +38,27 @@ class BatchProgress:
     status: str
     tasks_pending: int | None = None
     tasks_completed: int | None = None
+    tasks_error: int | None = None
+    tasks_canceled: int | None = None
+
+    @property
+    def tasks_total(self) -> int | None:
+        """Every task of the batch, whatever its state; None when not created."""
+        counts = (self.tasks_pending, self.tasks_completed, self.tasks_error, self.tasks_canceled)
+        if any(count is None for count in counts):
+            return None
+        return sum(count or 0 for count in counts)
 
     @property
     def percent(self) -> int | None:
-        """Whole percent of tasks completed; None when there is nothing to count."""
-        if self.tasks_pending is None or self.tasks_completed is None:
+        """Whole percent of tasks completed; None when there is nothing to count.
+
+        Errored and canceled tasks count in the total but never as done: 50
+        completed and 3 errored is 94%, not 100%.
+        """
+        total = self.tasks_total
+        if total is None or self.tasks_completed is None:
             return None
-        total = self.tasks_pending + self.tasks_completed
         if total == 0:
             return 100 if self.status == COMPLETED else None
         return 100 * self.tasks_completed // total
@@ -54,6 +70,8 @@ class BatchProgress:
             "status": self.status,
             "tasks_pending": self.tasks_pending,
             "tasks_completed": self.tasks_completed,
+            "tasks_error": self.tasks_error,
+            "tasks_canceled": self.tasks_canceled,
         }
 
 
@@ -77,20 +95,37 @@ def read_progress(
         except NotFoundError:
             return BatchProgress(name, project, NOT_CREATED)
         return BatchProgress(
-            name, project, answer.status, answer.tasks_pending, answer.tasks_completed
+            name,
+            project,
+            answer.status,
+            answer.tasks_pending,
+            answer.tasks_completed,
+            answer.tasks_error,
+            answer.tasks_canceled,
         )
 
-    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        return list(pool.map(one, batches))
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    try:
+        rows = list(pool.map(one, batches))
+    except KeyboardInterrupt:
+        # Stop now: a call on the wire may take up to the read timeout to end.
+        client.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return rows
+
+
+TASK_COUNTS = ("tasks_pending", "tasks_completed", "tasks_error", "tasks_canceled")
 
 
 def _tally(rows: Sequence[BatchProgress]) -> dict[str, int]:
     counts = {"batches": len(rows), NOT_CREATED: 0, **dict.fromkeys(STATUSES, 0)}
-    counts["tasks_pending"] = counts["tasks_completed"] = 0
+    counts.update(dict.fromkeys(TASK_COUNTS, 0))
     for row in rows:
         counts[row.status] = counts.get(row.status, 0) + 1
-        counts["tasks_pending"] += row.tasks_pending or 0
-        counts["tasks_completed"] += row.tasks_completed or 0
+        for key in TASK_COUNTS:
+            counts[key] += getattr(row, key) or 0
     return counts
 
 
@@ -117,8 +152,14 @@ def bar(percent: int | None) -> str:
     return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {percent:3d}%"
 
 
-def _tasks(pending: int, completed: int) -> str:
-    return f"{completed}/{pending + completed} tasks"
+def _tasks(row: BatchProgress) -> str:
+    """``50/53 tasks, 3 error``: completed of all tasks, then the ones that will not be done."""
+    text = f"{row.tasks_completed}/{row.tasks_total} tasks"
+    if row.tasks_error:
+        text += f", {row.tasks_error} error"
+    if row.tasks_canceled:
+        text += f", {row.tasks_canceled} canceled"
+    return text
 
 
 def _summary_line(label: str, tally: dict[str, int]) -> str:
@@ -127,19 +168,52 @@ def _summary_line(label: str, tally: dict[str, int]) -> str:
         for key in (*STATUSES, NOT_CREATED)
         if tally.get(key)
     ]
-    pending, completed = tally["tasks_pending"], tally["tasks_completed"]
-    total = pending + completed
+    completed = tally["tasks_completed"]
+    total = sum(tally[key] for key in TASK_COUNTS)
     done = f", {completed} of {total} tasks done ({100 * completed // total}%)" if total else ""
+    for key, word in (("tasks_error", "error"), ("tasks_canceled", "canceled")):
+        if tally[key]:
+            done += f", {tally[key]} {word}"
     batches = "1 batch" if tally["batches"] == 1 else f"{tally['batches']} batches"
     return f"{label}: {batches} ({', '.join(parts)}){done}"
 
 
-def status_text(rows: Sequence[BatchProgress]) -> str:
-    """A table, a bar per batch, then a total line per project (and for all, if several)."""
-    if not rows:
-        return "No managed batches: the configuration and state name none.\n"
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "\u2026"
+
+
+#: Narrowest the project and batch columns get when the terminal is narrow.
+MIN_NAME_WIDTH = 12
+
+
+def _column_widths(rows: Sequence[BatchProgress], width: int | None) -> tuple[int, int]:
+    """Project and batch column widths; narrowed (batch first) to fit ``width`` columns."""
     name_width = max(len("BATCH"), *(len(row.name) for row in rows))
     project_width = max(len("PROJECT"), *(len(row.project) for row in rows))
+    if width is None:
+        return project_width, name_width
+    tasks_width = max(len("TASKS"), *(len(_tasks(r)) for r in rows if r.tasks_total is not None))
+    rest = 2 + len("not created") + 2 + BAR_WIDTH + 7 + 2 + tasks_width
+    over = project_width + 2 + name_width + rest - width
+    if over > 0:
+        cut = min(over, max(name_width - MIN_NAME_WIDTH, 0))
+        name_width -= cut
+        over -= cut
+    if over > 0:
+        project_width -= min(over, max(project_width - MIN_NAME_WIDTH, 0))
+    return project_width, name_width
+
+
+def status_text(rows: Sequence[BatchProgress], width: int | None = None) -> str:
+    """A table, a bar per batch, then a total line per project (and for all, if several).
+
+    With ``width`` (the terminal's), long batch and project names are
+    shortened with an ellipsis so that each table line fits.
+    """
+    if not rows:
+        return "No managed batches: the configuration and state name none.\n"
+    project_width, name_width = _column_widths(rows, width)
     status_width = len("not created")
     lines = [
         f"{'PROJECT':<{project_width}}  {'BATCH':<{name_width}}  "
@@ -147,22 +221,86 @@ def status_text(rows: Sequence[BatchProgress]) -> str:
     ]
     for row in rows:
         status = row.status.replace("_", " ") if row.status == NOT_CREATED else row.status
-        line = f"{row.project:<{project_width}}  {row.name:<{name_width}}  {status:<{status_width}}"
-        if row.tasks_pending is not None and row.tasks_completed is not None:
-            line += f"  {bar(row.percent)}  {_tasks(row.tasks_pending, row.tasks_completed)}"
+        project = shorten(row.project, project_width)
+        name = shorten(row.name, name_width)
+        line = f"{project:<{project_width}}  {name:<{name_width}}  {status:<{status_width}}"
+        if row.tasks_total is not None:
+            line += f"  {bar(row.percent)}  {_tasks(row)}"
         lines.append(line.rstrip())
     summary = totals(rows)
     lines.append("")
-    for project, tally in summary["projects"].items():
-        lines.append(_summary_line(project, tally))
+    totals_lines = [_summary_line(project, tally) for project, tally in summary["projects"].items()]
     if len(summary["projects"]) > 1:
-        lines.append(_summary_line("All projects", summary["all"]))
+        totals_lines.append(_summary_line("All projects", summary["all"]))
+    lines.extend(line if width is None else shorten(line, width) for line in totals_lines)
     return "\n".join(lines) + "\n"
 
 
 def finished(rows: Sequence[BatchProgress]) -> bool:
-    """Every created batch is completed (a batch not created cannot complete by waiting)."""
-    return all(row.status in (COMPLETED, NOT_CREATED) for row in rows)
+    """No managed batch is in progress: waiting changes nothing any more.
+
+    A batch not created, or staging (not finalized: its tasks are not being
+    worked on), cannot complete by waiting, so it does not keep a watch
+    running.
+    """
+    return all(row.status != IN_PROGRESS for row in rows)
+
+
+# -- OpenMetrics -------------------------------------------------------------------
+
+_METRICS = (
+    ("batchplan_batch_tasks", "Tasks of a managed batch, by task state."),
+    (
+        "batchplan_batch_status",
+        "1 for the managed batch's current status (not_created before it exists), 0 otherwise.",
+    ),
+)
+
+
+def label_value(text: str) -> str:
+    """A label value for the OpenMetrics text format: backslash, quote and newline escaped."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def status_openmetrics(rows: Sequence[BatchProgress]) -> str:
+    """The counts per batch in the OpenMetrics text format, ending with ``# EOF``.
+
+    Only gauges, which the Prometheus text format reads the same way, so a
+    node_exporter textfile collector accepts the file as it is.
+    """
+    lines = []
+    for metric, help_text in _METRICS:
+        lines += [f"# TYPE {metric} gauge", f"# HELP {metric} {help_text}"]
+        for row in rows:
+            labels = f'project="{label_value(row.project)}",batch="{label_value(row.name)}"'
+            if metric == "batchplan_batch_tasks":
+                if row.tasks_total is None:
+                    continue
+                for key in TASK_COUNTS:
+                    state = key.removeprefix("tasks_")
+                    lines.append(f'{metric}{{{labels},state="{state}"}} {getattr(row, key)}')
+            else:
+                for status in (NOT_CREATED, *STATUSES):
+                    value = 1 if row.status == status else 0
+                    lines.append(f'{metric}{{{labels},status="{status}"}} {value}')
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+def terminal_width(out: TextIO) -> int | None:
+    """Columns to fit the table in: the terminal's (or ``COLUMNS``); None for a file or pipe.
+
+    Like ``ps``, a table written to a terminal fits it, while a file or a
+    log keeps every name whole.
+    """
+    if os.environ.get("COLUMNS", "").strip().isdigit():
+        return max(int(os.environ["COLUMNS"]), 1)
+    try:
+        if not out.isatty():
+            return None
+    except (AttributeError, ValueError):
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def status(
@@ -174,12 +312,38 @@ def status(
     out: TextIO | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Print the managed batches' progress; with ``watch``, redraw until done or Ctrl-C (exit 0)."""
+    """Print the managed batches' progress; with ``watch``, redraw until done or Ctrl-C (exit 0).
+
+    ``watch`` ends once no managed batch is in progress. ``fmt`` is ``text``,
+    ``json`` or ``openmetrics`` (one exposition, so not with ``watch``).
+    """
     out = out or sys.stdout
+    if fmt == "openmetrics" and watch is not None:
+        raise UsageError(
+            "--watch does not apply to --format openmetrics: a metrics file holds one "
+            "exposition (run status on a schedule instead)"
+        )
     config = load_names(paths, dict(options.variables))  # before any network call
     with Session(options) as session:
         batches = managed_batches(config, session)
         return _report(session.client, batches, options, fmt, watch, out, sleep)
+
+
+def _render(rows: Sequence[BatchProgress], fmt: str, watch: float | None, out: TextIO) -> str:
+    if fmt == "json":
+        document = status_json(rows)
+        return (json.dumps(document) if watch else json.dumps(document, indent=2)) + "\n"
+    if fmt == "openmetrics":
+        return status_openmetrics(rows)
+    text = status_text(rows, terminal_width(out))
+    if watch is None:
+        return text
+    header = (
+        f"Every {watch:g} s, {time.strftime('%H:%M:%S')} "
+        "(until no batch is in progress; Ctrl-C to stop)\n\n"
+    )
+    # On a terminal the table is redrawn in place; in a log it repeats.
+    return ("\x1b[H\x1b[2J" if out.isatty() else "\n") + header + text
 
 
 def _report(
@@ -191,23 +355,10 @@ def _report(
     out: TextIO,
     sleep: Callable[[float], None],
 ) -> int:
-    screen = watch is not None and fmt == "text" and out.isatty()
     try:
         while True:
             rows = read_progress(client, batches, options.parallelism)
-            if fmt == "json":
-                document = status_json(rows)
-                text = (json.dumps(document) if watch else json.dumps(document, indent=2)) + "\n"
-            else:
-                text = status_text(rows)
-                if watch is not None:
-                    header = (
-                        f"Every {watch:g} s, {time.strftime('%H:%M:%S')} "
-                        "(until every created batch is completed; Ctrl-C to stop)\n\n"
-                    )
-                    # On a terminal the table is redrawn in place; in a log it repeats.
-                    text = ("\x1b[H\x1b[2J" if screen else "\n") + header + text
-            out.write(text)
+            out.write(_render(rows, fmt, watch, out))
             out.flush()
             if watch is None or finished(rows):
                 return EXIT_OK

@@ -22,6 +22,7 @@ import itertools
 import math
 import os
 import re
+import sys
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -141,6 +142,7 @@ def _resolve(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
         try:
             if path.is_dir():
                 found = _folder_files(path)
+                _note_skipped_folders(path)
                 if not found:
                     problems.append((given, f"{given}: folder holds no *.yaml or *.yml files"))
             elif path.exists():
@@ -158,6 +160,25 @@ def _resolve(paths: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
                 seen.add(identity)
                 files.append(file)
     return files, problems
+
+
+#: Folders whose skipped sub-folders were already named in this process.
+_SKIPS_TOLD: set[str] = set()
+
+
+def _note_skipped_folders(folder: Path) -> None:
+    """Name, once on stderr, the sub-folders a folder's reading leaves out (hidden ones aside)."""
+    key = os.path.realpath(folder)
+    if key in _SKIPS_TOLD:
+        return
+    _SKIPS_TOLD.add(key)
+    skipped = sorted(e.name for e in folder.iterdir() if e.is_dir() and not e.name.startswith("."))
+    if skipped:
+        names = ", ".join(f"{name}/" for name in skipped)
+        sys.stderr.write(
+            f"Note: {folder}: sub-folders not read: {names} "
+            "(only the folder's own *.yaml and *.yml files are; name a sub-folder to read it)\n"
+        )
 
 
 def _folder_files(folder: Path) -> list[Path]:

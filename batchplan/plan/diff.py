@@ -391,26 +391,63 @@ def _batch_conflicts(
     return found
 
 
-def _rename_hints(changes: list[Change]) -> list[Finding]:
-    """A forget and a create in one project look like a rename, which cannot happen."""
-    created: dict[str, list[str]] = {}
+def _same_fields(desired: DesiredBatch, record: BatchRecord, live: LiveBatch | None) -> bool:
+    """Every field known on both sides agrees: what a renamed copy of a batch looks like.
+
+    Unknown values (a priority never sent, the flags of an adopted batch, a
+    batch not seen live) do not count against a match.
+    """
+    known = record.priority is not None and desired.priority is not None
+    if known and record.priority != desired.priority:
+        return False
+    for flag in _FLAGS:
+        recorded: bool | None = getattr(record, flag)
+        if recorded is not None and recorded != getattr(desired, flag):
+            return False
+    if live is None:
+        return True
+    if desired.callback is not None and not same_callback(desired.callback, live.callback):
+        return False
+    live_metadata = live.metadata or {}
+    return all(live_metadata.get(key) == value for key, value in (desired.metadata or {}).items())
+
+
+def _rename_hints(
+    changes: list[Change], state: Mapping[str, BatchRecord], live: LiveView
+) -> list[Finding]:
+    """A lone forget and a lone create in one project, with the same fields: a likely rename.
+
+    Only then is it worth a warning (a name cannot change, so the old batch
+    stays live). Several forgets and creates in one project, as when a
+    ``for_each`` window moves, are a series rolling on, not renames.
+    """
+    forgets: dict[str, list[Change]] = {}
+    creates: dict[str, list[Change]] = {}
     for change in changes:
-        if Action.CREATE in change.actions:
-            created.setdefault(change.project, []).append(change.batch)
+        if Action.FORGET in change.actions:
+            forgets.setdefault(change.project, []).append(change)
+        elif Action.CREATE in change.actions:
+            creates.setdefault(change.project, []).append(change)
     hints = []
-    for change in changes:
-        if Action.FORGET in change.actions and change.project in created:
-            names = sorted(created[change.project], key=natural_key)
-            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            hints.append(
-                Finding(
-                    Severity.WARNING,
-                    FindingCode.NAME_CANNOT_CHANGE,
-                    change.batch,
-                    change.project,
-                    (("created", shown),),
-                )
+    for project, dropped in forgets.items():
+        created = creates.get(project, [])
+        if len(dropped) != 1 or len(created) != 1:
+            continue
+        old, new = dropped[0], created[0]
+        record = state.get(old.batch)
+        if record is None or new.desired is None:
+            continue
+        if not _same_fields(new.desired, record, live.batches.get(old.batch)):
+            continue
+        hints.append(
+            Finding(
+                Severity.WARNING,
+                FindingCode.NAME_CANNOT_CHANGE,
+                old.batch,
+                project,
+                (("created", new.batch),),
             )
+        )
     return hints
 
 
@@ -477,7 +514,7 @@ def diff(
     for name, record in state.items():
         if name not in desired_names and targeted(name):
             changes.append(_forget(record, live.batches.get(name)))
-    findings.extend(_rename_hints(changes))
+    findings.extend(_rename_hints(changes, state, live))
 
     unmanaged: tuple[LiveBatch, ...] = ()
     if not target_set:

@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 
 from batchplan.api.session import Session
 from batchplan.errors import UsageError
@@ -88,15 +89,28 @@ def limits_for(config: Config, options: PlanOptions) -> Limits:
     )
 
 
-def check_targets(targets: Sequence[str], config: Config, state: State) -> None:
-    """A target that names no batch is a typo; planning nothing would hide it."""
+def resolve_targets(patterns: Sequence[str], config: Config, state: State) -> frozenset[str]:
+    """The batch names the ``--target`` patterns select, from the config and the state.
+
+    A pattern is a shell-style glob (``kittens_2024-*``, case-sensitive), and
+    also matches a name equal to it, since a name may hold ``*``, ``?`` or
+    ``[``. A pattern that matches nothing is a typo; planning nothing would
+    hide it.
+    """
     known = {b.name for b in config.batches} | set(state.batches)
-    unknown = sorted(set(targets) - known)
-    if unknown:
+    selected: set[str] = set()
+    unmatched = []
+    for pattern in patterns:
+        matched = {name for name in known if name == pattern or fnmatchcase(name, pattern)}
+        if not matched:
+            unmatched.append(pattern)
+        selected |= matched
+    if unmatched:
         raise UsageError(
-            "--target names no batch in the configuration or state: "
-            + ", ".join(repr(name) for name in unknown)
+            "--target names no batch in the configuration or state (none equals or matches it): "
+            + ", ".join(repr(pattern) for pattern in unmatched)
         )
+    return frozenset(selected)
 
 
 def make_plan(
@@ -107,7 +121,7 @@ def make_plan(
     state = read_state(backend, endpoint)
     if config.settings.ownership and state.serial == 0:
         state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))
-    check_targets(plan_options.targets, config, state)
+    targets = resolve_targets(plan_options.targets, config, state)
     live = read_live(
         session.client,
         config,
@@ -118,10 +132,13 @@ def make_plan(
         config,
         live,
         state.batches,
-        targets=plan_options.targets,
+        targets=targets,
         reassert_priority=plan_options.reassert_priority,
         lineage=state.lineage,
     )
+    if targets:
+        # Shown as given: a pattern reads better than the hundreds of names it matches.
+        plan = replace(plan, targets=tuple(dict.fromkeys(plan_options.targets)))
     if not plan_options.force:
         plan = replace(plan, unsafe=limit_breaches(plan, limits_for(config, plan_options)))
     digest = checksum(

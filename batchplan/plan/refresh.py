@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import contextmanager
 
 from batchplan.api.client import PAGE_SIZE, ScaleClient
 from batchplan.errors import ApiError
@@ -61,6 +62,25 @@ def _scan_is_cheaper(client: ScaleClient, unseen: int, parallelism: int) -> bool
     return total is not None and math.ceil(total / PAGE_SIZE) < unseen
 
 
+@contextmanager
+def _pool(client: ScaleClient, workers: int, prefix: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that a Ctrl-C abandons rather than waits for.
+
+    A call on the wire may take up to the read timeout to end; after a Ctrl-C
+    plan has nothing to finish, so its calls are cancelled and not awaited.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix)
+    interrupted = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        interrupted = True
+        client.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=not interrupted, cancel_futures=interrupted)
+
+
 def read_live(
     client: ScaleClient,
     config: Config,
@@ -79,8 +99,8 @@ def read_live(
     # waited on pages of its own pool could starve it. Neither pool holds a
     # limiter slot while it waits, so they cannot starve each other either.
     with (
-        ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="list") as outer,
-        ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="page") as pages,
+        _pool(client, parallelism, "list") as outer,
+        _pool(client, parallelism, "page") as pages,
     ):
         exists = {p: outer.submit(client.project_exists, p) for p in checked}
 

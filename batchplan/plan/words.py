@@ -96,9 +96,9 @@ def finding_message(finding: Finding) -> str:
         )
     else:
         text = (
-            f"dropped from config while {fact('created')} is created in the same project: "
-            "a batch's name cannot change, so this batch stays live as it is (batchplan "
-            "only forgets it) and the new name is a new batch"
+            f"looks renamed to {fact('created')}, but a batch's name cannot change, so this "
+            f"batch stays live and is only forgotten while {fact('created')} is created "
+            "as a new batch"
         )
     return f"outside the targets: {text}" if finding.outside_targets else text
 

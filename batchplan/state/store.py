@@ -15,10 +15,11 @@ import datetime
 import getpass
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,6 +67,15 @@ class Storage(Protocol):
 
     def delete_lock(self, expected: Version) -> bool:
         """Delete the lock if it is still version ``expected``; False if it changed or is gone."""
+
+
+#: Seconds between two "still waiting for the state lock" lines.
+LOCK_NOTICE_SECONDS = 10.0
+
+
+def _to_stderr(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
 
 
 def _now() -> str:
@@ -201,16 +211,34 @@ class StateStore:
     # -- lock --------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, operation: str, timeout: float) -> Iterator[LockInfo]:
-        """Hold the lock for the block; wait up to ``timeout`` seconds for it."""
+    def lock(
+        self,
+        operation: str,
+        timeout: float,
+        *,
+        say: Callable[[str], None] = _to_stderr,
+        notice_every: float = LOCK_NOTICE_SECONDS,
+    ) -> Iterator[LockInfo]:
+        """Hold the lock for the block; wait up to ``timeout`` seconds for it.
+
+        While waiting, ``say`` gets who holds the lock and since when, then a
+        line every ``notice_every`` seconds, so a wait in CI does not look
+        like a hang. Without a timeout a held lock fails at once, silently.
+        """
         info = new_lock_info(operation)
         data = info.to_json().encode("utf-8")
-        deadline = time.monotonic() + max(timeout, 0.0)
+        started = time.monotonic()
+        deadline = started + max(timeout, 0.0)
+        next_notice: float | None = None
         while not self.storage.create_lock(data):
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 raise LockError(self._refusal())
-            time.sleep(min(self.storage.lock_poll_seconds, remaining))
+            if next_notice is None or now >= next_notice:
+                say(self._waiting_line(now - started, timeout, first=next_notice is None))
+                next_notice = now + notice_every
+            time.sleep(min(self.storage.lock_poll_seconds, remaining, next_notice - now))
         try:
             yield info
         except BaseException:
@@ -220,6 +248,17 @@ class StateStore:
                 self._release(info)
             raise
         self._release(info)
+
+    def _waiting_line(self, waited: float, timeout: float, *, first: bool) -> str:
+        """``Waiting for the state lock of X (up to 300 s): lock ... held by ... since ...``."""
+        holder = _parse_lock(self.storage.read_lock()[0])
+        held = holder.describe() if holder is not None else "its holder is releasing it"
+        if first:
+            return f"Waiting for the state lock of {self.location} (up to {timeout:g} s): {held}"
+        return (
+            f"Still waiting for the state lock of {self.location} "
+            f"({waited:.0f} s of {timeout:g} s): {held}"
+        )
 
     def _release(self, info: LockInfo) -> None:
         """Delete the lock, but only while it still holds our id."""

@@ -27,7 +27,7 @@ from batchplan.plan.words import (
     summary_line,
     value_text,
 )
-from batchplan.views.text import SYMBOLS
+from batchplan.views.text import SYMBOLS, by_project, compact_actions
 
 MARKER = "<!-- batchplan-plan -->"
 DEFAULT_LIMIT = 60_000
@@ -187,11 +187,46 @@ def _subject(batch: str | None, project: str) -> str:
     return code(batch) if batch is not None else f"project {code(project)}"
 
 
-def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
+def _compact_sections(plan: Plan, limit: int) -> list[_Section]:
+    """Counts per project in sight, then one line per batch, grouped by project, folded."""
+    groups = by_project(plan)
+    n = len(plan.changes)
+    lines = []
+    for project, changes, counts in groups:
+        # Blank lines around the heading: right after a list item it would
+        # continue that item.
+        lines.append(f"\n**{code(project)}**: {counts}\n")
+        lines.extend(
+            f"- {code(SYMBOLS[c.symbol_action][0])} {code(c.batch)}: {compact_actions(c)}"
+            for c in changes
+        )
+    return [
+        _Section(
+            ["", "Changes by project:"],
+            [f"- {code(project)}: {counts}" for project, _, counts in groups],
+            lambda left: f"- ... and {_count(left, 'more project')}; {_SHOW_ALL}.",
+        ),
+        _Section(
+            [
+                "",
+                f"<details><summary>{_count(n, 'change')}, one line each</summary>",
+            ],
+            lines,
+            lambda left: (
+                f"\n_... and {_count(left, 'more line')} not shown "
+                f"({limit + 1:,} characters limit); {_SHOW_ALL}._"
+            ),
+            after=["", "</details>"],
+        ),
+    ]
+
+
+def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT, compact: bool = False) -> str:
     """The plan as a pull-request comment of fewer than ``limit`` characters.
 
     ``limit`` must be at least ``MIN_LIMIT``, so that the heading and the
-    notes always fit; details are what gets left out.
+    notes always fit; details are what gets left out. ``compact``: the
+    counts per project, then one line per batch instead of the table.
     """
     if limit < MIN_LIMIT:
         raise ValueError(f"limit must be at least {MIN_LIMIT:,} characters, not {limit:,}")
@@ -269,7 +304,9 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT) -> str:
                 ]
             )
         )
-    if plan.changes:
+    if plan.changes and compact:
+        sections.extend(_compact_sections(plan, limit))
+    elif plan.changes:
         n = len(plan.changes)
         sections.append(
             _Section(

@@ -80,8 +80,77 @@ def _action_lines(change: Change) -> list[tuple[str, str]]:
     return lines
 
 
-def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> str:
-    """The whole plan as terminal text, ending with the line that sums it up."""
+def compact_actions(change: Change) -> str:
+    """A change's actions on one line: ``create, prioritize 20, finalize``."""
+    before, after = change.before, change.after
+    words = []
+    for action in change.actions:
+        if action is Action.PRIORITIZE:
+            new = _priority(None if after is None else after.priority)
+            if Action.CREATE in change.actions:
+                words.append(f"prioritize {new}")
+            else:
+                old = _priority(None if before is None else before.priority)
+                words.append(f"prioritize {old} -> {new}")
+        elif action is Action.SET_METADATA:
+            count = len(change.metadata)
+            words.append(f"set_metadata ({count} key{'' if count == 1 else 's'})")
+        else:
+            words.append(action.value)
+    return ", ".join(words)
+
+
+_COUNTED_ACTIONS = (
+    (Action.CREATE, "to create"),
+    (Action.SET_METADATA, "to set metadata"),
+    (Action.FINALIZE, "to finalize"),
+    (Action.PRIORITIZE, "to prioritize"),
+    (Action.ADOPT, "to adopt"),
+    (Action.FORGET, "to forget"),
+)
+
+
+def by_project(plan: Plan) -> list[tuple[str, list[Change], str]]:
+    """The changes grouped by project (sorted), each with its counts (``3 to create``)."""
+    groups: dict[str, list[Change]] = {}
+    for change in plan.changes:
+        groups.setdefault(change.project, []).append(change)
+    found = []
+    for project in sorted(groups):
+        changes = groups[project]
+        counts = [
+            f"{sum(action in c.actions for c in changes):,} {words}"
+            for action, words in _COUNTED_ACTIONS
+            if any(action in c.actions for c in changes)
+        ]
+        found.append((project, changes, ", ".join(counts)))
+    return found
+
+
+def _compact_lines(plan: Plan, style: Callable[..., str]) -> list[str]:
+    """One line per batch, grouped by project under a line of the project's counts."""
+    lines = ["batchplan will perform these actions:", ""]
+    for project, changes, counts in by_project(plan):
+        lines.append(f"  {style(project, bold=True)}: {counts}")
+        width = min(max(len(c.batch) for c in changes), 48)
+        for change in changes:
+            symbol, fg = SYMBOLS[change.symbol_action]
+            lines.append(
+                f"    {style(f'{symbol:<2}', fg, bold=True)} {change.batch:<{width}}  "
+                f"{compact_actions(change)}"
+            )
+        lines.append("")
+    return lines
+
+
+def render_text(
+    plan: Plan, *, color: bool = False, verbose: bool = False, compact: bool = False
+) -> str:
+    """The whole plan as terminal text, ending with the line that sums it up.
+
+    ``compact``: one line per batch, grouped by project with the project's
+    counts, instead of a block per batch; everything else is the same.
+    """
 
     def style(text: str, fg: str | None = None, bold: bool = False) -> str:
         return click.style(text, fg=fg, bold=bold) if color else text
@@ -94,7 +163,9 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         add("--reassert-priority: every managed priority is sent again.")
     if plan.targets or plan.reassert_priority:
         add("")
-    if plan.changes:
+    if plan.changes and compact:
+        out.extend(_compact_lines(plan, style))
+    elif plan.changes:
         add("batchplan will perform these actions:")
         add("")
         for change in plan.changes:

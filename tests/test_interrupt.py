@@ -1,0 +1,71 @@
+"""A Ctrl-C early in ``plan`` or ``status``: a short message and the exit code, no traceback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CONFIG = "version: 1\nbatches:\n  - {name: b1, project: p}\n"
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[socket.socket]:
+    """A listener on 127.0.0.1 that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(10)
+    yield server
+    server.close()
+
+
+def interrupted_while_waiting(
+    folder: Path, server: socket.socket, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """Run batchplan, send SIGINT once its first call is waiting for an answer."""
+    (folder / "batchplan.yaml").write_text(CONFIG, encoding="utf-8")
+    port = server.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "batchplan", *args, "--endpoint", f"http://127.0.0.1:{port}/v1"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SCALE_API_KEY": "k"},
+    )
+    try:
+        connection, _ = server.accept()  # the first call is on the wire: a deterministic point
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=10)
+        connection.close()
+    finally:
+        process.kill()
+        process.wait()
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_ctrl_c_before_the_first_answer_of_plan(
+    tmp_path: Path, silent_endpoint: socket.socket
+) -> None:
+    # It used to print "Aborted." and then hang until the read timeout.
+    result = interrupted_while_waiting(tmp_path, silent_endpoint, "plan")
+    assert result.returncode == 130
+    assert result.stderr.strip() == "Interrupted."
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_ctrl_c_while_status_waits_ends_at_once(
+    tmp_path: Path, silent_endpoint: socket.socket
+) -> None:
+    # Ctrl-C ends status with 0, as it ends --watch; it used to wait for the read timeout.
+    result = interrupted_while_waiting(tmp_path, silent_endpoint, "status")
+    assert result.returncode == 0
+    assert "Traceback" not in result.stderr
