@@ -168,12 +168,12 @@ def test_an_exception_outside_the_handlers_is_logged_and_answered_500(
 def test_a_failure_while_answering_is_logged_not_hidden(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from batchplan.sandbox import server
+    from batchplan.sandbox import handler
 
     def broken(self: object, reply: object) -> None:
         raise ValueError("cannot write")
 
-    monkeypatch.setattr(server._Handler, "_write", broken)
+    monkeypatch.setattr(handler.Handler, "_write", broken)
     with caplog.at_level(logging.ERROR, logger="batchplan.sandbox"):
         # The connection's thread logs before it closes the socket.
         with pytest.raises(requests.ConnectionError):
