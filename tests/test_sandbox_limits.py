@@ -73,7 +73,10 @@ def test_a_head_sent_a_byte_at_a_time_is_cut_off_at_its_deadline(
         assert sent < 20, "the server still waited for the head after 4 s"
 
 
-def test_slow_clients_cannot_take_every_connection_thread(sandbox: SandboxServer) -> None:
+@pytest.mark.parametrize("trickle", [b"x", b""], ids=["a byte at a time", "silent"])
+def test_slow_clients_cannot_take_every_connection_thread(
+    sandbox: SandboxServer, trickle: bytes
+) -> None:
     bound = SandboxOptions().max_connections
     baseline = threading.active_count()
     stop = threading.Event()
@@ -84,19 +87,19 @@ def test_slow_clients_cannot_take_every_connection_thread(sandbox: SandboxServer
             for _ in range(200)
         ]
         for raw in attackers:
-            raw.sendall(b"GET /v1/batches HTTP/1.1\r\n")
+            raw.sendall(b"GET /v1/batches HTTP/1.1\r\n" if trickle else b"")
 
-        def dribble() -> None:
+        def attack() -> None:
             # Each attacker sends one more byte of a head that never ends, every 0.5 s.
             while not stop.is_set():
                 for raw in attackers:
                     with suppress(OSError):
-                        raw.send(b"x")
+                        raw.send(trickle)
                 peak[0] = max(peak[0], threading.active_count() - baseline - 1)
                 stop.wait(0.5)
 
-        attack = threading.Thread(target=dribble)
-        attack.start()
+        attacking = threading.Thread(target=attack)
+        attacking.start()
         try:
             stop.wait(1.5)
             # A normal client gets its answer while the attack goes on.
@@ -105,12 +108,38 @@ def test_slow_clients_cannot_take_every_connection_thread(sandbox: SandboxServer
                 assert answer.status_code == 200
         finally:
             stop.set()
-            attack.join()
+            attacking.join()
     assert peak[0] <= bound, f"{peak[0]} connection threads for 200 slow clients"
     # Attackers gone: answers at once, from new connections.
     for _ in range(5):
         with requests.Session() as session:
             assert session.get(f"{sandbox.url}/batches", timeout=2).status_code == 200
+
+
+def test_a_connection_finding_every_thread_answering_gets_503_at_once(
+    sandbox_factory: object,
+) -> None:
+    sandbox: SandboxServer = sandbox_factory(max_connections=2, latency_ms=3000)  # type: ignore[operator]
+    info = sandbox.url.removesuffix("/v1") + "/_sandbox/info"
+    slow = [
+        threading.Thread(
+            target=requests.get, args=(f"{sandbox.url}/batches",), kwargs={"timeout": 10}
+        )
+        for _ in range(2)
+    ]
+    for thread in slow:
+        thread.start()
+    try:
+        threading.Event().wait(1.0)  # both slow requests are in their 3 s of latency
+        # Neither connection waits for a request, so none can be closed for this one.
+        turned_away = requests.get(info, timeout=5)
+        assert turned_away.status_code == 503
+        assert turned_away.headers["Retry-After"] == "1"
+        assert "2 connections" in turned_away.json()["error"]
+    finally:
+        for thread in slow:
+            thread.join()
+    assert requests.get(info, timeout=5).status_code == 200
 
 
 def test_a_body_over_1_mib_is_413_and_a_body_of_1_mib_is_read(sandbox: SandboxServer) -> None:

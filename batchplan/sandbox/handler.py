@@ -67,13 +67,11 @@ class _DeadlineReader(io.RawIOBase):
         super().__init__()
         self._connection = connection
         self.deadline = math.inf
-        self.received = 0  # bytes since the deadline was last set
         self.ended = False  # the client closed its side
 
     def start(self, seconds: float) -> None:
         """Start a new deadline, ``seconds`` from now."""
         self.deadline = time.monotonic() + seconds
-        self.received = 0
         self.ended = False
 
     def readable(self) -> bool:
@@ -85,7 +83,6 @@ class _DeadlineReader(io.RawIOBase):
             raise TimeoutError("deadline passed")
         self._connection.settimeout(left)
         count = self._connection.recv_into(buffer)
-        self.received += count
         self.ended = count == 0
         return count
 
@@ -160,6 +157,7 @@ class Handler(BaseHTTPRequestHandler):
         self.rfile = self._input
         self.deadlines: Deadlines = self.server.deadlines
         self._served = 0
+        self._begun = False  # a byte of the awaited request has come in
         self.waiting_since: float | None = time.monotonic()
         self.server.track(self, alive=True)
 
@@ -172,7 +170,7 @@ class Handler(BaseHTTPRequestHandler):
     @property
     def mid_request(self) -> bool:
         """Whether part of a request has come in and the rest is awaited."""
-        return self.waiting_since is not None and self._reader.received > 0
+        return self.waiting_since is not None and self._begun
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: no line per request."""
@@ -182,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.command = ""
         self.waiting_since = time.monotonic()
+        self._begun = False
         reader = self._reader
         part = "head"
         try:
@@ -190,6 +189,7 @@ class Handler(BaseHTTPRequestHandler):
             reader.start(self.deadlines.idle if self._served else self.deadlines.head)
             if not self._input.peek(1):
                 return
+            self._begun = True
             reader.start(self.deadlines.head)
             if not self._read_head():
                 return
@@ -206,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             self.close_connection = True
             # A request begun and not finished gets an answer; an idle connection just closes.
-            if (part == "body" or reader.received) and self.waiting_since is not None:
+            if self._begun and self.waiting_since is not None:
                 seconds = self.deadlines.body if part == "body" else self.deadlines.head
                 self._refuse(408, f"request {part} not received within {seconds:g} s")
 
