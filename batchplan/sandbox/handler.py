@@ -8,6 +8,7 @@ body (not per read), a 1 MiB body cap, and answers in the API's JSON format.
 
 from __future__ import annotations
 
+import email.message
 import email.utils
 import http.client
 import io
@@ -141,12 +142,49 @@ def _chunk_problem(error: http.client.HTTPException) -> str:
     return f"a chunk ended {error.expected} bytes short"
 
 
+@dataclass(frozen=True)
+class Fields:
+    """The header fields the sandbox acts on, read in one pass over the parsed head."""
+
+    lengths: tuple[str, ...] = ()
+    encoding: str = ""  # every Transfer-Encoding, comma-joined
+    expect: str | None = None
+    authorization: str | None = None
+    folded: bool = False  # a value continued on a line starting with a space
+
+    @property
+    def length(self) -> str | None:
+        """The Content-Length, if any (two different ones are refused before it is used)."""
+        return self.lengths[0] if self.lengths else None
+
+    @classmethod
+    def of(cls, headers: email.message.Message) -> Fields:
+        """Read from the stdlib's parsed head (``raw_items``: no per-field decoding cost)."""
+        lengths: list[str] = []
+        encodings: list[str] = []
+        expect = authorization = None
+        folded = False
+        for name, value in headers.raw_items():
+            folded = folded or "\n" in value
+            key = name.lower()
+            if key == "content-length":
+                lengths.append(value.strip())
+            elif key == "transfer-encoding":
+                encodings.append(value.strip())
+            elif key == "expect":
+                expect = value.strip()
+            elif key == "authorization" and authorization is None:
+                authorization = value.strip()
+        return cls(tuple(lengths), ", ".join(encodings), expect, authorization, folded)
+
+
 class Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive; every request goes to the server's ``SandboxApp``."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     server: ConnectionServer
+    fields = Fields()
 
     def setup(self) -> None:
         super().setup()
@@ -231,6 +269,7 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if self._reader.ended:
             return False  # the fields were cut off by the client closing
+        self.fields = Fields.of(self.headers)
         problem = self._head_problem()
         if problem is not None:
             self._refuse(*problem)
@@ -239,31 +278,29 @@ class Handler(BaseHTTPRequestHandler):
 
     def _head_problem(self) -> tuple[int, str] | None:
         """What the stdlib's parser lets through but a strict server refuses."""
+        fields = self.fields
         if self.request_version == "HTTP/0.9":
             return 400, f"malformed request line: {self.requestline[:80]!r}"
         if self.headers.defects:
             return 400, "malformed header line (a field name with a space, or no colon)"
-        if any("\n" in value for value in self.headers.values()):
+        if fields.folded:
             return 400, "header line folding (a line starting with a space) is obsolete"
-        lengths = set(self.headers.get_all("Content-Length") or ())
-        if len(lengths) > 1:
+        if len(set(fields.lengths)) > 1:
             return 400, "two different Content-Length fields"
-        expect = self.headers.get("Expect")
-        if expect is not None and expect.lower() != "100-continue":
-            return 417, f"unsupported Expect: {expect!r}"
+        if fields.expect is not None and fields.expect.lower() != "100-continue":
+            return 417, f"unsupported Expect: {fields.expect!r}"
         return None
 
     def handle_expect_100(self) -> bool:
         """Refuse a body over the cap before the client sends it."""
-        length = self.headers.get("Content-Length", "")
+        length = Fields.of(self.headers).length or ""
         if length.isdigit() and int(length) > MAX_BODY:
             self._refuse(413, _over_cap())
             return False
         return super().handle_expect_100()
 
     def _read_body(self) -> bytes:
-        encoding = ", ".join(self.headers.get_all("Transfer-Encoding") or ())
-        length = self.headers.get("Content-Length")
+        encoding, length = self.fields.encoding, self.fields.length
         if encoding:
             if encoding.strip().lower() != "chunked":
                 raise BadRequest(501, f"unsupported Transfer-Encoding: {encoding!r}")
@@ -287,9 +324,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _answer(self, body: bytes) -> None:
         try:
-            reply = self.server.app.answer(
-                self.command, self.path, self.headers.get("Authorization"), body
-            )
+            reply = self.server.app.answer(self.command, self.path, self.fields.authorization, body)
         except Exception as error:
             # A sandbox bug: logged with its traceback, answered in the API's
             # format; the connection closes, as its state is unknown.
