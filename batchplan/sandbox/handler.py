@@ -185,6 +185,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ConnectionServer
     fields = Fields()
+    evicted = False  # closed by the server to make room
 
     def setup(self) -> None:
         super().setup()
@@ -238,7 +239,8 @@ class Handler(BaseHTTPRequestHandler):
             except BadRequest as error:
                 self._refuse(error.status, str(error))
                 return
-            self.waiting_since = None
+            if not self.server.answering(self):
+                return  # closed to make room for a newer connection
             self._answer(body)
             self._served += 1
         except TimeoutError:

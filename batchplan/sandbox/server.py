@@ -104,7 +104,7 @@ class ConnectionServer(ThreadingHTTPServer):
             if not waiting:
                 return
             chosen = min(waiting, key=lambda h: (not h.mid_request, h.waiting_since or 0.0))
-            chosen.waiting_since = None  # chosen once
+            chosen.waiting_since, chosen.evicted = None, True
         with contextlib.suppress(OSError):
             chosen.connection.shutdown(socket.SHUT_RDWR)
 
@@ -116,6 +116,14 @@ class ConnectionServer(ThreadingHTTPServer):
             request.settimeout(0.1)
             request.sendall(answer)
         self.shutdown_request(request)
+
+    def answering(self, handler: Handler) -> bool:
+        """Mark a connection as answering (never closed for room); False if already chosen."""
+        with self._handlers_lock:
+            if handler.evicted:
+                return False
+            handler.waiting_since = None
+            return True
 
     def track(self, handler: Handler, alive: bool) -> None:
         """Record a connection's handler while it lives (to end or evict it)."""
