@@ -116,6 +116,10 @@ class _ChunkedSource:
         return self._rfile.readline(limit)
 
     def read(self, size: int) -> bytes:
+        if size < 0:
+            # http.client takes "-5" for a chunk size and would read to the
+            # end of the stream: a body without bound.
+            raise BadRequest(400, "malformed chunked body: a negative chunk size")
         data = self._rfile.read(size)
         self._tail = (self._tail + data)[-2:]
         return data
@@ -137,9 +141,11 @@ def read_chunked(rfile: io.BufferedIOBase, limit: int) -> bytes:
 def _chunk_problem(error: http.client.HTTPException) -> str:
     if isinstance(error, http.client.LineTooLong):
         return f"a chunk size or trailer line over {MAX_LINE} bytes"
-    if not isinstance(error, http.client.IncompleteRead) or error.expected is None:
-        return "a chunk size line is not hexadecimal, or the last chunk is missing"
-    return f"a chunk ended {error.expected} bytes short"
+    # http.client re-raises a short chunk's error as the cause of its own.
+    cause = error.__cause__ if isinstance(error.__cause__, http.client.IncompleteRead) else error
+    if isinstance(cause, http.client.IncompleteRead) and cause.expected is not None:
+        return "the stream ended inside a chunk"
+    return "a chunk size line is not hexadecimal, or the last chunk is missing"
 
 
 @dataclass(frozen=True)
