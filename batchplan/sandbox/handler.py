@@ -223,6 +223,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         """Wait for a request, read its head and body, answer it."""
         self.close_connection = True
+        if self.evicted:
+            return  # its socket is shut; never offer it for closing twice
         self.command = ""
         self.waiting_since = time.monotonic()
         self._begun = False
