@@ -784,6 +784,15 @@ def sandbox() -> None:
 @click.option(
     "--strict-projects", is_flag=True, help="Only projects created with POST /projects exist."
 )
+@click.option(
+    "--max-connections",
+    default=128,
+    show_default=True,
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Connections served at once, a thread each; when all are taken a new one closes "
+    "the connection waiting longest for a request.",
+)
 @output_options
 def sandbox_serve(
     host: str,
@@ -796,6 +805,7 @@ def sandbox_serve(
     burst: int | None,
     seed: int | None,
     strict_projects: bool,
+    max_connections: int,
     **kw: Any,
 ) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
@@ -814,6 +824,7 @@ def sandbox_serve(
         burst=burst,
         seed=seed,
         strict_projects=strict_projects,
+        max_connections=max_connections,
     )
     return serve(options, echo=make_echo(use_color(kw["no_color"])))
 

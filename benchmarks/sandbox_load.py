@@ -5,21 +5,27 @@ that client and server do not share one interpreter lock. Each phase runs for
 ``--seconds``; the server's CPU time (from /proc, Linux) tells whether the
 server or the client was the limit.
 
-    .venv/bin/python -m benchmarks.sandbox_load [--threads 8] [--seconds 5]
+    .venv/bin/python -m benchmarks.sandbox_load [--threads 8] [--seconds 5] [--slow-clients N]
+
+``--slow-clients N`` runs every phase under attack: N more connections, each
+sending one byte of a request head that never ends every second.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
+import socket
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -96,11 +102,58 @@ def drive(sb: Sandbox, phase: str, call: Call, threads: int, seconds: float) -> 
     return Figure(phase, sum(statuses.values()), elapsed, statuses, server_cpu)
 
 
+@contextlib.contextmanager
+def slow_clients(url: str, count: int) -> Iterator[None]:
+    """``count`` connections trickling a head that never ends, reconnecting when cut off."""
+    if count <= 0:
+        yield
+        return
+    target = urlsplit(url)
+    address = (target.hostname or "", target.port or 0)
+    stop = threading.Event()
+
+    def connect() -> socket.socket | None:
+        try:
+            raw = socket.create_connection(address, timeout=1)
+            raw.sendall(b"GET /v1/batches HTTP/1.1\r\n")
+            return raw
+        except OSError:
+            return None
+
+    def trickle() -> None:
+        sockets = [connect() for _ in range(count)]
+        while not stop.wait(1.0):
+            for i, raw in enumerate(sockets):
+                try:
+                    if raw is None:
+                        raise OSError
+                    raw.send(b"x")
+                except OSError:
+                    if raw is not None:
+                        raw.close()
+                    sockets[i] = connect()
+        for raw in sockets:
+            if raw is not None:
+                raw.close()
+
+    attacker = threading.Thread(target=trickle, daemon=True)
+    attacker.start()
+    try:
+        time.sleep(2.0)  # let the connections open and start trickling
+        yield
+    finally:
+        stop.set()
+        attacker.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--listed", type=int, default=20_000, help="batches seeded for listing")
+    parser.add_argument(
+        "--slow-clients", type=int, default=0, help="connections trickling a head meanwhile"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp, sandbox(Path(tmp) / "load.db") as sb:
@@ -124,13 +177,18 @@ def main() -> None:
             name = f"l-{max(n, 0) % args.listed:06d}"
             return session.get(f"{base}/batches/{name}", timeout=30).status_code
 
-        figures = [
-            drive(sb, "create batch (POST /batches)", create, args.threads, args.seconds),
-            drive(sb, "list page of 100 (GET /batches)", list_page, args.threads, args.seconds),
-            drive(sb, "get batch (GET /batches/{name})", read, args.threads, args.seconds),
-        ]
+        with slow_clients(base, args.slow_clients):
+            figures = [
+                drive(sb, "create batch (POST /batches)", create, args.threads, args.seconds),
+                drive(sb, "list page of 100 (GET /batches)", list_page, args.threads, args.seconds),
+                drive(sb, "get batch (GET /batches/{name})", read, args.threads, args.seconds),
+            ]
 
-    print(f"Sandbox load: {args.threads} client threads, {args.seconds:g} s a phase ({machine()})")
+    attack = f", {args.slow_clients} slow clients trickling" if args.slow_clients else ""
+    print(
+        f"Sandbox load: {args.threads} client threads{attack}, {args.seconds:g} s a phase"
+        f" ({machine()})"
+    )
     print()
     print("| phase | rate | requests | non-200 | server CPU | server CPU per request |")
     print("| --- | --- | --- | --- | --- | --- |")

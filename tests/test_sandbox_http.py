@@ -168,12 +168,12 @@ def test_an_exception_outside_the_handlers_is_logged_and_answered_500(
 def test_a_failure_while_answering_is_logged_not_hidden(
     sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from batchplan.sandbox import server
+    from batchplan.sandbox import handler
 
     def broken(self: object, reply: object) -> None:
         raise ValueError("cannot write")
 
-    monkeypatch.setattr(server._Handler, "_write", broken)
+    monkeypatch.setattr(handler.Handler, "_write", broken)
     with caplog.at_level(logging.ERROR, logger="batchplan.sandbox"):
         # The connection's thread logs before it closes the socket.
         with pytest.raises(requests.ConnectionError):
@@ -240,3 +240,13 @@ def test_expect_100_continue_gets_its_interim_answer_before_the_body(
 def test_an_empty_line_before_a_request_is_ignored(sandbox: SandboxServer) -> None:
     answer = exchange(sandbox, b"\r\nGET /v1/batches HTTP/1.1\r\nConnection: close\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200")
+
+
+def test_a_negative_chunk_size_is_400_at_once(sandbox: SandboxServer) -> None:
+    # Read as a size, -5 would mean "everything until the client closes": a
+    # body without bound. The client here keeps its side open.
+    request = post("Transfer-Encoding: chunked\r\n", b"-5\r\nhello\r\n0\r\n\r\n")
+    answer = exchange(sandbox, request, half_close=False)
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"negative chunk size" in answer
+    assert batches(sandbox) == 0

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +136,24 @@ def test_rate_limit_and_burst_reach_the_server(tmp_path: Path) -> None:
             statuses = [session.get(f"{url}/batches", timeout=10) for _ in range(4)]
         assert [answer.status_code for answer in statuses] == [200, 200, 429, 429]
         assert statuses[-1].headers["Retry-After"] == "1"
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_max_connections_reaches_the_server(tmp_path: Path) -> None:
+    flags = ("--max-connections", "1", "--latency-ms", "3000")
+    with serving(tmp_path / "sb.db", *flags) as (process, url, _):
+        info = url.removesuffix("/v1") + "/_sandbox/info"
+        slow = threading.Thread(
+            target=requests.get, args=(f"{url}/batches",), kwargs={"timeout": 10}
+        )
+        slow.start()
+        try:
+            time.sleep(1.0)  # the one connection is in its 3 s of latency
+            assert requests.get(info, timeout=10).status_code == 503
+        finally:
+            slow.join()
+        assert requests.get(info, timeout=10).status_code == 200
         process.terminate()
         assert process.wait(timeout=10) == 0
 

@@ -150,7 +150,11 @@ def _time_param(query: dict[str, str], field: str) -> str | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ErrorReply(400, f"{field} must be an ISO 8601 date or time, not {text!r}") from None
-    return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    try:
+        return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except OverflowError:
+        # e.g. 9999-12-31T23:59-23:59, which is past the last time in UTC
+        raise ErrorReply(400, f"{field} is out of range in UTC: {text!r}") from None
 
 
 def _bool_param(query: dict[str, str], field: str) -> None:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import email.utils
 import logging
-import re
 import signal
 import socket
 import socketserver
@@ -15,56 +13,59 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
 from batchplan.errors import BatchplanError
 from batchplan.sandbox.app import SandboxApp
 from batchplan.sandbox.faults import Faults
-from batchplan.sandbox.messages import ErrorReply, Reply
+from batchplan.sandbox.handler import Deadlines, Handler, encode
+from batchplan.sandbox.messages import ErrorReply
 from batchplan.sandbox.options import SandboxOptions
 from batchplan.sandbox.store import Store
-
-MAX_BODY = 16 * 1024 * 1024
-MAX_LINE = 65536
-MAX_HEADERS = 100
-# A client that announced a body gets this long to send it; an idle
-# kept-alive connection may wait for its next request indefinitely.
-BODY_TIMEOUT = 30.0
 
 _log = logging.getLogger("batchplan.sandbox")
 
 # A client hanging up mid-request is normal (load tests, Ctrl-C): not worth a line.
 _HANG_UPS = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError, TimeoutError)
 
+# How long a new connection waits for a free slot when every connection is
+# being answered (none waits for a request, so none can be closed for it).
+SLOT_WAIT = 1.0
+
 
 class SandboxError(BatchplanError):
     """The sandbox cannot start: its database cannot be opened or its port is taken."""
 
 
-class _BadBody(Exception):
-    """The request body cannot be read as framed; the answer closes the connection."""
+class ConnectionServer(ThreadingHTTPServer):
+    """The stdlib's threaded server with at most ``limit`` connections, a thread each.
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+    A connection arriving when all are taken closes the one that has waited
+    longest for a request (a slow head first): a client trickling bytes, or
+    an idle kept-alive one, yields its thread to a new client, so flooding
+    the server with slow connections never locks a normal request out, and
+    the server is free again as soon as the flood stops.
+    """
 
-
-class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     # Benchmarks open dozens of connections at once; the default backlog of 5
     # drops SYNs and costs a one-second retransmit each.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], app: SandboxApp) -> None:
+    def __init__(
+        self, address: tuple[str, int], app: SandboxApp, limit: int, deadlines: Deadlines
+    ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.app = app
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__(address, _Handler)
+        self.limit = limit
+        self.deadlines = deadlines
+        self._slots = threading.BoundedSemaphore(limit)
+        self._handlers: set[Handler] = set()
+        self._handlers_lock = threading.Lock()
+        super().__init__(address, Handler)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks DNS for the host's FQDN: slow, and unused here.
@@ -72,14 +73,67 @@ class _HTTPServer(ThreadingHTTPServer):
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
 
-    def track(self, connection: socket.socket, alive: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if alive else self._connections.discard)(connection)
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a thread of its own, once a slot is free."""
+        if not self._slots.acquire(blocking=False):
+            self._close_longest_waiting()
+            if not self._slots.acquire(timeout=SLOT_WAIT):
+                self._turn_away(request)
+                return
+        try:
+            threading.Thread(
+                target=self._serve,
+                args=(request, client_address),
+                name="batchplan-sandbox-connection",
+                daemon=True,
+            ).start()
+        except BaseException:
+            self._slots.release()
+            self.shutdown_request(request)
+            raise
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _close_longest_waiting(self) -> None:
+        with self._handlers_lock:
+            waiting = [h for h in self._handlers if h.waiting_since is not None]
+            if not waiting:
+                return
+            chosen = min(waiting, key=lambda h: (not h.mid_request, h.waiting_since or 0.0))
+            chosen.waiting_since, chosen.evicted = None, True
+        with contextlib.suppress(OSError):
+            chosen.connection.shutdown(socket.SHUT_RDWR)
+
+    def _turn_away(self, request: socket.socket) -> None:
+        """Every connection is busy answering: say so at once rather than queue unboundedly."""
+        message = f"the sandbox is answering {self.limit} connections already; retry"
+        answer = encode(ErrorReply(503, message, (("Retry-After", "1"),)).reply(), close=True)
+        with contextlib.suppress(OSError):
+            request.settimeout(0.1)
+            request.sendall(answer)
+        self.shutdown_request(request)
+
+    def answering(self, handler: Handler) -> bool:
+        """Mark a connection as answering (never closed for room); False if already chosen."""
+        with self._handlers_lock:
+            if handler.evicted:
+                return False
+            handler.waiting_since = None
+            return True
+
+    def track(self, handler: Handler, alive: bool) -> None:
+        """Record a connection's handler while it lives (to end or evict it)."""
+        with self._handlers_lock:
+            (self._handlers.add if alive else self._handlers.discard)(handler)
 
     def close_connections(self) -> None:
         """End kept-alive connections, whose threads would otherwise wait for a next request."""
-        with self._connections_lock:
-            connections = list(self._connections)
+        with self._handlers_lock:
+            connections = [handler.connection for handler in self._handlers]
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
@@ -92,250 +146,6 @@ class _HTTPServer(ThreadingHTTPServer):
         _log.error("sandbox connection from %s failed", client_address, exc_info=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; every method goes to ``SandboxApp``.
-
-    The stdlib's server runs the connections; the request line and header
-    fields are read here instead of by the stdlib's parser, which builds an
-    ``email.message`` per request: measured, that added half again to the
-    server's CPU time per read and took 10-17% off its throughput (the
-    figures are in docs/sandbox.md).
-    """
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-    server: _HTTPServer
-    command = ""
-    path = ""
-    _fields: dict[str, str]
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, alive=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, alive=False)
-
-    def log_message(self, *args: Any) -> None:
-        """Quiet: no line per request."""
-
-    def handle_one_request(self) -> None:
-        """Read one request's head, then answer it (``_answer`` reads the body)."""
-        self.command, self.path = "", ""
-        try:
-            if self._read_head():
-                self._answer()
-        except TimeoutError:
-            self.close_connection = True
-
-    def _read_head(self) -> bool:
-        """Read the request line and header fields; False when there is nothing to answer.
-
-        False also after a malformed head was answered with an error, and when
-        the client hung up before the head's end (an incomplete request is
-        never run).
-        """
-        self.close_connection = True
-        line = self.rfile.readline(MAX_LINE + 1)
-        if line in (b"\r\n", b"\n"):
-            # A client may send an empty line between requests; ignore one.
-            line = self.rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            self.send_error(414, f"request line over {MAX_LINE} bytes")
-            return False
-        if not line.endswith(b"\n"):
-            return False
-        parts = line.decode("latin-1").split()
-        if len(parts) != 3 or not _VERSION.fullmatch(parts[2]):
-            self.send_error(400, f"malformed request line: {line[:80]!r}")
-            return False
-        self.requestline = line.decode("latin-1").rstrip("\r\n")
-        self.command, self.path, self.request_version = parts
-        if not self.request_version.startswith("HTTP/1."):
-            self.send_error(505, f"HTTP version {self.request_version} not supported; use HTTP/1.1")
-            return False
-        fields = self._read_fields()
-        if fields is None:
-            return False
-        self._fields = fields
-        tokens = {token.strip().lower() for token in fields.get("connection", "").split(",")}
-        # HTTP/1.0 keep-alive is not worth supporting: answer, then close.
-        self.close_connection = "close" in tokens or self.request_version == "HTTP/1.0"
-        expect = fields.get("expect")
-        if expect is not None:
-            if expect.lower() != "100-continue":
-                self.send_error(417, f"unsupported Expect: {expect!r}")
-                return False
-            if self.request_version == "HTTP/1.1":
-                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        return True
-
-    def _read_fields(self) -> dict[str, str] | None:
-        """Header fields by lower-case name; None when an error was answered or the client left."""
-        fields: dict[str, str] = {}
-        for _ in range(MAX_HEADERS + 1):
-            line = self.rfile.readline(MAX_LINE + 1)
-            if len(line) > MAX_LINE:
-                self.send_error(431, f"header line over {MAX_LINE} bytes")
-                return None
-            if line in (b"\r\n", b"\n"):
-                return fields
-            if not line.endswith(b"\n"):
-                return None
-            if line[:1] in (b" ", b"\t"):
-                self.send_error(
-                    400, "header line folding (a line starting with a space) is obsolete"
-                )
-                return None
-            name, colon, value = line.decode("latin-1").partition(":")
-            if not colon or not _TOKEN.fullmatch(name):
-                self.send_error(400, f"malformed header line: {line[:80]!r}")
-                return None
-            key, value = name.lower(), value.strip()
-            if key in fields:
-                if key == "content-length" and fields[key] != value:
-                    self.send_error(400, "two different Content-Length fields")
-                    return None
-                # Repeated fields are one comma-separated list (RFC 9110).
-                value = value if key == "content-length" else f"{fields[key]}, {value}"
-            fields[key] = value
-        self.send_error(431, f"over {MAX_HEADERS} header fields")
-        return None
-
-    def _answer(self) -> None:
-        try:
-            reply = self._reply()
-        except Exception as error:
-            # A sandbox bug: logged with its traceback, answered in the API's
-            # format; the connection closes, as its state is unknown.
-            _log.error("sandbox failed on %s %s", self.command, self.path, exc_info=True)
-            self.close_connection = True
-            reply = ErrorReply(
-                500, f"internal sandbox error: {type(error).__name__}: {error}"
-            ).reply()
-        self._write(reply)
-
-    def _reply(self) -> Reply:
-        try:
-            body = self._read_body()
-        except _BadBody as error:
-            # Where the next request would start is unknown: answer, then close.
-            self.close_connection = True
-            return ErrorReply(error.status, str(error)).reply()
-        return self.server.app.answer(
-            self.command, self.path, self._fields.get("authorization"), body
-        )
-
-    def _read_body(self) -> bytes:
-        encoding = self._fields.get("transfer-encoding")
-        length = self._fields.get("content-length")
-        if encoding is not None:
-            if encoding.strip().lower() != "chunked":
-                raise _BadBody(501, f"unsupported Transfer-Encoding: {encoding!r}")
-            if length is not None:
-                # Both framings at once is how requests are smuggled: answer, then close.
-                self.close_connection = True
-            return self._timed(self._read_chunked)
-        if length is None:
-            return b""
-        if not _DIGITS.fullmatch(length):
-            raise _BadBody(400, f"Content-Length is not a number: {length!r}")
-        size = int(length)
-        if size > MAX_BODY:
-            raise _BadBody(413, f"request body over {MAX_BODY} bytes")
-        body = self._timed(lambda: self.rfile.read(size))
-        if len(body) < size:
-            raise _BadBody(400, f"request body ended after {len(body)} of {size} bytes")
-        return body
-
-    def _timed(self, read: Callable[[], bytes]) -> bytes:
-        self.connection.settimeout(BODY_TIMEOUT)
-        try:
-            return read()
-        except TimeoutError:
-            raise _BadBody(408, f"request body not received within {BODY_TIMEOUT:g} s") from None
-        finally:
-            self.connection.settimeout(self.timeout)
-
-    def _read_chunked(self) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        while True:
-            line = self.rfile.readline(MAX_LINE + 1)
-            size_text = line.split(b";")[0].strip()
-            if not line.endswith(b"\n") or not _HEX.fullmatch(size_text):
-                raise _BadBody(400, f"malformed chunked body: bad chunk size line {line[:40]!r}")
-            size = int(size_text, 16)
-            if size == 0:
-                return self._end_chunked(chunks)
-            total += size
-            if total > MAX_BODY:
-                raise _BadBody(413, f"request body over {MAX_BODY} bytes")
-            chunk = self.rfile.read(size)
-            if len(chunk) < size:
-                raise _BadBody(
-                    400, f"malformed chunked body: chunk ended after {len(chunk)} of {size} bytes"
-                )
-            if self.rfile.readline(3) not in (b"\r\n", b"\n"):
-                raise _BadBody(400, "malformed chunked body: chunk data not followed by CRLF")
-            chunks.append(chunk)
-
-    def _end_chunked(self, chunks: list[bytes]) -> bytes:
-        """Skip the trailer section, which ends with an empty line."""
-        for _ in range(100):
-            line = self.rfile.readline(MAX_LINE + 1)
-            if not line.endswith(b"\n"):
-                raise _BadBody(400, "malformed chunked body: trailer section not terminated")
-            if line in (b"\r\n", b"\n"):
-                return b"".join(chunks)
-        raise _BadBody(431, "too many trailer fields")
-
-    def _write(self, reply: Reply) -> None:
-        payload = reply.encode()
-        lines = [
-            f"HTTP/1.1 {reply.status} {HTTPStatus(reply.status).phrase}",
-            "Server: batchplan-sandbox",
-            f"Date: {_http_date()}",
-            "Content-Type: application/json",
-            f"Content-Length: {len(payload)}",
-            *(f"{name}: {value}" for name, value in reply.headers),
-        ]
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        # An answer to HEAD has the headers GET would get and no body. One
-        # write per answer: with Nagle off, two writes would be two packets.
-        self.wfile.write(head if self.command == "HEAD" else head + payload)
-
-    def send_error(
-        self, code: int, message: str | None = None, _explain: str | None = None
-    ) -> None:
-        """Errors in the request's head, in the API's JSON format; then the connection closes."""
-        self.close_connection = True
-        self._write(ErrorReply(int(code), message or HTTPStatus(code).phrase).reply())
-
-
-_date_cache: tuple[int, str] = (0, "")
-
-
-def _http_date() -> str:
-    """The Date field's value, formatted once a second (formatting costs a few µs)."""
-    global _date_cache
-    second = int(time.time())
-    if _date_cache[0] != second:
-        _date_cache = (second, email.utils.formatdate(second, usegmt=True))
-    return _date_cache[1]
-
-
-_VERSION = re.compile(r"HTTP/[0-9]\.[0-9]")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a field name: no spaces, no colon
-_DIGITS = re.compile(r"[0-9]+")
-_HEX = re.compile(rb"[0-9A-Fa-f]+")
-
-
 class SandboxServer:
     """A sandbox on a loopback port, served from a daemon thread.
 
@@ -345,7 +155,7 @@ class SandboxServer:
     def __init__(self, options: SandboxOptions) -> None:
         self.options = options
         self._store: Store | None = None
-        self._httpd: _HTTPServer | None = None
+        self._httpd: ConnectionServer | None = None
         self._thread: threading.Thread | None = None
         self._lifecycle = threading.Lock()
 
@@ -369,8 +179,11 @@ class SandboxServer:
                 options.burst,
             )
             try:
-                httpd = _HTTPServer(
-                    (options.host, options.port), SandboxApp(store, faults, options.api_key)
+                httpd = ConnectionServer(
+                    (options.host, options.port),
+                    SandboxApp(store, faults, options.api_key),
+                    options.max_connections,
+                    Deadlines(head=options.head_timeout, idle=options.idle_timeout),
                 )
             except OSError as error:
                 store.close()
