@@ -70,7 +70,7 @@ def test_a_failed_replace_keeps_the_old_state_and_no_temp_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(StateError, match=f"^cannot write state {path}: No space left on device$"):
+    with pytest.raises(StateError, match=f"^cannot write state {path}: No space left on device; nothing was replaced"):
         LocalState(path).write(next_version(old, b=record("b")))
     monkeypatch.undo()
 

@@ -13,6 +13,7 @@ from batchplan.config.load import load_config
 from batchplan.errors import (
     EXIT_ERROR,
     EXIT_OK,
+    ModifiedPlanError,
     PlanError,
     StalePlanError,
     UnsafePlanError,
@@ -27,6 +28,8 @@ from batchplan.plan.planfile import (
     recorded_options,
     recorded_paths,
     stale_message,
+    unreviewed_changes,
+    unreviewed_message,
 )
 from batchplan.plan.planning import Planned, make_plan
 from batchplan.plan.words import breach_text
@@ -82,7 +85,8 @@ def apply(
             )
         saved = read_plan_file(paths[0])
         options = recorded_options(saved, options, explicit)
-        plan_options = replace(saved.options, force=saved.options.force or plan_options.force)
+        # --force is the applier's decision, never the file's.
+        plan_options = replace(saved.options, force=plan_options.force)
         paths = recorded_paths(saved)
         # A reviewed plan is the approval.
         auto_approve = True
@@ -122,6 +126,10 @@ def _refuse_or_apply(
                 "run `batchplan plan` to see them. No call was made."
             )
         raise StalePlanError(stale_message(saved, inputs, planned.checksum))
+    if saved is not None:
+        differ = unreviewed_changes(saved.plan, plan)
+        if differ:
+            raise ModifiedPlanError(unreviewed_message(saved, differ))
     output.show_plan(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
     if plan.conflicts:
         raise PlanError("Apply refused: the plan has conflicts; no call was made.")
