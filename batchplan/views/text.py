@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import click
 
+from batchplan.escaping import escape_controls as safe
 from batchplan.plan.changes import Action, Change, Plan
 from batchplan.plan.words import (
     finding_message,
@@ -88,7 +89,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
     out: list[str] = []
     add: Callable[[str], None] = out.append
     if plan.targets:
-        add(f"Targets only: {', '.join(plan.targets)} (every other batch is left out).")
+        add(f"Targets only: {safe(', '.join(plan.targets))} (every other batch is left out).")
     if plan.reassert_priority:
         add("--reassert-priority: every managed priority is sent again.")
     if plan.targets or plan.reassert_priority:
@@ -100,11 +101,12 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
             action = change.symbol_action
             symbol, fg = SYMBOLS[action]
             add(
-                f"  {style(symbol, fg, bold=True)} {style(change.batch, bold=True)}"
-                f"  ({change.project})"
+                f"  {style(symbol, fg, bold=True)} {style(safe(change.batch), bold=True)}"
+                f"  ({safe(change.project)})"
             )
             for name, detail in _action_lines(change):
-                add(f"      {name:<11}{detail}")
+                # Details quote the callback and metadata, from a file or the API.
+                add(f"      {name:<11}{safe(detail)}")
             add("")
 
     # One finding type: errors (conflicts) first, then warnings; only an
@@ -117,10 +119,10 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
             continue
         add(style(heading, colour, bold=True))
         for finding in findings:
-            subject = finding.batch or f"project {finding.project}"
-            where = f" [{finding.where}]" if is_error and finding.where else ""
+            subject = safe(finding.batch or f"project {finding.project}")
+            where = f" [{safe(finding.where)}]" if is_error and finding.where else ""
             mark = style("!", colour, bold=is_error)
-            add(f"  {mark} {subject}{where}: {finding_message(finding)}")
+            add(f"  {mark} {subject}{where}: {safe(finding_message(finding))}")
         add("")
 
     if plan.completed_with_priority:
@@ -131,7 +133,7 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
             "no tasks left to order, so its priority is not sent."
         )
         if verbose:
-            add("  " + ", ".join(plan.completed_with_priority))
+            add("  " + safe(", ".join(plan.completed_with_priority)))
         add("")
 
     if plan.unmanaged:
@@ -144,7 +146,8 @@ def render_text(plan: Plan, *, color: bool = False, verbose: bool = False) -> st
         )
         if verbose:
             for batch in plan.unmanaged:
-                add(f"    {batch.name}  ({batch.project}, {batch.status})")
+                # Live names: an API can put terminal escapes (OSC 52) in them.
+                add(f"    {safe(batch.name)}  ({safe(batch.project)}, {safe(batch.status)})")
         add("")
 
     # The last line sums the plan up and never hides a problem: with
