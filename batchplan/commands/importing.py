@@ -28,6 +28,7 @@ from batchplan.apply.engine import utc_now
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
+from batchplan.escaping import escape_controls
 from batchplan.model import COMPLETED, IN_PROGRESS, BatchRecord, LiveBatch
 from batchplan.options import Options
 from batchplan.state.location import read_state
@@ -188,6 +189,8 @@ def import_batches(
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it")
 
     def note(message: str) -> None:
+        # Live names reach these messages: never let them drive the terminal.
+        message = escape_controls(message)
         # With the YAML on standard output, messages go to standard error.
         if out is None:
             print(message, file=sys.stderr)
