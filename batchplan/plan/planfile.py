@@ -28,6 +28,7 @@ from typing import Any
 from batchplan import __version__
 from batchplan.api.endpoint import DEFAULT_SANDBOX_DB, normalise_url
 from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
+from batchplan.escaping import escape_controls
 from batchplan.files import PLAN_CAP, is_symlink, parse_json, read_regular, write_atomic
 from batchplan.model import Config, DesiredBatch, LiveView
 from batchplan.options import Options
@@ -447,7 +448,8 @@ def _first_schema_error(document: Mapping[str, Any]) -> str:
 
 def _names(names: Sequence[str]) -> str:
     ordered = sorted(names, key=natural_key)
-    shown = ", ".join(ordered[:MAX_NAMES])
+    # Names come from the file and the API: never raw on a terminal.
+    shown = escape_controls(", ".join(ordered[:MAX_NAMES]))
     if len(ordered) > MAX_NAMES:
         shown += f" and {len(ordered) - MAX_NAMES} more"
     return shown
