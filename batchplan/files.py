@@ -21,6 +21,7 @@ May import: ``errors`` only.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import stat
@@ -105,6 +106,9 @@ def read_regular(
         raise error(f"cannot read {what} {name}: {os_reason(exc)}") from None
     try:
         info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            # The operating system's words, as when writing there.
+            raise error(f"cannot read {what} {name}: {os.strerror(errno.EISDIR)}")
         if not stat.S_ISREG(info.st_mode):
             raise error(
                 f"{what} {name} is {_kind(info.st_mode)}, not a regular file; "

