@@ -69,7 +69,8 @@ def apply(
 
     ``paths`` may instead be one saved plan file: then the config, endpoint
     and state come from what the plan recorded, and the new plan must have
-    the same checksum, or nothing is called (exit 4). When several refusals
+    the same checksum and the same changes as the file, or nothing is called
+    (exit 4); ``--force`` comes from ``plan_options``, never from the file. When several refusals
     hold, the exit code is the first of 1 (conflicts), 4 (stale), 3 (unsafe).
     ``confirm`` asks the user and is None when there is no terminal to ask
     on. ``explicit`` names the options given on the command line.
@@ -126,10 +127,12 @@ def _refuse_or_apply(
                 "run `batchplan plan` to see them. No call was made."
             )
         raise StalePlanError(stale_message(saved, inputs, planned.checksum))
-    if saved is not None:
-        differ = unreviewed_changes(saved.plan, plan)
-        if differ:
-            raise ModifiedPlanError(unreviewed_message(saved, differ))
+    differ = [] if saved is None else unreviewed_changes(saved.plan, plan)
+    if saved is not None and differ:
+        # The file shows other changes than would run: refuse, printing neither.
+        if plan.conflicts:
+            raise PlanError("Apply refused: the plan has conflicts; no call was made.")
+        raise ModifiedPlanError(unreviewed_message(saved, differ))
     output.show_plan(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
     if plan.conflicts:
         raise PlanError("Apply refused: the plan has conflicts; no call was made.")
