@@ -266,3 +266,13 @@ def test_write_atomic_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> 
 
     assert path.read_bytes() == b"new"
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_file_whose_size_says_zero_is_still_read_and_capped() -> None:
+    from batchplan.files import read_regular
+
+    # /proc files report a size of 0 and still hold text.
+    found = read_regular("/proc/self/status", what="plan", cap=1_000_000, error=PlanError)
+    assert found is not None and found[1].st_size == 0 and b"Name:" in found[0]
+    with pytest.raises(PlanError, match="larger than"):
+        read_regular("/proc/self/status", what="plan", cap=10, error=PlanError)
