@@ -129,8 +129,15 @@ def read_regular(
 
 
 def _too_large(name: str, what: str, cap: int) -> str:
+    size = (
+        f"{cap // MiB} MiB"
+        if cap % MiB == 0
+        else f"{cap // 1024} KiB"
+        if cap % 1024 == 0
+        else f"{cap} bytes"
+    )
     return (
-        f"{what} {name} is larger than {cap // MiB} MiB; refusing to read it "
+        f"{what} {name} is larger than {size}; refusing to read it "
         f"(batchplan never writes a {what} that large)"
     )
 
