@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from batchplan.escaping import escape_controls
 from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, DesiredBatch, LiveBatch
 from batchplan.plan.changes import (
     Action,
@@ -238,6 +239,10 @@ HOSTILE_NAMES = (
     "<!-- batchplan-plan -->",
     " spaced ",
     "$x^2$ &amp; :smile:",
+    "osc\x1b]52;c;ZXZpbA==\x07",
+    "csi\x9b2J\x7f",
+    "rtl\u202eexe.txt",
+    "zero\u200bwidth\ufeff",
 )
 
 
@@ -368,6 +373,7 @@ def saved_extra(**overrides: Any) -> dict[str, Any]:
             "live": {"a": ["p", "staging", "0123456789abcdef"], "b": None},
             "missing_projects": [],
         },
+        "signature": "hmac-sha256:" + "0" * 64,
         "digest": CHECKSUM,
     }
     extra.update(overrides)
@@ -728,7 +734,7 @@ def _code_span(text: str) -> str:
 
 
 def _expected(name: str) -> str:
-    return re.sub(r"[\x00-\x1f]", "\ufffd", name)
+    return escape_controls(name)
 
 
 def test_markdown_hostile_names_stay_in_their_cells() -> None:
@@ -758,7 +764,7 @@ def test_code_span_outside_a_table_is_literal(name: str) -> None:
         ("[x](https://e)", "\\[x\\]\\(https://e\\)"),
         ("a|b", "a\\|b"),
         ("`x`", "\\`x\\`"),
-        ("line\nbreak", "line break"),
+        ("line\nbreak", "line\\\\x0abreak"),
         ("@org/team", "@\u2060org/team"),
         ("back\\slash", "back\\\\slash"),
         ("&amp; $x$ ~s~", "\\&amp; \\$x\\$ \\~s\\~"),
@@ -953,3 +959,61 @@ def test_compact_markdown_of_a_big_plan_stays_under_the_limit() -> None:
     text = render_markdown(plan, compact=True, limit=MIN_LIMIT * 2)
     assert len(text) < MIN_LIMIT * 2
     assert "more lines not shown" in text
+
+
+def deceptive_plan() -> Plan:
+    """Every field a view shows holding a terminal escape, a bidi control or a zero-width space."""
+    osc = "\x1b]52;c;ZXZpbA==\x07"
+    return Plan(
+        changes=(
+            create(f"new{osc}", priority=20, project="p\u202eq"),
+            Change(
+                batch="meta\u200b",
+                project="p",
+                actions=(Action.SET_METADATA,),
+                before=BatchSide(status=STAGING, priority=20, callback=None),
+                after=BatchSide(status=STAGING, priority=20, callback=None),
+                metadata=(MetadataEdit(f"k{osc}", "a\x9b2J", f"b{osc}", True, True, False),),
+            ),
+        ),
+        findings=(
+            Finding(
+                Severity.ERROR,
+                FindingCode.PROJECT_CHANGED,
+                f"c{osc}",
+                "p\x7f",
+                (("live_project", f"other{osc}"),),
+                f"dir/{osc}.yaml:1:1",
+            ),
+        ),
+        unmanaged=(
+            LiveBatch(name=f"live{osc}", project="p\u2066", status=IN_PROGRESS),
+            LiveBatch(name="rtl\u202eexe.txt", project="p", status=IN_PROGRESS),
+        ),
+        completed_with_priority=(f"done{osc}",),
+        targets=(f"t{osc}",),
+    )
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown"])
+def test_no_view_prints_control_bidi_or_zero_width_characters(fmt: str) -> None:
+    from batchplan.escaping import UNSAFE
+
+    plan = deceptive_plan()
+    shown = render_text(plan, verbose=True) if fmt == "text" else render_markdown(plan)
+
+    for line in shown.split("\n"):
+        assert UNSAFE.search(line) is None, repr(line)
+    unescaped = shown.replace("\\\\", "\\")  # Markdown doubles a backslash
+    assert "new\\x1b]52;c;ZXZpbA==\\x07" in unescaped
+    if fmt == "text":
+        # Live names of unmanaged batches, listed by --verbose.
+        assert "live\\x1b]52;c;ZXZpbA==\\x07" in shown
+        assert "rtl\\u202eexe.txt" in shown
+
+
+def test_coloured_text_keeps_its_own_styles_but_escapes_names() -> None:
+    shown = render_text(deceptive_plan(), verbose=True, color=True)
+
+    assert "\x1b[1m" in shown  # batchplan's own bold
+    assert "\x1b]" not in shown and "\x07" not in shown

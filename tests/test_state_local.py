@@ -70,7 +70,8 @@ def test_a_failed_replace_keeps_the_old_state_and_no_temp_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(StateError, match=f"^cannot write state {path}: No space left on device$"):
+    refusal = f"^cannot write state {path}: No space left on device; nothing was replaced"
+    with pytest.raises(StateError, match=refusal):
         LocalState(path).write(next_version(old, b=record("b")))
     monkeypatch.undo()
 

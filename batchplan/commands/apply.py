@@ -13,6 +13,7 @@ from batchplan.config.load import load_config
 from batchplan.errors import (
     EXIT_ERROR,
     EXIT_OK,
+    ModifiedPlanError,
     PlanError,
     StalePlanError,
     UnsafePlanError,
@@ -27,6 +28,8 @@ from batchplan.plan.planfile import (
     recorded_options,
     recorded_paths,
     stale_message,
+    unreviewed_changes,
+    unreviewed_message,
 )
 from batchplan.plan.planning import Planned, make_plan
 from batchplan.plan.words import breach_text
@@ -66,7 +69,8 @@ def apply(
 
     ``paths`` may instead be one saved plan file: then the config, endpoint
     and state come from what the plan recorded, and the new plan must have
-    the same checksum, or nothing is called (exit 4). When several refusals
+    the same checksum and the same changes as the file, or nothing is called
+    (exit 4); ``--force`` comes from ``plan_options``, never from the file. When several refusals
     hold, the exit code is the first of 1 (conflicts), 4 (stale), 3 (unsafe).
     ``confirm`` asks the user and is None when there is no terminal to ask
     on. ``explicit`` names the options given on the command line.
@@ -82,7 +86,8 @@ def apply(
             )
         saved = read_plan_file(paths[0])
         options = recorded_options(saved, options, explicit)
-        plan_options = replace(saved.options, force=saved.options.force or plan_options.force)
+        # --force is the applier's decision, never the file's.
+        plan_options = replace(saved.options, force=plan_options.force)
         paths = recorded_paths(saved)
         # A reviewed plan is the approval.
         auto_approve = True
@@ -122,6 +127,12 @@ def _refuse_or_apply(
                 "run `batchplan plan` to see them. No call was made."
             )
         raise StalePlanError(stale_message(saved, inputs, planned.checksum))
+    differ = [] if saved is None else unreviewed_changes(saved.plan, plan)
+    if saved is not None and differ:
+        # The file shows other changes than would run: refuse, printing neither.
+        if plan.conflicts:
+            raise PlanError("Apply refused: the plan has conflicts; no call was made.")
+        raise ModifiedPlanError(unreviewed_message(saved, differ))
     output.show_plan(render_text(plan, color=options.color, verbose=options.verbose).rstrip("\n"))
     if plan.conflicts:
         raise PlanError("Apply refused: the plan has conflicts; no call was made.")

@@ -38,6 +38,7 @@ from batchplan.apply.engine import utc_now
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
+from batchplan.escaping import escape_controls
 from batchplan.model import (
     COMPLETED,
     IN_PROGRESS,
@@ -378,6 +379,8 @@ def import_batches(
     _refuse_redirect_into_config(request)
 
     def note(message: str) -> None:
+        # Live names reach these messages: never let them drive the terminal.
+        message = escape_controls(message)
         # With the YAML on standard output, messages go to standard error.
         if request.to_stdout:
             print(message, file=sys.stderr)

@@ -14,13 +14,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 
 from batchplan.api.client import NotFoundError, ScaleClient
 from batchplan.api.session import Session
 from batchplan.config.load import load_names
 from batchplan.errors import EXIT_OK, UsageError
+from batchplan.escaping import escape_controls
 from batchplan.model import COMPLETED, IN_PROGRESS, STATUSES, Config
 from batchplan.options import Options
 from batchplan.state.location import read_state, state_backend
@@ -213,6 +214,16 @@ def status_text(rows: Sequence[BatchProgress], width: int | None = None) -> str:
     """
     if not rows:
         return "No managed batches: the configuration and state name none.\n"
+    # Names and statuses come from files and the API: escaped before widths are measured.
+    rows = [
+        replace(
+            row,
+            name=escape_controls(row.name),
+            project=escape_controls(row.project),
+            status=escape_controls(row.status),
+        )
+        for row in rows
+    ]
     project_width, name_width = _column_widths(rows, width)
     status_width = len("not created")
     lines = [

@@ -15,9 +15,11 @@ desired side is fingerprinted in its shown form only.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import secrets
+import stat
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,13 +27,18 @@ from typing import Any
 
 from batchplan import __version__
 from batchplan.api.endpoint import DEFAULT_SANDBOX_DB, normalise_url
-from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError, os_reason
+from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
+from batchplan.escaping import escape_controls
+from batchplan.files import PLAN_CAP, is_symlink, parse_json, read_regular, write_atomic
 from batchplan.model import Config, DesiredBatch, LiveView
 from batchplan.options import Options
-from batchplan.plan.changes import Plan, PlanOptions, natural_key
+from batchplan.plan.changes import Change, Plan, PlanOptions, natural_key
 from batchplan.plan.document import change_json, finding_json, plan_document, plan_from_document
+from batchplan.plan.schemacheck import MAX_FREE_DEPTH, plan_check
 
 KIND = "batchplan-plan"
+#: The environment variable holding the key plans are signed with (HMAC-SHA256).
+PLAN_KEY_VARIABLE = "BATCHPLAN_PLAN_KEY"
 #: Names listed per kind of movement before "and N more".
 MAX_NAMES = 10
 
@@ -218,16 +225,59 @@ def _digest(document: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
 
 
+def plan_key() -> bytes | None:
+    """The signing key from ``BATCHPLAN_PLAN_KEY``, or None when it is not set.
+
+    Set but empty is an error: a CI secret that failed to arrive must not
+    quietly turn signing off.
+    """
+    value = os.environ.get(PLAN_KEY_VARIABLE)
+    if value is None:
+        return None
+    if not value:
+        raise UsageError(
+            f"{PLAN_KEY_VARIABLE} is set but empty; set it to the signing key, or unset it"
+        )
+    return os.fsencode(value)
+
+
+def _signature(document: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 over the same canonical JSON the digest covers, without digest and signature."""
+    body = {k: v for k, v in document.items() if k not in ("digest", "signature")}
+    return "hmac-sha256:" + hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+def _check_signature(path: str, document: Mapping[str, Any], key: bytes) -> None:
+    """Refuse (exit 4) a plan without a signature made with ``key``; never print the key."""
+    given = document.get("signature")
+    if not isinstance(given, str):
+        raise ModifiedPlanError(
+            f"{path}: plan file is not signed, and {PLAN_KEY_VARIABLE} is set, so only a plan "
+            "signed with that key is shown or applied: make the plan where the key is set"
+        )
+    if not hmac.compare_digest(given.encode(), _signature(document, key).encode()):
+        raise ModifiedPlanError(
+            f"{path}: plan file signature does not match {PLAN_KEY_VARIABLE}: the file was "
+            "modified after it was signed, or signed with another key; it cannot be shown "
+            "or applied: make a new plan and review it"
+        )
+
+
 def looks_like_plan_file(path: str) -> bool:
     """True for a file that holds a saved plan (JSON with our ``kind``)."""
-    candidate = Path(path)
-    if not candidate.is_file():
-        return False
     try:
-        with candidate.open("rb") as handle:
-            head = handle.read(4096).lstrip()
+        # Non-blocking and checked before reading: a FIFO never hangs this.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError:
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 4096).lstrip()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return head.startswith(b"{") and KIND.encode() in head
 
 
@@ -240,6 +290,11 @@ def check_out_path(path: str, reserved: Collection[str] = ()) -> None:
     (the state file and its lock, even before they exist) belong to state.
     """
     target = Path(path)
+    if is_symlink(path):
+        raise UsageError(
+            f"--out {path}: is a symbolic link; a plan is never written through a link "
+            "(it could create or overwrite a file elsewhere): remove it or pick another name"
+        )
     if target.is_dir():
         raise UsageError(f"--out {path}: is a folder; give a file name such as plan.json")
     if not target.parent.is_dir():
@@ -247,7 +302,7 @@ def check_out_path(path: str, reserved: Collection[str] = ()) -> None:
     resolved = os.path.realpath(path)
     if any(resolved == os.path.realpath(other) for other in reserved):
         raise UsageError(f"--out {path}: that is where state is kept; pick another name")
-    if target.exists() and not looks_like_plan_file(path):
+    if os.path.lexists(path) and not looks_like_plan_file(path):
         raise UsageError(
             f"--out {path}: the file exists and is not a batchplan plan file; "
             "refusing to overwrite it (remove it or pick another name)"
@@ -272,7 +327,13 @@ def write_plan_file(
     inputs: Inputs,
     digest: str,
 ) -> None:
-    """Write the plan and its saved-plan fields, sealed by a digest of the content."""
+    """Write the plan and its saved-plan fields, sealed by a digest of the content.
+
+    With ``BATCHPLAN_PLAN_KEY`` set the file also carries an HMAC of its
+    content. The file is replaced in one step (temp file, fsync, rename), so
+    a failed write leaves any earlier file whole.
+    """
+    key = plan_key()
     document: dict[str, Any] = {
         "format_version": plan_document(plan)["format_version"],
         "kind": KIND,
@@ -291,25 +352,30 @@ def write_plan_file(
         "inputs": inputs.to_json(),
         **{k: v for k, v in plan_document(plan).items() if k != "format_version"},
     }
+    if key is not None:
+        document["signature"] = _signature(document, key)
     document["digest"] = _digest(document)
-    try:
-        Path(path).write_text(
-            json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-    except OSError as exc:
-        raise PlanError(f"cannot write plan {path}: {os_reason(exc)}") from None
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8"), what="plan", error=PlanError)
 
 
 def read_plan_file(path: str) -> SavedPlan:
-    """Read and check a saved plan: a modified file, or another version's, is refused (exit 4)."""
+    """Read and check a saved plan: a modified file, or another version's, is refused (exit 4).
+
+    Only a regular file up to 256 MiB is read. With ``BATCHPLAN_PLAN_KEY``
+    set, a plan without a valid signature is refused too (exit 4).
+    """
+    key = plan_key()
+    found = read_regular(path, what="plan", cap=PLAN_CAP, error=PlanError)
+    if found is None:
+        raise PlanError(f"cannot read plan {path}: No such file or directory")
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PlanError(f"cannot read plan {path}: {os_reason(exc)}") from None
+        document = parse_json(found[0].decode("utf-8"), where=path, error=PlanError)
     except UnicodeDecodeError:
         raise PlanError(f"{path}: not a saved plan (not UTF-8 text)") from None
     except ValueError as exc:
         raise PlanError(f"{path}: not a saved plan (invalid JSON: {exc})") from None
+    del found
     if not isinstance(document, dict) or document.get("kind") != KIND:
         raise PlanError(f'{path}: not a saved plan (no "kind": "{KIND}")')
     if document.get("digest") != _digest(document):
@@ -317,23 +383,15 @@ def read_plan_file(path: str) -> SavedPlan:
             f"{path}: plan file was modified after it was written; "
             "it cannot be shown or applied: make a new plan and review it"
         )
+    if key is not None:
+        _check_signature(path, document, key)
     version = document.get("batchplan_version")
     if version != __version__:
         raise StalePlanError(
             f"{path} was made by batchplan {version}, this is {__version__}: make a new plan"
         )
-    from jsonschema import Draft202012Validator
-
-    from batchplan.config.schema import load_schema
-
-    errors = sorted(
-        Draft202012Validator(load_schema("plan.schema.json")).iter_errors(document),
-        key=lambda e: list(map(str, e.absolute_path)),
-    )
-    if errors:
-        first = errors[0]
-        where = "/".join(map(str, first.absolute_path)) or "(top)"
-        raise PlanError(f"{path}: damaged plan file at {where}: {first.message}")
+    if not plan_check()(document):
+        raise PlanError(f"{path}: damaged plan file at {_first_schema_error(document)}")
     options = document["options"]
     state = document["state"]
     recorded = document["inputs"]
@@ -351,7 +409,9 @@ def read_plan_file(path: str) -> SavedPlan:
             max_finalize=options["max_finalize"],
             max_changes=options["max_changes"],
             max_forget=options["max_forget"],
-            force=options["force"],
+            # Never from the file: going past the limits is decided by
+            # whoever applies (`apply PLANFILE --force`), not by what a file says.
+            force=False,
         ),
         inputs=Inputs(
             lineage=state["lineage"],
@@ -365,9 +425,31 @@ def read_plan_file(path: str) -> SavedPlan:
     )
 
 
+def _first_schema_error(document: Mapping[str, Any]) -> str:
+    """Where and how ``document`` breaks the plan schema, in jsonschema's words.
+
+    jsonschema is slow on a large plan, so it only words a failure.
+    """
+    from jsonschema import Draft202012Validator
+
+    from batchplan.config.schema import load_schema
+
+    errors = sorted(
+        Draft202012Validator(load_schema("plan.schema.json")).iter_errors(document),
+        key=lambda e: list(map(str, e.absolute_path)),
+    )
+    if not errors:
+        # Only the depth of a free-form value fails the compiled check.
+        return f"a metadata value: nested more than {MAX_FREE_DEPTH} levels deep"
+    first = errors[0]
+    where = "/".join(map(str, first.absolute_path)) or "(top)"
+    return f"{where}: {first.message}"
+
+
 def _names(names: Sequence[str]) -> str:
     ordered = sorted(names, key=natural_key)
-    shown = ", ".join(ordered[:MAX_NAMES])
+    # Names come from the file and the API: never raw on a terminal.
+    shown = escape_controls(", ".join(ordered[:MAX_NAMES]))
     if len(ordered) > MAX_NAMES:
         shown += f" and {len(ordered) - MAX_NAMES} more"
     return shown
@@ -486,6 +568,36 @@ def recorded_paths(saved: SavedPlan) -> list[str]:
             )
         paths.append(path)
     return paths
+
+
+def _reviewed(change: Change) -> dict[str, Any]:
+    # Where a batch is declared changes no call, and paths differ by folder.
+    return _without(change_json(change), "origin")
+
+
+def unreviewed_changes(saved: Plan, fresh: Plan) -> list[str]:
+    """The batches whose change differs between a saved plan and a fresh plan of the same inputs.
+
+    Empty when what ``show`` prints for the saved plan is exactly what
+    applying the fresh plan would do. The checksum alone does not prove that:
+    it is recorded in the file, so an edit of ``changes`` keeping it (and
+    re-computing the digest) would otherwise show one thing and do another.
+    """
+    before = {change.batch: _reviewed(change) for change in saved.changes}
+    after = {change.batch: _reviewed(change) for change in fresh.changes}
+    differ = [name for name in before.keys() | after.keys() if before.get(name) != after.get(name)]
+    if not differ and len(saved.changes) != len(fresh.changes):
+        differ = ["(a batch listed twice)"]
+    return differ
+
+
+def unreviewed_message(saved: SavedPlan, differ: Sequence[str]) -> str:
+    """Why a saved plan whose changes differ from the fresh ones is refused."""
+    return (
+        f"Saved plan {saved.path} does not say what applying it would do: its changes differ "
+        f"from a fresh plan of the same inputs for {_names(differ)}. The file's changes were "
+        "edited after planning. No call was made; make a new plan and review it."
+    )
 
 
 def stale_message(saved: SavedPlan, now: Inputs, checksum: str) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from batchplan.errors import StateError
+from batchplan.files import parse_json
 from batchplan.model import PRIORITY_MAX, PRIORITY_MIN, BatchRecord
 
 FORMAT_VERSION = 1
@@ -233,7 +234,9 @@ def loads(text: str, location: str, *, keep_damaged: bool = False) -> State:
     read a state that way.
     """
     try:
-        document = json.loads(text, object_pairs_hook=_object_hook())
+        document = parse_json(
+            text, where=location, error=StateError, object_pairs_hook=_object_hook()
+        )
     except _DuplicateKey as exc:
         raise StateError(f"{location}: key {json.dumps(str(exc))} appears twice") from None
     except ValueError as exc:

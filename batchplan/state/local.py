@@ -9,17 +9,16 @@ import tempfile
 from pathlib import Path
 
 from batchplan.errors import StateError, os_reason
+from batchplan.files import (
+    LOCK_CAP,
+    STATE_CAP,
+    is_symlink,
+    new_file_mode,
+    read_regular,
+    symlink_refusal,
+    write_atomic,
+)
 from batchplan.state.store import StateStore, Version, WriteConflict
-
-
-def _file_mode(path: Path) -> int:
-    """The mode of the file being replaced, or what the umask gives a new file."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _make_folder(path: Path) -> None:
@@ -51,25 +50,24 @@ class LocalFiles:
 
     def _version(self, path: Path, what: str) -> Version:
         try:
-            stat = path.stat()
+            stat = path.lstat()
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise StateError(f"cannot read {what} {path}: {os_reason(exc)}") from None
         return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
-    def _read(self, path: Path, what: str) -> tuple[bytes | None, Version]:
-        try:
-            with path.open("rb") as handle:
-                stat = os.fstat(handle.fileno())
-                return handle.read(), (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
+    def _read(self, path: Path, what: str, cap: int) -> tuple[bytes | None, Version]:
+        # Never through a link, and only a regular file: a committed link to
+        # /dev/zero or a FIFO would otherwise exhaust memory or hang the run.
+        found = read_regular(path, what=what, cap=cap, error=StateError, follow=False)
+        if found is None:
             return None, None
-        except OSError as exc:
-            raise StateError(f"cannot read {what} {path}: {os_reason(exc)}") from None
+        data, stat = found
+        return data, (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
     def read(self) -> tuple[bytes | None, Version]:
-        return self._read(self.path, "state")
+        return self._read(self.path, "state", STATE_CAP)
 
     def write_if(self, data: bytes, expected: Version) -> Version:
         found = self._version(self.path, "state")
@@ -83,30 +81,15 @@ class LocalFiles:
     def _replace(self, data: bytes) -> None:
         """Write a temp file beside the state, fsync it, then rename over the state.
 
-        A crash leaves the old state or the new one, never half of one.
+        A crash leaves the old state or the new one, never half of one. A link
+        in the state's place is refused (the rename would replace the link,
+        leaving the file it points to behind).
         """
         try:
             _make_folder(self.path)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
-            try:
-                # mkstemp makes the file 0600; keep the mode a plain create would give.
-                os.fchmod(fd, _file_mode(self.path))
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
         except OSError as exc:
             raise StateError(f"cannot write state {self.path}: {os_reason(exc)}") from None
+        write_atomic(self.path, data, what="state", error=StateError)
 
     def create_lock(self, data: bytes) -> bool:
         # The lock is written in full to a temp file, then hard-linked into
@@ -118,11 +101,15 @@ class LocalFiles:
         except OSError as exc:
             raise StateError(f"cannot create lock {self.lock_path}: {os_reason(exc)}") from None
         try:
-            os.fchmod(fd, _file_mode(self.lock_path))
+            os.fchmod(fd, new_file_mode(self.lock_path))
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
             os.link(tmp, self.lock_path)
         except FileExistsError:
+            if is_symlink(self.lock_path):
+                # A link (dangling or not) is no run's lock: waiting for it to
+                # go away would block every run until someone removes it.
+                raise StateError(symlink_refusal(self.lock_path, "lock")) from None
             return False
         except OSError as exc:
             raise StateError(f"cannot create lock {self.lock_path}: {os_reason(exc)}") from None
@@ -132,7 +119,7 @@ class LocalFiles:
         return True
 
     def read_lock(self) -> tuple[bytes | None, Version]:
-        return self._read(self.lock_path, "lock")
+        return self._read(self.lock_path, "lock", LOCK_CAP)
 
     def delete_lock(self, expected: Version) -> bool:
         if self._version(self.lock_path, "lock") != expected:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from batchplan.escaping import escape_controls
 from batchplan.plan.changes import Action, Change, Plan
 from batchplan.plan.words import (
     finding_message,
@@ -35,7 +36,6 @@ DEFAULT_LIMIT = 60_000
 MIN_LIMIT = 2_000
 
 _SHOW_ALL = "run `batchplan show` on the saved plan for the whole plan"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Characters that can start Markdown inline syntax, a table cell or GitHub
 # math; each is escaped with a backslash, which CommonMark defines for every
 # ASCII punctuation character.
@@ -46,11 +46,12 @@ _BACKTICKS = re.compile(r"`+")
 def code(text: str, *, in_table: bool = False) -> str:
     """``text`` as a Markdown code span whose content shows literally.
 
-    The fence is one backtick longer than the longest run inside; control
-    characters (a newline would end a table row) become U+FFFD. In a GFM
-    table a pipe must be escaped even inside a code span.
+    The fence is one backtick longer than the longest run inside; control,
+    bidirectional and invisible characters (a newline would end a table row)
+    show as escapes. In a GFM table a pipe must be escaped even inside a
+    code span.
     """
-    text = _CONTROL.sub("\ufffd", text)
+    text = escape_controls(text)
     if in_table:
         text = text.replace("|", "\\|")
     longest = max((len(run) for run in _BACKTICKS.findall(text)), default=0)
@@ -68,10 +69,11 @@ def code(text: str, *, in_table: bool = False) -> str:
 def escape(text: str) -> str:
     """Free text (a conflict message) safe to place in a Markdown line.
 
+    Control, bidirectional and invisible characters show as escapes.
     A word joiner after ``@`` keeps a name like ``@org/team`` from notifying
     anyone on every push.
     """
-    text = _CONTROL.sub(" ", text)
+    text = escape_controls(text)
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("@", "@\u2060")
 
 

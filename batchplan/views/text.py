@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import click
 
-from batchplan.model import escaped, name_problem
+from batchplan.escaping import escape_controls as safe
 from batchplan.plan.changes import Action, Change, Plan
 from batchplan.plan.words import (
     finding_message,
@@ -158,7 +158,7 @@ def render_text(
     out: list[str] = []
     add: Callable[[str], None] = out.append
     if plan.targets:
-        add(f"Targets only: {', '.join(plan.targets)} (every other batch is left out).")
+        add(f"Targets only: {safe(', '.join(plan.targets))} (every other batch is left out).")
     if plan.reassert_priority:
         add("--reassert-priority: every managed priority is sent again.")
     if plan.targets or plan.reassert_priority:
@@ -172,11 +172,12 @@ def render_text(
             action = change.symbol_action
             symbol, fg = SYMBOLS[action]
             add(
-                f"  {style(symbol, fg, bold=True)} {style(change.batch, bold=True)}"
-                f"  ({change.project})"
+                f"  {style(symbol, fg, bold=True)} {style(safe(change.batch), bold=True)}"
+                f"  ({safe(change.project)})"
             )
             for name, detail in _action_lines(change):
-                add(f"      {name:<11}{detail}")
+                # Details quote the callback and metadata, from a file or the API.
+                add(f"      {name:<11}{safe(detail)}")
             add("")
 
     # One finding type: errors (conflicts) first, then warnings; only an
@@ -189,10 +190,10 @@ def render_text(
             continue
         add(style(heading, colour, bold=True))
         for finding in findings:
-            subject = finding.batch or f"project {finding.project}"
-            where = f" [{finding.where}]" if is_error and finding.where else ""
+            subject = safe(finding.batch or f"project {finding.project}")
+            where = f" [{safe(finding.where)}]" if is_error and finding.where else ""
             mark = style("!", colour, bold=is_error)
-            add(f"  {mark} {subject}{where}: {finding_message(finding)}")
+            add(f"  {mark} {subject}{where}: {safe(finding_message(finding))}")
         add("")
 
     if plan.completed_with_priority:
@@ -203,7 +204,7 @@ def render_text(
             "no tasks left to order, so its priority is not sent."
         )
         if verbose:
-            add("  " + ", ".join(plan.completed_with_priority))
+            add("  " + safe(", ".join(plan.completed_with_priority)))
         add("")
 
     if plan.unmanaged:
@@ -216,9 +217,8 @@ def render_text(
         )
         if verbose:
             for batch in plan.unmanaged:
-                # A name no config can hold may hold a line break: shown escaped.
-                shown = batch.name if name_problem(batch.name) is None else escaped(batch.name)
-                add(f"    {shown}  ({batch.project}, {batch.status})")
+                # Live names: an API can put line breaks or terminal escapes (OSC 52) in them.
+                add(f"    {safe(batch.name)}  ({safe(batch.project)}, {safe(batch.status)})")
         add("")
 
     # The last line sums the plan up and never hides a problem: with
