@@ -12,6 +12,7 @@ is one decorator: its value arrives in the command's keyword arguments.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -27,6 +28,7 @@ from batchplan import __version__
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
 from batchplan.options import DEFAULT_ENDPOINT, ClientOptions, Options
 from batchplan.plan.changes import PlanOptions
+from batchplan.redact import redact
 from batchplan.state import StateBackend
 from batchplan.state.location import DEFAULT_SANDBOX_STATE, DEFAULT_STATE
 
@@ -781,17 +783,20 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_ERROR
     except BatchplanError as exc:
         # An expected failure: its message says everything; no traceback even with --debug.
-        report(str(exc), given.values.get("no_color", False))
+        report(redact(str(exc)), given.values.get("no_color", False))
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if given.values.get("debug", False):
-            traceback.print_exc()
+            # Through the redaction like every output: a frame's line may hold a secret.
+            sys.stderr.write(redact(traceback.format_exc()))
         report(
-            f"unexpected {type(exc).__name__}: {exc} "
-            "(a bug in batchplan; --debug shows the traceback)",
+            redact(
+                f"unexpected {type(exc).__name__}: {exc} "
+                "(a bug in batchplan; --debug shows the traceback)"
+            ),
             given.values.get("no_color", False),
         )
         return EXIT_ERROR
@@ -799,4 +804,13 @@ def run(args: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    sys.exit(run())
+    code = run()
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        # The reader of stdout has gone (`| head`): what is left cannot be
+        # printed, and must not turn into an error at exit.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(code)

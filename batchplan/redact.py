@@ -1,10 +1,11 @@
 """The one redaction every output goes through: the API key and variable values, masked.
 
 Secrets are remembered as they appear (the API key when a client is made,
-every value a ``${NAME}`` expands to while a config is read, every callback
-and metadata string a request sends) and ``redact`` masks each of them in any
-text: as written, percent-encoded (``quote`` and ``quote_plus`` forms, so a
-secret echoed inside a URL or its query string is caught) and JSON-escaped
+every value a ``${NAME}`` expands to while a config is read) and ``redact``
+masks each of them in any text (and, for one text, any ``extra`` strings,
+such as what a logged request sent in its callback and metadata): as
+written, percent-encoded (``quote`` and ``quote_plus`` forms, so a secret
+echoed inside a URL or its query string is caught) and JSON-escaped
 (a secret holding a quote or a backslash, echoed inside JSON text). Apply's
 text and JSON events, error messages, the request log and ``--debug``
 tracebacks all pass through it.
@@ -69,42 +70,43 @@ def _compiled() -> re.Pattern[str] | None:
     global _pattern
     with _lock:
         if _pattern is None and _secrets:
-            every = {form for secret in _secrets for form in forms(secret)}
-            # Longest first, so a secret that contains another is masked whole.
-            ordered = sorted(every, key=lambda text: (-len(text), text))
-            _pattern = re.compile("|".join(re.escape(text) for text in ordered))
+            _pattern = _pattern_of(_secrets)
         return _pattern
+
+
+def _pattern_of(secrets: set[str]) -> re.Pattern[str]:
+    every = {form for secret in secrets for form in forms(secret)}
+    # Longest first, so a secret that contains another is masked whole.
+    ordered = sorted(every, key=lambda text: (-len(text), text))
+    return re.compile("|".join(re.escape(text) for text in ordered))
 
 
 def redact(text: str, extra: frozenset[str] | set[str] = frozenset()) -> str:
     """``text`` with every remembered secret (and each of ``extra``) replaced by ``<redacted>``."""
+    with _lock:
+        more = {secret for secret in extra if len(secret) >= MIN_SECRET} - _secrets
+        every = _secrets | more
+    if more:
+        return _pattern_of(every).sub(REDACTED, text)
     pattern = _compiled()
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
-    if extra:
-        longer = sorted(
-            {form for secret in extra if len(secret) >= MIN_SECRET for form in forms(secret)},
-            key=len,
-            reverse=True,
-        )
-        for form in longer:
-            text = text.replace(form, REDACTED)
-    return text
+    return text if pattern is None else pattern.sub(REDACTED, text)
+
+
+# A path segment this long, of letters and digits both, is treated as a key.
+_KEY_LIKE = re.compile(r"(?=[A-Za-z0-9_.~-]*[0-9])(?=[A-Za-z0-9_.~-]*[A-Za-z])[A-Za-z0-9_.~-]{20,}")
 
 
 def safe_url(url: str) -> str:
     """``url`` for a message: scheme, host, port and path only.
 
     User info, the query string and the fragment are dropped (they are where
-    keys and tokens travel), and whatever is left is redacted.
+    keys and tokens travel), a path segment that looks like a key (20 or
+    more letters and digits) is masked, and whatever is left is redacted.
     """
     try:
         parts = urlsplit(url.strip())
-        host = parts.hostname or ""
-        port = parts.port
     except ValueError:
         return "(an unreadable URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{port}" if port is not None else host
-    return redact(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+    netloc = parts.netloc.rpartition("@")[2]
+    path = _KEY_LIKE.sub(REDACTED, parts.path)
+    return redact(urlunsplit((parts.scheme, netloc, path, "", "")))

@@ -505,11 +505,6 @@ class ScaleClient:
         the limiter while on the wire, not while it waits to be retried.
         """
         call = _Call(method, path, params, body)
-        if body is not None:
-            # What a call sends in callbacks and metadata may come from
-            # ${NAME}: masked wherever an answer repeats it.
-            for text in secret_strings(body, path):
-                remember(text)
         deadline = time.monotonic() + self.retry.max_retry_time
         attempt = 0
         while True:
