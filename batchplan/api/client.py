@@ -146,12 +146,11 @@ def redirect_host(location: str, base_url: str) -> str:
     if not location.strip():
         return "an unnamed place (no Location header)"
     target = urljoin(base_url + "/", location.strip())
-    shown = safe_url(target)
     try:
-        host = urlsplit(target).hostname
+        host = urlsplit(target).netloc.rpartition("@")[2]
     except ValueError:
-        host = None
-    return f"host {host}" if host else shown
+        host = ""
+    return f"host {host}" if host else safe_url(target)
 
 
 def secret_strings(sent: Any, path: str = "") -> set[str]:
@@ -750,6 +749,8 @@ class ScaleClient:
             raise ApiError(method, path, response.status_code, _error_message(response))
         try:
             return response.json()
+        except NestingError as exc:
+            raise ApiError(method, path, 200, f"unreadable answer: {exc}") from None
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
             # A web page where the API should be: most likely not the API at all.
