@@ -278,13 +278,16 @@ def test_deeply_nested_json_is_a_clear_error(opener: str) -> None:
     assert "nested deeper than 100 levels" in str(caught.value)
 
 
-def test_nesting_counts_brackets_outside_strings_only() -> None:
-    from batchplan.api.client import nesting_exceeds
+def test_nesting_is_counted_in_containers_not_in_strings() -> None:
+    from batchplan.api.client import parse_json
 
-    assert not nesting_exceeds(json.dumps({"a": "[" * 500}))
-    assert nesting_exceeds("[" * 101 + "]" * 101)
-    assert not nesting_exceeds("[" * 100 + "]" * 100)
-    assert not nesting_exceeds(json.dumps([[1]] * 1000))
+    assert parse_json(json.dumps({"a": "[" * 500})) == {"a": "[" * 500}
+    assert parse_json("[" * 100 + "]" * 100) is not None
+    assert len(parse_json(json.dumps([[1]] * 1000))) == 1000
+    with pytest.raises(ValueError, match="nested deeper than 100 levels"):
+        parse_json("[" * 101 + "]" * 101)
+    with pytest.raises(ValueError, match="nested deeper than 100 levels"):
+        parse_json('{"a":' * 101 + "1" + "}" * 101)
 
 
 def test_a_key_that_is_not_latin1_is_a_clear_error() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import email.utils
 import json
 import random
-import re
 import sys
 import threading
 import time
@@ -89,37 +88,47 @@ def quote_segment(name: str) -> str:
     return quote(name, safe="")
 
 
+_CONTAINERS = (dict, list)
+
+
 class NestingError(ValueError):
     """JSON nested deeper than ``MAX_NESTING``: refused before it is decoded."""
 
 
-_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether decoded JSON ``value`` nests objects and arrays deeper than ``limit``.
 
-
-def nesting_exceeds(text: str, limit: int = MAX_NESTING) -> bool:
-    """Whether JSON ``text`` nests brackets deeper than ``limit`` (strings not counted)."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
+    Walked a level at a time, not by recursion, and only through containers:
+    a page of 100 batches is a few hundred of them.
+    """
+    level = [value] if type(value) in _CONTAINERS else []
     depth = 0
-    for match in _BRACKET.finditer(_JSON_STRING.sub("", text)):
-        if match.group() in "[{":
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for node in level:
+            items = node.values() if type(node) is dict else node
+            below.extend(item for item in items if type(item) in _CONTAINERS)
+        level = below
     return False
 
 
 def parse_json(text: str) -> Any:
-    """``json.loads`` with the nesting capped: ``NestingError`` (a ``ValueError``) beyond it."""
-    if nesting_exceeds(text):
-        raise NestingError(f"JSON nested deeper than {MAX_NESTING} levels")
+    """``json.loads`` with the nesting capped: ``NestingError`` (a ``ValueError``) beyond it.
+
+    The C decoder stops far deeper than the cap with a ``RecursionError``;
+    anything it decodes is then checked against the cap, before code that
+    recurses (redaction, rendering) ever sees it.
+    """
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
         raise NestingError(f"JSON nested deeper than {MAX_NESTING} levels") from None
+    if nesting_exceeds(value):
+        raise NestingError(f"JSON nested deeper than {MAX_NESTING} levels")
+    return value
 
 
 @dataclass(frozen=True)
