@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
@@ -234,11 +235,11 @@ class _Call:
     params: Mapping[str, str | int] | None
     body: Any
 
-    @property
+    @cached_property
     def query(self) -> str:
         return urlencode(self.params) if self.params else ""
 
-    @property
+    @cached_property
     def data(self) -> str | None:
         return None if self.body is None else json.dumps(self.body)
 
@@ -533,12 +534,7 @@ class ScaleClient:
             # Cancelled while this attempt was on the wire: no retry will come,
             # so listeners are told none (retry_in None).
             cut_short = delay is not None and self._cancelled.is_set()
-            self._tell(
-                replace(
-                    sent.attempt,
-                    retry_in=None if cut_short else delay,
-                )
-            )
+            self._tell(replace(sent.attempt, retry_in=None if cut_short else delay))
             if delay is None:
                 raise sent.failure
             if cut_short:
@@ -611,6 +607,7 @@ class ScaleClient:
                 None,
                 failure,
                 retryable=False,
+                signal=Signal.UNKNOWN,
             )
         try:
             content = self._read_answer(response, started + self.options.read_timeout)
