@@ -10,8 +10,16 @@ shape, so a proxy's HTML error page or a wrong envelope is an ``ApiError``
 naming the call, never a ``KeyError`` deep in the diff, and an endpoint that
 is not the Scale API at all is named as such.
 
-The API key is only ever handed to ``requests`` as Basic auth; no message
-built here contains it.
+The endpoint is not trusted: a redirect is never followed (``RedirectError``
+names the host it points at), an answer is read a piece at a time up to
+``MAX_ANSWER_BYTES`` after decompression and within ``read_timeout`` as a
+whole, and its JSON may nest at most ``MAX_NESTING`` levels.
+
+``request`` is the retry loop; ``_send_once`` makes one attempt and says what
+it came to; ``RetryPolicy`` (pure) decides whether and when to try again.
+
+The API key is only ever handed to ``requests`` as Basic auth, and is
+remembered by ``batchplan.redact`` so no output shows it.
 """
 
 from __future__ import annotations
