@@ -281,6 +281,16 @@ class _AnswerBroken(Exception):
     """The connection broke, or the body could not be decoded, mid-answer."""
 
 
+def _declared_too_large(headers: Mapping[str, str]) -> bool:
+    """An uncompressed answer whose ``Content-Length`` is past the cap: refused unread."""
+    if headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return False
+    try:
+        return int(headers.get("Content-Length", "0")) > MAX_ANSWER_BYTES
+    except ValueError:
+        return False
+
+
 def _retry_after(response: Reply) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
@@ -706,6 +716,8 @@ class ScaleClient:
         expanding whole, and a server trickling a byte at a time is cut off
         at the deadline instead of waiting ``read_timeout`` per byte.
         """
+        if _declared_too_large(response.headers):
+            raise _AnswerTooLarge
         chunks: list[bytes] = []
         size = 0
         raw = response.raw
