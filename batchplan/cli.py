@@ -12,6 +12,7 @@ is one decorator: its value arrives in the command's keyword arguments.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -29,6 +30,7 @@ from batchplan import __version__
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
 from batchplan.options import DEFAULT_ENDPOINT, ClientOptions, Options
 from batchplan.plan.changes import PlanOptions
+from batchplan.redact import redact
 from batchplan.state import StateBackend
 from batchplan.state.location import DEFAULT_SANDBOX_STATE, DEFAULT_STATE
 
@@ -869,17 +871,20 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_ERROR
     except BatchplanError as exc:
         # An expected failure: its message says everything; no traceback even with --debug.
-        report(str(exc), given.values.get("no_color", False))
+        report(redact(str(exc)), given.values.get("no_color", False))
         return exc.exit_code
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
         if given.values.get("debug", False):
-            traceback.print_exc()
+            # Through the redaction like every output: a frame's line may hold a secret.
+            sys.stderr.write(redact(traceback.format_exc()))
         report(
-            f"unexpected {type(exc).__name__}: {exc} "
-            "(a bug in batchplan; --debug shows the traceback)",
+            redact(
+                f"unexpected {type(exc).__name__}: {exc} "
+                "(a bug in batchplan; --debug shows the traceback)"
+            ),
             given.values.get("no_color", False),
         )
         return EXIT_ERROR
@@ -907,8 +912,16 @@ def main() -> None:
     except KeyboardInterrupt:
         # A second Ctrl-C while the first one's message was being printed.
         code = EXIT_INTERRUPTED
-    if interrupted or code == EXIT_INTERRUPTED:
+    try:
         sys.stdout.flush()
-        sys.stderr.flush()
+    except (OSError, ValueError):
+        # The reader of stdout has gone (`| head`): what is left cannot be
+        # printed, and must not turn into an error at exit.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    if interrupted or code == EXIT_INTERRUPTED:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
         os._exit(code)
     sys.exit(code)

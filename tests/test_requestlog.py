@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from batchplan.api.client import ScaleClient
-from batchplan.api.requestlog import attach_request_log, redact
+from batchplan.api.requestlog import attach_request_log, redact_body
 from batchplan.cli import run
 from batchplan.model import DesiredBatch
 from batchplan.options import ClientOptions
@@ -115,14 +115,13 @@ def test_debug_hides_metadata_values_sent_and_answered(
 @pytest.mark.parametrize("debug", [False, True])
 def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path, debug: bool) -> None:
     from batchplan.api.client import Attempt
-    from batchplan.api.requestlog import RequestLog
+    from batchplan.api.requestlog import format_record
 
     out = tmp_path / "log"
     with out.open("w", encoding="utf-8") as stream:
-        log = RequestLog(stream, debug=debug, base_path="/v1")
         sent = {"name": "b", "callback": f"https://h.example/?t={HOOK_TOKEN}"}
         message = f'callback "https://h.example/?t={HOOK_TOKEN}" is refused'
-        log(
+        line = format_record(
             Attempt(
                 "POST",
                 "/batches",
@@ -133,8 +132,11 @@ def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path, debug: bool) -
                 None,
                 sent=sent,
                 answer='{"status_code": 400, "error": ' + f'"{message.replace(chr(34), "")}"' + "}",
-            )
+            ),
+            debug=debug,
+            base_path="/v1",
         )
+        stream.write(line + "\n")
     text = out.read_text(encoding="utf-8")
     assert HOOK_TOKEN not in text
     assert 'error="callback \\"<redacted>\\" is refused"' in text
@@ -142,11 +144,11 @@ def test_an_error_echoing_a_sent_secret_is_masked(tmp_path: Path, debug: bool) -
 
 
 def test_redaction_rules() -> None:
-    assert redact({"callback": "", "name": "n"}) == {"callback": "", "name": "n"}
-    assert redact({"docs": [{"callback": "x", "metadata": {"a": 1}}]}) == {
+    assert redact_body({"callback": "", "name": "n"}) == {"callback": "", "name": "n"}
+    assert redact_body({"docs": [{"callback": "x", "metadata": {"a": 1}}]}) == {
         "docs": [{"callback": "<redacted>", "metadata": {"a": "<redacted>"}}]
     }
-    assert redact({"a": "b"}, "/batches/x/setMetadata") == {"a": "<redacted>"}
+    assert redact_body({"a": "b"}, "/batches/x/setMetadata") == {"a": "<redacted>"}
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ def test_retry_after_is_honoured() -> None:
         Answer(429, {"error": "slow down"}, headers={"Retry-After": "2"}), Answer(body=BATCH)
     )
     with scripted(answers) as server:
-        api = ScaleClient(server.url, None, FAST, sleep=slept.append)
+        api = ScaleClient(server.url, None, FAST, wait=slept.append)
         api.get_batch("b")
     assert slept == [2.0]
 
@@ -88,7 +88,7 @@ def test_retries_are_bounded_in_total_time() -> None:
     slept: list[float] = []
     answers = sequence(Answer(429, {"error": "later"}, headers={"Retry-After": "3600"}))
     with scripted(answers) as server:
-        api = ScaleClient(server.url, None, FAST, sleep=slept.append)
+        api = ScaleClient(server.url, None, FAST, wait=slept.append)
         with pytest.raises(ApiError):
             api.get_batch("b")
     assert slept == []  # an hour's wait exceeds max_retry_time: give up now

@@ -1,6 +1,6 @@
 """Reaching the Scale API: the endpoint, the HTTP client, its limiter and request log.
 
-May import: the core (``errors``, ``model``, ``options``) and ``batchplan.sandbox``
+May import: the core (``errors``, ``model``, ``options``, ``redact``) and ``batchplan.sandbox``
 (``--endpoint sandbox`` starts one in this process).
 """
 

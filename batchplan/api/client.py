@@ -10,8 +10,16 @@ shape, so a proxy's HTML error page or a wrong envelope is an ``ApiError``
 naming the call, never a ``KeyError`` deep in the diff, and an endpoint that
 is not the Scale API at all is named as such.
 
-The API key is only ever handed to ``requests`` as Basic auth; no message
-built here contains it.
+The endpoint is not trusted: a redirect is never followed (``RedirectError``
+names the host it points at), an answer is read a piece at a time up to
+``MAX_ANSWER_BYTES`` after decompression and within ``read_timeout`` as a
+whole, and its JSON may nest at most ``MAX_NESTING`` levels.
+
+``request`` is the retry loop; ``_send_once`` makes one attempt and says what
+it came to; ``RetryPolicy`` (pure) decides whether and when to try again.
+
+The API key is only ever handed to ``requests`` as Basic auth, and is
+remembered by ``batchplan.redact`` so no output shows it.
 """
 
 from __future__ import annotations
@@ -25,20 +33,30 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from batchplan import __version__
 from batchplan.api.limiter import Cancelled, Limiter, LimiterSettings, Signal
-from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError
+from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError, UsageError
 from batchplan.model import DesiredBatch, LiveBatch
 from batchplan.options import ClientOptions
+from batchplan.redact import remember, safe_url
 
 PAGE_SIZE = 100
 RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+#: The most an answer may hold once decompressed; a listing page of 100
+#: batches is far below it, so anything larger is hostile or broken.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+#: The deepest JSON an answer may nest: batches and their metadata are a few
+#: levels; deeper would exhaust the recursion of whatever reads it next.
+MAX_NESTING = 100
+READ_CHUNK = 64 * 1024
 
 
 class DuplicateBatchError(ApiError):
@@ -66,6 +84,10 @@ class NotJsonError(ApiError):
     """A 200 whose body is not JSON: a proxy's page, or not the API at all."""
 
 
+class RedirectError(ApiError):
+    """A 3xx: never followed, since it could send the key or the body to another host."""
+
+
 class WrongEndpointError(BatchplanError):
     """The endpoint answers, but not as the Scale API: ``GET /batches`` is missing."""
 
@@ -75,7 +97,201 @@ def quote_segment(name: str) -> str:
     return quote(name, safe="")
 
 
-def _retry_after(response: requests.Response) -> float | None:
+_CONTAINERS = (dict, list)
+
+
+class NestingError(ValueError):
+    """JSON nested deeper than ``MAX_NESTING``: refused before it is decoded."""
+
+
+def nesting_exceeds(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether decoded JSON ``value`` nests objects and arrays deeper than ``limit``.
+
+    Walked a level at a time, not by recursion, and only through containers:
+    a page of 100 batches is a few hundred of them.
+    """
+    level = [value] if type(value) in _CONTAINERS else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for node in level:
+            items = node.values() if type(node) is dict else node
+            below.extend(item for item in items if type(item) in _CONTAINERS)
+        level = below
+    return False
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` with the nesting capped: ``NestingError`` (a ``ValueError``) beyond it.
+
+    The C decoder stops far deeper than the cap with a ``RecursionError``;
+    anything it decodes is then checked against the cap, before code that
+    recurses (redaction, rendering) ever sees it.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise NestingError(f"JSON nested deeper than {MAX_NESTING} levels") from None
+    if nesting_exceeds(value):
+        raise NestingError(f"JSON nested deeper than {MAX_NESTING} levels")
+    return value
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole answer, read within the size cap and the deadline."""
+
+    status_code: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+    encoding: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding or "utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body as JSON; ``ValueError`` when it is not JSON or nests too deep."""
+        return parse_json(self.text)
+
+
+def redirect_host(location: str, base_url: str) -> str:
+    """The host a ``Location`` points at, for a message: never its path, query or user info."""
+    if not location.strip():
+        return "an unnamed place (no Location header)"
+    target = urljoin(base_url + "/", location.strip())
+    try:
+        host = urlsplit(target).netloc.rpartition("@")[2]
+    except ValueError:
+        host = ""
+    return f"host {host}" if host else safe_url(target)
+
+
+def secret_strings(sent: Any, path: str = "") -> set[str]:
+    """The strings a request body carries in its callback and metadata (all of setMetadata's)."""
+    found: set[str] = set()
+
+    def leaves(value: Any) -> None:
+        if isinstance(value, str):
+            found.add(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                leaves(item)
+        elif isinstance(value, list):
+            for item in value:
+                leaves(item)
+
+    if path.endswith("/setMetadata"):
+        leaves(sent)
+    elif isinstance(sent, dict):
+        leaves(sent.get("callback"))
+        leaves(sent.get("metadata"))
+    return found
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Whether a failed attempt is tried again, and after how long.
+
+    Exponential backoff with full jitter, or the server's ``Retry-After``;
+    bounded in attempts and in the total time a call may take.
+    """
+
+    max_attempts: int = 5
+    max_retry_time: float = 120.0
+    backoff_base: float = 0.5
+    backoff_cap: float = 20.0
+
+    @classmethod
+    def of(cls, options: ClientOptions) -> RetryPolicy:
+        return cls(
+            options.max_attempts, options.max_retry_time, options.backoff_base, options.backoff_cap
+        )
+
+    def backoff(self, attempt: int, draw: Callable[[float, float], float]) -> float:
+        """The jittered wait after failed attempt number ``attempt`` (1-based)."""
+        return draw(0, min(self.backoff_cap, self.backoff_base * (2 ** (attempt - 1))))
+
+    def next_wait(
+        self,
+        attempt: int,
+        retry_after: float | None,
+        remaining: float,
+        draw: Callable[[float, float], float],
+    ) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up.
+
+        ``remaining`` is what is left of the call's total time: a wait past
+        it (an hour's ``Retry-After``) gives up now rather than later.
+        """
+        if attempt >= self.max_attempts:
+            return None
+        delay = retry_after if retry_after is not None else self.backoff(attempt, draw)
+        return None if delay > remaining else delay
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One call as the caller asked for it, encoded once for all its attempts."""
+
+    method: str
+    path: str
+    params: Mapping[str, str | int] | None
+    body: Any
+
+    @cached_property
+    def query(self) -> str:
+        return urlencode(self.params) if self.params else ""
+
+    @cached_property
+    def data(self) -> str | None:
+        return None if self.body is None else json.dumps(self.body)
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        return {"Content-Type": "application/json"} if self.body is not None else None
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """What one attempt came to: the answer, or why there is none, and what it tells."""
+
+    attempt: Attempt
+    reply: Reply | None
+    failure: ApiError | None
+    retryable: bool = False
+    unknown_outcome: bool = False
+    retry_after: float | None = None
+    signal: Signal = Signal.OK
+
+
+class _AnswerTimedOut(Exception):
+    """The whole-answer deadline passed while the body was still coming."""
+
+
+class _AnswerTooLarge(Exception):
+    """The body, decompressed, passed ``MAX_ANSWER_BYTES``."""
+
+
+class _AnswerBroken(Exception):
+    """The connection broke, or the body could not be decoded, mid-answer."""
+
+
+def _declared_too_large(headers: Mapping[str, str]) -> bool:
+    """An uncompressed answer whose ``Content-Length`` is past the cap: refused unread."""
+    if headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        return False
+    try:
+        return int(headers.get("Content-Length", "0")) > MAX_ANSWER_BYTES
+    except ValueError:
+        return False
+
+
+def _retry_after(response: Reply) -> float | None:
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -95,7 +311,7 @@ def _ms(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
 
 
-def _error_message(response: requests.Response) -> str:
+def _error_message(response: Reply) -> str:
     """The API's own message: ``error`` of the JSON body, else a short raw text."""
     try:
         body = response.json()
@@ -190,6 +406,19 @@ class Page:
     has_more: bool
 
 
+def _check_key(api_key: str | None) -> None:
+    """HTTP Basic auth carries the key as Latin-1: any other character is a clear error."""
+    if not api_key:
+        return
+    try:
+        api_key.encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise UsageError(
+            f"SCALE_API_KEY holds a character that is not Latin-1 (at position {exc.start + 1}); "
+            "an API key is plain ASCII: copy it again from the Scale dashboard"
+        ) from None
+
+
 class ScaleClient:
     """The batch endpoints batchplan uses, over one pooled session."""
 
@@ -199,11 +428,14 @@ class ScaleClient:
         api_key: str | None,
         options: ClientOptions = ClientOptions(),
         *,
-        sleep: Callable[[float], None] = time.sleep,
+        wait: Callable[[float], object] | None = None,
     ) -> None:
+        """``wait(seconds)`` sleeps before a retry (default: until ``cancel()`` or the time)."""
         self.base_url = base_url.rstrip("/")
         self.options = options
-        self._sleep = sleep
+        self.retry = RetryPolicy.of(options)
+        _check_key(api_key)
+        remember(api_key)
         self._random = random.Random()
         self._random_lock = threading.Lock()
         self.limiter = Limiter(
@@ -236,6 +468,8 @@ class ScaleClient:
         self._listeners: list[tuple[Callable[[Attempt], None], bool]] = []
         self._bodies = False
         self._cancelled = threading.Event()
+        # Woken at once by cancel(): a call in backoff is abandoned.
+        self._wait: Callable[[float], object] = wait or self._cancelled.wait
         # Attempts sent and not yet answered: not those waiting for the
         # limiter or sleeping before a retry.
         self._on_wire = 0
@@ -285,11 +519,6 @@ class ScaleClient:
 
     # -- transport ---------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        cap = min(self.options.backoff_cap, self.options.backoff_base * (2**attempt))
-        with self._random_lock:
-            return self._random.uniform(0, cap)
-
     def request(
         self,
         method: str,
@@ -298,148 +527,250 @@ class ScaleClient:
         params: Mapping[str, str | int] | None = None,
         body: Any = None,
         on_unknown_outcome: Callable[[], None] | None = None,
-    ) -> requests.Response:
+    ) -> Reply:
         """Send one call, retrying transient failures; return the final answer.
 
         Returns any answer that is not transient (2xx, 4xx but 408/429); raises
-        ``ApiUnreachableError`` or ``ApiError`` when retries run out.
-        ``on_unknown_outcome`` is called each time an attempt ended without a
-        definite answer, so a mutating caller knows the change may have landed.
-        Each attempt holds a slot of the limiter while on the wire, not while
-        it waits to be retried.
+        ``ApiUnreachableError`` or ``ApiError`` when retries run out, and
+        ``RedirectError`` at once on a 3xx. ``on_unknown_outcome`` is called
+        each time an attempt ended without a definite answer, so a mutating
+        caller knows the change may have landed. Each attempt holds a slot of
+        the limiter while on the wire, not while it waits to be retried.
         """
-        url = self.base_url + path
-        query = urlencode(params) if params else ""
-        deadline = time.monotonic() + self.options.max_retry_time
-        data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": "application/json"} if body is not None else None
+        call = _Call(method, path, params, body)
+        deadline = time.monotonic() + self.retry.max_retry_time
         attempt = 0
         while True:
             if self._cancelled.is_set():
                 raise CallCancelled(method, path, None, "cancelled before it was sent")
-            try:
-                permit = self.limiter.acquire()
-            except Cancelled:
-                raise CallCancelled(method, path, None, "cancelled before it was sent") from None
             attempt += 1
-            wait: float | None = None
-            failure: ApiError
-            started = time.monotonic()
-            status: int | None = None
-            signal = Signal.UNKNOWN
-            response: requests.Response | None = None
-            with self._on_wire_lock:
-                self._on_wire += 1
-            try:
-                response = self._session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    timeout=(self.options.connect_timeout, self.options.read_timeout),
+            sent = self._send_once(call, attempt)
+            if sent.failure is None:
+                assert sent.reply is not None
+                return sent.reply
+            if sent.unknown_outcome and on_unknown_outcome is not None:
+                on_unknown_outcome()
+            delay = None
+            if sent.retryable:
+                delay = self.retry.next_wait(
+                    attempt, sent.retry_after, deadline - time.monotonic(), self._draw
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                if on_unknown_outcome is not None:
-                    on_unknown_outcome()
-                timed_out = isinstance(exc, requests.Timeout)
-                # A reset or refused connection is a server shedding load; a
-                # timeout says nothing certain about its capacity.
-                signal = Signal.UNKNOWN if timed_out else Signal.OVERLOADED
-                reason = "timed out" if timed_out else "connection failed"
-                failure = ApiUnreachableError(method, path, None, reason)
-            except requests.RequestException as exc:
-                self.limiter.release(permit, Signal.UNKNOWN)
-                failure = ApiError(method, path, None, type(exc).__name__)
-                self._tell(
-                    Attempt(
-                        method,
-                        path,
-                        attempt,
-                        None,
-                        _ms(started),
-                        failure.api_message,
-                        None,
-                        query,
-                        body if self._bodies else None,
-                    )
-                )
-                raise failure from None
-            except BaseException:
-                self.limiter.release(permit, Signal.UNKNOWN)
-                raise
-            finally:
-                with self._on_wire_lock:
-                    self._on_wire -= 1
-            if response is not None:
-                status = code = response.status_code
-                wait = _retry_after(response) if code in RETRY_STATUSES else None
-                signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(code, Signal.OK)
-            self.limiter.release(permit, signal, wait)
-            if response is not None and status not in RETRY_STATUSES:
-                self._tell(self._attempt(method, path, query, attempt, started, response, body))
-                return response
-            if response is not None:
-                if status is not None and status >= 500 and on_unknown_outcome is not None:
-                    on_unknown_outcome()
-                failure = ApiError(method, path, status, _error_message(response))
-            delay = wait if wait is not None else self._backoff(attempt - 1)
-            give_up = attempt >= self.options.max_attempts or time.monotonic() + delay > deadline
             # Cancelled while this attempt was on the wire: no retry will come,
             # so listeners are told none (retry_in None).
-            cut_short = not give_up and self._cancelled.is_set()
-            self._tell(
-                self._attempt(
-                    method,
-                    path,
-                    query,
-                    attempt,
-                    started,
-                    response,
-                    body,
-                    error=failure.api_message,
-                    retry_in=None if give_up or cut_short else delay,
-                )
-            )
-            if give_up:
-                raise failure
+            cut_short = delay is not None and self._cancelled.is_set()
+            self._tell(replace(sent.attempt, retry_in=None if cut_short else delay))
+            if delay is None:
+                raise sent.failure
             if cut_short:
-                raise CallCancelled(method, path, status, "cancelled before its retry")
-            if self._sleep is time.sleep:
-                # Woken at once by cancel(): a call in backoff is abandoned.
-                self._cancelled.wait(delay)
-            else:
-                self._sleep(delay)
+                raise CallCancelled(method, path, sent.attempt.status, "cancelled before its retry")
+            self._wait(delay)
+
+    def _draw(self, low: float, high: float) -> float:
+        with self._random_lock:
+            return self._random.uniform(low, high)
+
+    def _send_once(self, call: _Call, attempt: int) -> _Sent:
+        """One attempt: a limiter slot, the request, the whole answer read within its deadline.
+
+        Never retries and never sleeps; what failed, and whether it may be
+        tried again, is in the result for ``request``'s retry policy. A
+        successful (final) attempt is told to the listeners here; a failed
+        one is told by ``request``, which knows the wait before the next.
+        """
+        try:
+            permit = self.limiter.acquire()
+        except Cancelled:
+            raise CallCancelled(
+                call.method, call.path, None, "cancelled before it was sent"
+            ) from None
+        started = time.monotonic()
+        with self._on_wire_lock:
+            self._on_wire += 1
+        try:
+            sent = self._exchange(call, attempt, started)
+        except BaseException:
+            self.limiter.release(permit, Signal.UNKNOWN)
+            raise
+        finally:
+            with self._on_wire_lock:
+                self._on_wire -= 1
+        self.limiter.release(permit, sent.signal, sent.retry_after)
+        if sent.failure is None:
+            self._tell(sent.attempt)
+        return sent
+
+    def _exchange(self, call: _Call, attempt: int, started: float) -> _Sent:
+        """Send ``call`` and read its answer; every outcome becomes a ``_Sent``."""
+        method, path = call.method, call.path
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=call.params,
+                data=call.data,
+                headers=call.headers,
+                timeout=(self.options.connect_timeout, self.options.read_timeout),
+                allow_redirects=False,
+                stream=True,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            timed_out = isinstance(exc, requests.Timeout)
+            # A reset or refused connection is a server shedding load; a
+            # timeout says nothing certain about its capacity.
+            return self._no_answer(
+                call,
+                attempt,
+                started,
+                "timed out" if timed_out else "connection failed",
+                Signal.UNKNOWN if timed_out else Signal.OVERLOADED,
+            )
+        except requests.RequestException as exc:
+            failure = ApiError(method, path, None, type(exc).__name__)
+            return _Sent(
+                self._attempt(call, attempt, started, None, error=failure.api_message),
+                None,
+                failure,
+                retryable=False,
+                signal=Signal.UNKNOWN,
+            )
+        try:
+            content = self._read_answer(response, started + self.options.read_timeout)
+        except _AnswerTimedOut:
+            return self._no_answer(call, attempt, started, "timed out", Signal.UNKNOWN)
+        except _AnswerBroken as exc:
+            return self._no_answer(call, attempt, started, str(exc), Signal.OVERLOADED)
+        except _AnswerTooLarge:
+            code = response.status_code
+            failure = ApiError(
+                method,
+                path,
+                code,
+                f"answer larger than {MAX_ANSWER_BYTES // (1024 * 1024)} MiB "
+                "(after decompression); not read further",
+            )
+            retryable = code in RETRY_STATUSES
+            return _Sent(
+                self._attempt(call, attempt, started, None, status=code, error=failure.api_message),
+                None,
+                failure,
+                retryable=retryable,
+                unknown_outcome=retryable and code >= 500,
+                signal=Signal.UNKNOWN,
+            )
+        finally:
+            response.close()
+        reply = Reply(
+            response.status_code,
+            response.reason or "",
+            response.headers,
+            content,
+            response.encoding,
+        )
+        return self._judge(call, attempt, started, reply)
+
+    def _judge(self, call: _Call, attempt: int, started: float, reply: Reply) -> _Sent:
+        """A whole answer: final, transient (retryable) or a redirect (an error)."""
+        code = reply.status_code
+        signal = {429: Signal.THROTTLED, 503: Signal.OVERLOADED}.get(code, Signal.OK)
+        if 300 <= code < 400:
+            target = reply.headers.get("Location", "")
+            host = redirect_host(target, self.base_url)
+            failure: ApiError = RedirectError(
+                call.method,
+                call.path,
+                code,
+                f"redirected to {host}; batchplan never follows a redirect (the Scale API "
+                "sends none), so check --endpoint",
+            )
+            return _Sent(
+                self._attempt(call, attempt, started, reply, error=failure.api_message),
+                reply,
+                failure,
+                retryable=False,
+                signal=signal,
+            )
+        if code not in RETRY_STATUSES:
+            return _Sent(self._attempt(call, attempt, started, reply), reply, None, signal=signal)
+        failure = ApiError(call.method, call.path, code, _error_message(reply))
+        return _Sent(
+            self._attempt(call, attempt, started, reply, error=failure.api_message),
+            reply,
+            failure,
+            retryable=True,
+            unknown_outcome=code >= 500,
+            retry_after=_retry_after(reply),
+            signal=signal,
+        )
+
+    def _no_answer(
+        self, call: _Call, attempt: int, started: float, reason: str, signal: Signal
+    ) -> _Sent:
+        failure = ApiUnreachableError(call.method, call.path, None, reason)
+        return _Sent(
+            self._attempt(call, attempt, started, None, error=reason),
+            None,
+            failure,
+            retryable=True,
+            unknown_outcome=True,
+            signal=signal,
+        )
+
+    def _read_answer(self, response: requests.Response, deadline: float) -> bytes:
+        """The answer's body, decompressed, within ``MAX_ANSWER_BYTES`` and ``deadline``.
+
+        Read a piece at a time, so a gzip bomb stops at the cap instead of
+        expanding whole, and a server trickling a byte at a time is cut off
+        at the deadline instead of waiting ``read_timeout`` per byte.
+        """
+        if _declared_too_large(response.headers):
+            raise _AnswerTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        raw = response.raw
+        try:
+            while True:
+                if time.monotonic() > deadline:
+                    raise _AnswerTimedOut
+                chunk = raw.read1(READ_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise _AnswerTooLarge
+                chunks.append(chunk)
+        except urllib3.exceptions.ReadTimeoutError:
+            raise _AnswerTimedOut from None
+        except urllib3.exceptions.DecodeError:
+            raise _AnswerBroken("answer could not be decompressed") from None
+        except (urllib3.exceptions.HTTPError, OSError):
+            raise _AnswerBroken("connection failed while reading the answer") from None
+        return b"".join(chunks)
 
     def _attempt(
         self,
-        method: str,
-        path: str,
-        query: str,
+        call: _Call,
         attempt: int,
         started: float,
-        response: requests.Response | None,
-        body: Any,
+        reply: Reply | None,
         *,
+        status: int | None = None,
         error: str | None = None,
-        retry_in: float | None = None,
     ) -> Attempt:
-        status = None if response is None else response.status_code
         bodies = self._bodies
         return Attempt(
-            method,
-            path,
+            call.method,
+            call.path,
             attempt,
-            status,
+            reply.status_code if reply is not None else status,
             _ms(started),
             error,
-            retry_in,
-            query,
-            body if bodies else None,
-            response.text if bodies and response is not None else None,
+            None,
+            call.query,
+            call.body if bodies else None,
+            reply.text if bodies and reply is not None else None,
         )
 
-    def _json(self, method: str, path: str, response: requests.Response) -> Any:
+    def _json(self, method: str, path: str, response: Reply) -> Any:
         if response.status_code == 404:
             # Any 404 is believed only once the endpoint is known to be the API:
             # without /v1 every path is missing, and each command would misread
@@ -450,6 +781,8 @@ class ScaleClient:
             raise ApiError(method, path, response.status_code, _error_message(response))
         try:
             return response.json()
+        except NestingError as exc:
+            raise ApiError(method, path, 200, f"unreadable answer: {exc}") from None
         except ValueError:
             kind = response.headers.get("Content-Type", "unknown content type")
             # A web page where the API should be: most likely not the API at all.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from batchplan.errors import UsageError
+from batchplan.redact import safe_url
 
 API_KEY_VARIABLE = "SCALE_API_KEY"
 DEFAULT_SANDBOX_DB = ".batchplan/sandbox.db"
@@ -41,19 +42,22 @@ def normalise_url(url: str) -> str:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
-            f"--endpoint {url!r}: expected an http(s) URL, 'sandbox' or 'sandbox:FILE'"
+            f"--endpoint {safe_url(url)!r}: expected an http(s) URL, 'sandbox' or 'sandbox:FILE'"
         )
     if parts.username or parts.password:
         raise UsageError("--endpoint must not hold credentials; set SCALE_API_KEY instead")
     if parts.query or parts.fragment:
-        raise UsageError(f"--endpoint {url!r}: a query or fragment is not allowed")
+        raise UsageError(
+            f"--endpoint {safe_url(url)!r} (shown without it): a query or fragment is not "
+            "allowed; a key belongs in SCALE_API_KEY"
+        )
     host = parts.hostname.lower()
     if ":" in host:
         host = f"[{host}]"
     try:
         port = parts.port
     except ValueError:
-        raise UsageError(f"--endpoint {url!r}: the port is not a number") from None
+        raise UsageError(f"--endpoint {safe_url(url)!r}: the port is not a number") from None
     if port is not None and (scheme, port) not in (("http", 80), ("https", 443)):
         host = f"{host}:{port}"
     return urlunsplit((scheme, host, parts.path.rstrip("/"), "", ""))

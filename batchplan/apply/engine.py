@@ -65,6 +65,8 @@ class ApplyResult:
     summary: SummaryEvent
     interrupted: bool = False
     state_error: str | None = None
+    # The first event the view could not take (it raised): the calls went on.
+    output_error: str | None = None
 
     @property
     def failed(self) -> list[BatchOutcome]:
@@ -315,9 +317,21 @@ def apply_plan(
     lock = threading.Lock()
     clock = time.monotonic()
 
+    output_errors: list[str] = []
+
+    def tell(event: ApplyEvent) -> None:
+        # Called under ``lock``. A view that fails (a bug; a closed stdout is
+        # the view's own business) must not turn a call that was made into a
+        # failure, nor stop the calls: the first such error is kept and told.
+        try:
+            emit(event)
+        except Exception as exc:
+            if not output_errors:
+                output_errors.append(f"{type(exc).__name__}: {exc}")
+
     def say(event: ApplyEvent) -> None:
         with lock:
-            emit(event)
+            tell(event)
 
     def say_retry(event: RetryEvent) -> bool:
         # Under the lock the interrupt is told with: a retry announced after
@@ -325,7 +339,7 @@ def apply_plan(
         with lock:
             if client.cancelled:
                 return False
-            emit(event)
+            tell(event)
             return True
 
     calls = _Calls(say_retry)
@@ -401,7 +415,7 @@ def apply_plan(
                 client.cancel()
                 # Attempts on the wire now; those waiting for a slot or a retry
                 # are cancelled and will not be sent.
-                emit(InterruptedEvent(in_flight=client.in_flight))
+                tell(InterruptedEvent(in_flight=client.in_flight))
     interrupted = stop.is_set() and not halted.is_set() and writer.error is None
 
     state_error = None
@@ -421,7 +435,13 @@ def apply_plan(
             )
     summary = _summary(ordered, calls.retries, time.monotonic() - clock, interrupted, state_error)
     say(summary)
-    return ApplyResult(ordered, summary, interrupted=interrupted, state_error=state_error)
+    return ApplyResult(
+        ordered,
+        summary,
+        interrupted=interrupted,
+        state_error=state_error,
+        output_error=output_errors[0] if output_errors else None,
+    )
 
 
 def _summary(

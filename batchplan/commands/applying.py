@@ -22,9 +22,17 @@ from batchplan.apply.events import ApplyStart, SummaryEvent
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, BatchplanError, UsageError
 from batchplan.model import BatchRecord
 from batchplan.plan.changes import Plan
+from batchplan.redact import redact
 from batchplan.state import State, StateBackend
 from batchplan.state.writer import StateWriter
-from batchplan.views.apply import HEARTBEAT_SECONDS, JsonView, TextView
+from batchplan.views.apply import (
+    HEARTBEAT_SECONDS,
+    GuardedStream,
+    JsonView,
+    OutputTrouble,
+    Stream,
+    TextView,
+)
 
 FORMATS = ("text", "json")
 
@@ -116,8 +124,12 @@ class ApplyOutput:
         self.fmt = fmt
         self.compact = compact
         self.echo = echo
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        real_err: Stream = err or sys.stderr
+        # A closed stdout (apply piped to `head`) or stderr is told once and
+        # never stops the calls or the saving of state.
+        self.trouble = OutputTrouble(real_err)
+        self.out = GuardedStream(out or sys.stdout, "stdout", self.trouble)
+        self.err = GuardedStream(real_err, "stderr", self.trouble)
         self.heartbeat = heartbeat_seconds()
 
     def check_approval(self, auto_approve: bool) -> None:
@@ -133,8 +145,12 @@ class ApplyOutput:
         if self.fmt == "json":
             self.err.write(text + "\n")
             self.err.flush()
-        else:
-            self.echo(text)
+        elif not self.out.broken:
+            try:
+                self.echo(text)
+            except (OSError, ValueError) as exc:
+                self.out.broken = True
+                self.trouble.tell("stdout", exc)
 
     def _view(self) -> TextView | JsonView:
         if self.fmt == "json":
@@ -193,6 +209,8 @@ class ApplyOutput:
             return EXIT_INTERRUPTED
         finally:
             view.close()
+        if result.output_error is not None and self.trouble.problem is None:
+            self.trouble.tell("the apply view", RuntimeError(redact(result.output_error)))
         try:
             writer.close()
         except BatchplanError:

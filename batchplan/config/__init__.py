@@ -1,6 +1,6 @@
 """Reading the configuration: YAML with positions, the schema, variables, for_each, the Config.
 
-May import: ``batchplan.errors``, ``batchplan.model``, ``batchplan.options``.
+May import: ``batchplan.errors``, ``batchplan.model``, ``batchplan.options``, ``batchplan.redact``.
 Nothing here touches the network.
 """
 

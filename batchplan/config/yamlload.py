@@ -39,6 +39,7 @@ from yaml.events import (
 )
 
 from batchplan.errors import os_reason
+from batchplan.redact import remember
 
 #: Bigger files are refused unread: a config of 100,000 batches is ~5 MiB.
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
@@ -657,6 +658,8 @@ def interpolate(
             return ""
         name, fallback = parsed.group(1), parsed.group(2)
         value = environ.get(name)
+        if value:
+            remember(value)  # a variable's value may be a secret: masked in every output
         if fallback is not None:
             return value if value else fallback
         if value is None:

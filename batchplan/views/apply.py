@@ -3,6 +3,12 @@
 Both read only events (``batchplan.apply.events``); neither decides anything.
 Views are called from apply's worker threads, one event at a time, and the
 text view also draws from its own ticker thread, so each holds a lock.
+
+Output never stops apply: views write through ``GuardedStream``, which
+swallows a write that fails (stdout closed by ``| head``, a full disk), tells
+it once on stderr, and drops everything later written to that stream. Every
+text that came from the API or an exception (errors, retry reasons) goes
+through ``batchplan.redact`` first.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Protocol
 
 from batchplan.apply.events import (
     ApplyEvent,
@@ -23,6 +29,7 @@ from batchplan.apply.events import (
     SummaryEvent,
     to_json,
 )
+from batchplan.redact import redact
 
 # How often a run without a terminal says it is still going; CI systems
 # kill jobs that stay silent too long.
@@ -34,6 +41,80 @@ TICK_SECONDS = 0.5
 LISTED = 20
 
 CLEAR_LINE = "\r\x1b[K"
+
+
+class Stream(Protocol):
+    """What a view writes to: a text stream (``sys.stdout``) or a ``GuardedStream``."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def isatty(self) -> bool: ...
+
+
+class OutputTrouble:
+    """The first output problem of a run, told once on ``err`` (if ``err`` still works)."""
+
+    def __init__(self, err: Stream) -> None:
+        self.err = err
+        self.problem: str | None = None
+        self._lock = threading.Lock()
+
+    def tell(self, name: str, error: BaseException) -> None:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        with self._lock:
+            if self.problem is not None:
+                return
+            self.problem = f"{name}: {reason}"
+        if name == "stderr":
+            return  # nowhere left to tell it
+        try:
+            self.err.write(
+                f"batchplan: could not write to {name} ({reason}); "
+                f"apply goes on and saves state, but prints nothing more to {name}\n"
+            )
+            self.err.flush()
+        except (OSError, ValueError):
+            pass
+
+
+class GuardedStream:
+    """A stream whose failures are told once and never raised: output never stops work."""
+
+    def __init__(self, stream: Stream, name: str, trouble: OutputTrouble) -> None:
+        self.stream = stream
+        self.name = name
+        self.trouble = trouble
+        self.broken = False
+
+    def write(self, text: str, /) -> int:
+        if self.broken:
+            return 0
+        try:
+            return self.stream.write(text)
+        except (OSError, ValueError) as exc:
+            self._broke(exc)
+            return 0
+
+    def flush(self) -> None:
+        if self.broken:
+            return
+        try:
+            self.stream.flush()
+        except (OSError, ValueError) as exc:
+            self._broke(exc)
+
+    def isatty(self) -> bool:
+        try:
+            return self.stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def _broke(self, error: BaseException) -> None:
+        self.broken = True
+        self.trouble.tell(self.name, error)
+
 
 HEADINGS = {
     "complete": "Apply complete",
@@ -82,7 +163,7 @@ def call_line(event: CallEvent) -> str:
     name = event.batch
     if event.outcome == "failed":
         tries = f" after {plural(event.attempts, 'attempt')}" if event.attempts else ""
-        return f"{name}: {event.action} failed{tries}: {event.error}"
+        return f"{name}: {event.action} failed{tries}: {redact(event.error or '')}"
     if event.outcome == "skipped":
         return f"{name}: {event.action} not needed (the batch was created in_progress)"
     if event.action == "create":
@@ -100,7 +181,7 @@ def call_line(event: CallEvent) -> str:
 
 def retry_line(event: RetryEvent) -> str:
     return (
-        f"{event.batch}: {event.action} attempt {event.attempt} failed ({event.reason}); "
+        f"{event.batch}: {event.action} attempt {event.attempt} failed ({redact(event.reason)}); "
         f"retrying in {event.wait_s:.1f} s"
     )
 
@@ -139,7 +220,7 @@ def summary_lines(
         if len(stopped) > LISTED:
             lines.append(f"  and {len(stopped) - LISTED} more batches")
     if summary.state_error:
-        lines.append(f"State could not be saved: {summary.state_error}")
+        lines.append(f"State could not be saved: {redact(summary.state_error)}")
         lines.append("The next plan reads live and adopts what was done; nothing is lost.")
     return lines
 
@@ -154,8 +235,8 @@ class TextView:
 
     def __init__(
         self,
-        out: TextIO,
-        err: TextIO,
+        out: Stream,
+        err: Stream,
         *,
         live: bool,
         compact: bool = False,
@@ -297,6 +378,19 @@ class TextView:
             self._closed = True
 
 
+#: The fields of a JSON event that carry text from the API or an exception.
+FREE_TEXT = ("error", "reason", "state_error")
+
+
+def event_json(event: ApplyEvent) -> dict[str, object]:
+    """``to_json(event)`` with its free text (errors, reasons) redacted."""
+    data = to_json(event)
+    for key in FREE_TEXT:
+        if isinstance(data.get(key), str):
+            data[key] = redact(data[key])
+    return data
+
+
 class JsonView:
     """One JSON object per event and per line on ``out``; nothing else goes there.
 
@@ -304,7 +398,7 @@ class JsonView:
     goes to ``err`` in words.
     """
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: Stream, err: Stream) -> None:
         self.out = out
         self.err = err
         self._lock = threading.Lock()
@@ -314,7 +408,7 @@ class JsonView:
         with self._lock:
             if self._closed:
                 return
-            self.out.write(json.dumps(to_json(event), ensure_ascii=False) + "\n")
+            self.out.write(json.dumps(event_json(event), ensure_ascii=False) + "\n")
             self.out.flush()
             if isinstance(event, InterruptedEvent):
                 self.err.write(interrupt_message(event.in_flight) + "\n")
