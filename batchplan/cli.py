@@ -14,21 +14,29 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from batchplan import __version__
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
-from batchplan.options import DEFAULT_ENDPOINT, ClientOptions, Options
-from batchplan.plan.changes import PlanOptions
-from batchplan.state import StateBackend
-from batchplan.state.location import DEFAULT_SANDBOX_STATE, DEFAULT_STATE
+from batchplan.options import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_SANDBOX_STATE,
+    DEFAULT_STATE,
+    ClientOptions,
+    Options,
+)
+
+if TYPE_CHECKING:
+    # Each command imports the layers it uses inside its callback, so that
+    # `--version` or `validate` does not pay for the API client or the state.
+    from batchplan.plan.changes import PlanOptions
+    from batchplan.state import StateBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -322,6 +330,8 @@ limit_options = stacked(
 
 
 def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
+    from batchplan.plan.changes import PlanOptions
+
     return PlanOptions(
         targets=tuple(kw.pop("targets")),
         reassert_priority=kw.pop("reassert_priority"),
@@ -788,6 +798,8 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if given.values.get("debug", False):
+            import traceback
+
             traceback.print_exc()
         report(
             f"unexpected {type(exc).__name__}: {exc} "

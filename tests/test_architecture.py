@@ -141,7 +141,10 @@ def test_a_wrong_way_import_is_caught(module: str, source: str, target: str) -> 
         ("batchplan.plan.planfile", "from batchplan.config.schema import x\nimport json\n"),
         ("batchplan.api.endpoint", "from batchplan.sandbox import start_sandbox\n"),
         ("batchplan.state.writer", "from . import State\nfrom batchplan import __version__\n"),
-        ("batchplan.cli", "from batchplan.commands import plan\nfrom batchplan.views import text\n"),
+        (
+            "batchplan.cli",
+            "from batchplan.commands import plan\nfrom batchplan.views import text\n",
+        ),
         ("batchplan.commands.plan", "from batchplan.views.json import render\n"),
     ],
 )
@@ -150,5 +153,5 @@ def test_a_right_way_import_passes(module: str, source: str) -> None:
 
 
 def test_a_module_in_no_layer_is_named() -> None:
-    with pytest.raises(ValueError, match="batchplan.engine"):
+    with pytest.raises(ValueError, match=r"batchplan\.engine"):
         wrong_way_imports("import json\n", "batchplan.engine.run")

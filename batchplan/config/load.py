@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-
 from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -40,9 +38,9 @@ from batchplan.config.foreach import (
 )
 from batchplan.config.schema import (
     JsonPath,
+    SchemaCheck,
     config_validator,
     describe_value,
-    fast_check,
     schema_problems,
 )
 from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
@@ -349,10 +347,11 @@ def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigPro
 
 
 @functools.cache
-def _batch_checks() -> tuple[Callable[[Any], bool], Draft202012Validator]:
+def _batch_checks() -> tuple[Callable[[Any], bool], SchemaCheck]:
     """The schema of one batch: a fast yes/no check, and a validator for wording."""
     schema = cast(dict[str, Any], config_validator().schema)["properties"]["batches"]["items"]
-    return fast_check(schema), Draft202012Validator(schema)
+    check = SchemaCheck(schema)
+    return check.is_valid, check
 
 
 def _locate(root: YamlMap, path: JsonPath, at_key: bool) -> Mark:
@@ -428,8 +427,8 @@ class _Builder:
         self.unknown: set[str] = set()
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
         batch = properties["batches"]["items"]["properties"]
-        self.checks = {field: Draft202012Validator(batch[field]) for field in _CHECKED_FIELDS}
-        self.valid = {field: fast_check(batch[field]) for field in _CHECKED_FIELDS}
+        self.checks = {field: SchemaCheck(batch[field]) for field in _CHECKED_FIELDS}
+        self.valid = {field: check.is_valid for field, check in self.checks.items()}
 
     def build(self, files: Sequence[_File]) -> list[DesiredBatch]:
         batches: list[DesiredBatch] = []
@@ -1047,7 +1046,7 @@ def _render(value: Any, combo: Sequence[str], *, shown: bool) -> Any:
     return value
 
 
-def _field_problems(value: str, shown: str | None, validator: Draft202012Validator) -> list[str]:
+def _field_problems(value: str, shown: str | None, validator: SchemaCheck) -> list[str]:
     written = shown if shown != value else None
     return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
 
