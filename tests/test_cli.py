@@ -21,11 +21,6 @@ BAD = Path(__file__).resolve().parent / "data" / "bad"
 CONFIG = "version: 1\nbatches:\n  - {name: c1, project: p, priority: 12}\n"
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 class Tty:
     def isatty(self) -> bool:
         return True

@@ -11,7 +11,6 @@ import requests
 
 from batchplan.config.load import check_config, load_config, read_variables
 from batchplan.errors import ConfigError
-from batchplan.sandbox import SandboxServer
 from tests.helpers import CLI
 
 SECRET = "s3cr3t-t0ken-value"
@@ -21,11 +20,6 @@ def write(folder: Path, text: str, name: str = "c.yaml") -> str:
     path = folder / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return str(path)
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 # (batches written under "defaults: {project: p}", the problem expected or None)
