@@ -568,12 +568,11 @@ state_options = stacked(endpoint_option, state_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
+    from batchplan.api.endpoint import Endpoint
     from batchplan.state.location import backend_at
 
-    endpoint: str = kw.pop("endpoint")
-    location = kw.pop("state") or (
-        DEFAULT_SANDBOX_STATE if endpoint.split(":")[0] == "sandbox" else DEFAULT_STATE
-    )
+    endpoint = Endpoint.parse(kw.pop("endpoint"))
+    location = kw.pop("state") or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
     return backend_at(location)
 
 
@@ -635,10 +634,11 @@ def state_pull(**kw: Any) -> int:
 @lock_timeout_option
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
-    from batchplan.api.endpoint import open_endpoint
+    from batchplan.api.endpoint import Endpoint
     from batchplan.commands.state import state_push as run
 
-    identity = open_endpoint(kw["endpoint"]).identity
+    # Read, not served: pushing a state starts no sandbox.
+    identity = Endpoint.parse(kw["endpoint"]).read_identity()
     backend = state_backend_for(kw)
     return run(
         backend,

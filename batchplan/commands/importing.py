@@ -22,8 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
-from batchplan.api.endpoint import open_endpoint
-from batchplan.api.session import make_client
+from batchplan.api.session import Session
 from batchplan.apply.engine import utc_now
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
@@ -195,8 +194,20 @@ def import_batches(
             echo(message)
 
     in_config = _managed_by_config(paths, out, dict(options.variables))
-    endpoint = open_endpoint(options.endpoint)
-    client = make_client(endpoint, options)
+    with Session(options) as session:
+        return _import(projects, options, session, note, in_config, out, assume_priority)
+
+
+def _import(
+    projects: Sequence[str],
+    options: Options,
+    session: Session,
+    note: Callable[[str], None],
+    in_config: frozenset[str],
+    out: str | None,
+    assume_priority: int | None,
+) -> int:
+    endpoint, client = session.endpoint, session.client
     backend = open_state(options, endpoint)
     with backend.lock("import", options.lock_timeout):
         state = read_state(backend, endpoint)
