@@ -219,6 +219,7 @@ def test_json_format_lists_errors_and_notes(cli: CLI) -> None:
     assert document["problems"] == [
         {
             "severity": "note",
+            "code": "variable_unset",
             "file": "batchplan.yaml",
             "line": 3,
             "column": 37,
@@ -227,6 +228,7 @@ def test_json_format_lists_errors_and_notes(cli: CLI) -> None:
         },
         {
             "severity": "error",
+            "code": "out_of_range",
             "file": "batchplan.yaml",
             "line": 4,
             "column": 37,
@@ -316,6 +318,7 @@ def test_json_format_for_a_missing_file_has_no_position(cli: CLI) -> None:
     assert json.loads(result.out)["problems"] == [
         {
             "severity": "error",
+            "code": "path_problem",
             "file": "missing.yaml",
             "line": None,
             "column": None,

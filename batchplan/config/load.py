@@ -44,6 +44,7 @@ from batchplan.config.schema import (
     schema_problems,
 )
 from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
+from batchplan.diagnostics import Diagnostic, Severity
 from batchplan.errors import ConfigError, os_reason
 from batchplan.model import Config, DesiredBatch, Position, Settings
 
@@ -74,16 +75,27 @@ class ConfigProblem(NamedTuple):
     path: str
     message: str
     note: bool = False
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "invalid_config"
 
     @property
     def severity(self) -> str:
         return "note" if self.note else "error"
 
+    def diagnostic(self) -> Diagnostic:
+        """This problem as the one type every command reports."""
+        return Diagnostic(
+            Severity.NOTE if self.note else Severity.ERROR,
+            self.code,
+            self.message,
+            self.file or None,
+            self.line or None,
+            self.column or None,
+            self.path or None,
+        )
+
     def __str__(self) -> str:
-        if not self.line:
-            return self.message
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return str(self.diagnostic())
 
 
 class ConfigCheck(NamedTuple):
@@ -123,7 +135,9 @@ def resolve_paths(paths: Sequence[str]) -> list[Path]:
     """
     files, problems = _resolve(paths)
     if problems:
-        raise ConfigError([message for _, message in problems])
+        raise ConfigError(
+            [Diagnostic(Severity.ERROR, "path_problem", message) for _, message in problems]
+        )
     return files
 
 
@@ -188,7 +202,7 @@ def load_config(
     """
     check = check_config(paths, environ, variables=variables, require_variables=require_variables)
     if check.config is None:
-        raise ConfigError([str(problem) for problem in check.errors])
+        raise ConfigError([problem.diagnostic() for problem in check.errors])
     return check.config
 
 
@@ -209,13 +223,16 @@ def check_config(
     if variables:
         env = ChainMap(dict(variables), env)  # type: ignore[arg-type]
     files, path_problems = _resolve(paths)
-    problems = [ConfigProblem(-1, 0, 0, given, "", message) for given, message in path_problems]
+    problems = [
+        ConfigProblem(-1, 0, 0, given, "", message, code="path_problem")
+        for given, message in path_problems
+    ]
     loaded: list[_File] = []
     for index, path in enumerate(files):
         name = str(path)
         root, yaml_problems = load_yaml(path, env, require_variables=require_variables)
         problems.extend(
-            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note)
+            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note, p.code)
             for p in yaml_problems
         )
         if root is None:
@@ -260,7 +277,8 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
     for file in files:
         root, yaml_problems = load_yaml(Path(file), None, variables_file=True)
         problems.extend(
-            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message)) for p in yaml_problems
+            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message, code=p.code))
+            for p in yaml_problems
         )
         if root is None:
             continue
@@ -343,7 +361,9 @@ def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigPro
         found = schema_problems(root, lambda path: _written(root, path))
     for problem in found:
         line, column = _locate(root, problem.path, problem.at_key)
-        yield ConfigProblem(index, line, column, name, _path_text(problem.path), problem.message)
+        yield ConfigProblem(
+            index, line, column, name, _path_text(problem.path), problem.message, code=problem.code
+        )
 
 
 @functools.cache
@@ -446,6 +466,7 @@ class _Builder:
                         mark,
                         "settings",
                         f"only one file may hold 'settings'; first at {first}",
+                        code="settings_twice",
                     )
             if file.root.templates and self._refuse_templates(file):
                 continue
@@ -477,8 +498,10 @@ class _Builder:
                         batches.append(batch)
         return batches
 
-    def _problem(self, file: _File, mark: Mark, path: str, message: str) -> None:
-        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+    def _problem(
+        self, file: _File, mark: Mark, path: str, message: str, code: str = "invalid_config"
+    ) -> None:
+        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, code=code))
 
     def _refuse_templates(self, file: _File) -> bool:
         """``${each.NAME}`` outside a batch entry (in defaults or settings): True if found."""
@@ -488,7 +511,11 @@ class _Builder:
             if isinstance(values, YamlMap):
                 for path, mark in _templates_in(values, section):
                     self._problem(
-                        file, mark, path, "'${each.NAME}' works only in a batch with for_each"
+                        file,
+                        mark,
+                        path,
+                        "'${each.NAME}' works only in a batch with for_each",
+                        code="each_misuse",
                     )
                     found = True
         return found
@@ -551,10 +578,10 @@ class _Builder:
             if entry["project"] is not None:
                 return False
             message = "null means no project here, but a batch needs one"
-            self._problem(file, entry.value_marks["project"], path, message)
+            self._problem(file, entry.value_marks["project"], path, message, code="no_project")
         elif self.base.get("project") is None:
             message = "no project: set 'project' on the batch or in this file's 'defaults'"
-            self._problem(file, entry.mark, where, message)
+            self._problem(file, entry.mark, where, message, code="no_project")
         else:
             return False
         return True
@@ -595,6 +622,7 @@ class _Builder:
                 mark,
                 path,
                 "'${each.NAME}' needs for_each on this batch to give NAME its values",
+                code="each_misuse",
             )
         values = self._fields(file, where, entry, defaults)
         metadata = self._metadata(file, where, entry, defaults)
@@ -649,6 +677,7 @@ class _Builder:
                         bad.mark or values.value_marks[key],
                         f"{prefix}.metadata.{key}",
                         f"{bad} is not a JSON value",
+                        code="not_json",
                     )
                     ok = False
         return (value, shown) if ok else False
@@ -661,7 +690,9 @@ class _Builder:
         for_each: YamlMap = entry["for_each"]
         ok = True
         for path, mark in _templates_in(for_each, f"{where}.for_each"):
-            self._problem(file, mark, path, "loop values cannot use '${each.NAME}'")
+            self._problem(
+                file, mark, path, "loop values cannot use '${each.NAME}'", code="each_misuse"
+            )
             ok = False
         loops: list[Loop] = []
         for key, spec in for_each.items():
@@ -669,7 +700,7 @@ class _Builder:
             if isinstance(loop, LoopProblem):
                 mark = _locate(for_each, (key, *loop.path), False)
                 path = _path_text(("for_each", key, *loop.path))
-                self._problem(file, mark, f"{where}.{path}", loop.message)
+                self._problem(file, mark, f"{where}.{path}", loop.message, code=loop.code)
                 ok = False
             else:
                 loops.append(loop)
@@ -686,6 +717,7 @@ class _Builder:
                 f"{where}.for_each",
                 f"makes {count:,} batches{before}, more than the {MAX_GENERATED:,} a run may"
                 " generate; split the configuration and plan it in parts",
+                code="too_many_batches",
             )
             return []
         self.generated += count
@@ -714,6 +746,7 @@ class _Builder:
                 f"{where}.name",
                 f"the name does not use '${{each.{unused[0]}}}', so generated batches would"
                 " share names; every loop with more than one value must appear in the name",
+                code="duplicate_name",
             )
             ok = False
         dynamic_metadata = self._compile_metadata(file, where, entry, metadata, names)
@@ -732,11 +765,18 @@ class _Builder:
                 self.last_shown[(file.order, index)],
                 f"{where}.for_each",
                 f"and {hidden:,} more problems with the batches it generates, like those above",
+                code="more_problems",
             )
         return batches
 
     def _generated_problem(
-        self, file: _File, index: int, mark: Mark, path: str, message: str
+        self,
+        file: _File,
+        index: int,
+        mark: Mark,
+        path: str,
+        message: str,
+        code: str = "invalid_config",
     ) -> None:
         """A problem of one generated batch; past a few per entry, only counted.
 
@@ -748,7 +788,7 @@ class _Builder:
         if shown < _SHOWN_PER_ENTRY:
             self.shown[key] = shown + 1
             self.last_shown[key] = max(mark, self.last_shown.get(key, mark))
-            self._problem(file, mark, path, message)
+            self._problem(file, mark, path, message, code=code)
         else:
             self.hidden[key] = self.hidden.get(key, 0) + 1
 
@@ -756,11 +796,15 @@ class _Builder:
         self, file: _File, mark: Mark, path: str, raw: str, names: Sequence[str]
     ) -> FieldTemplate | None:
         def report(message: str) -> None:
-            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+            self.problems.append(
+                ConfigProblem(file.order, *mark, file.name, path, message, code="variable_invalid")
+            )
 
         def note(message: str) -> None:
             self.unknown.add(path)
-            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, True))
+            self.problems.append(
+                ConfigProblem(file.order, *mark, file.name, path, message, True, "variable_unset")
+            )
 
         return compile_template(
             raw, names, self.environ, report, None if self.require_variables else note
@@ -909,9 +953,9 @@ class _Builder:
         )
         mark = entry.value_marks["name"]
         if batch.each:
-            self._generated_problem(file, index, mark, f"{label}.name", message)
+            self._generated_problem(file, index, mark, f"{label}.name", message, "duplicate_name")
         else:
-            self._problem(file, mark, f"{label}.name", message)
+            self._problem(file, mark, f"{label}.name", message, code="duplicate_name")
         return False
 
 
@@ -1104,5 +1148,5 @@ def load_names(paths: Sequence[str], variables: Mapping[str, str]) -> Config:
     check = check_config(paths, variables=dict(variables), require_variables=False)
     unknown = [note for note in check.notes if _identifies_a_batch(note.path)]
     if check.config is None or unknown:
-        raise ConfigError([str(problem) for problem in (*check.errors, *unknown)])
+        raise ConfigError([problem.diagnostic() for problem in (*check.errors, *unknown)])
     return check.config

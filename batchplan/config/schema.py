@@ -37,6 +37,8 @@ class SchemaProblem(NamedTuple):
     #: True when the problem is about a mapping key (an unknown field), whose
     #: position is the key's rather than the value's.
     at_key: bool = False
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "schema_rule"
 
 
 def schema_dir() -> Path:
@@ -143,8 +145,27 @@ def schema_problems(
     # the wording of each names every missing field: keep each problem once.
     problems: dict[SchemaProblem, None] = {}
     for error in validator.iter_errors(document):
-        problems.update(dict.fromkeys(_explain(error, shown)))
+        code = _CODES.get(str(error.validator), "schema_rule")
+        if code == "empty_value" and error.validator_value != 1:
+            code = "schema_rule"
+        problems.update(dict.fromkeys(p._replace(code=code) for p in _explain(error, shown)))
     return list(problems)
+
+
+# The diagnostic code of each JSON Schema keyword a failure can come from.
+_CODES = {
+    "additionalProperties": "unknown_field",
+    "required": "missing_field",
+    "type": "wrong_type",
+    "maximum": "out_of_range",
+    "minimum": "out_of_range",
+    "minLength": "empty_value",
+    "pattern": "bad_format",
+    "minItems": "wrong_count",
+    "maxItems": "wrong_count",
+    "minProperties": "too_few_entries",
+    "const": "wrong_value",
+}
 
 
 def _explain(
