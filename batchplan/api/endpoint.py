@@ -20,8 +20,6 @@ from batchplan.errors import UsageError
 
 API_KEY_VARIABLE = "SCALE_API_KEY"
 DEFAULT_SANDBOX_DB = ".batchplan/sandbox.db"
-
-
 SANDBOX = "sandbox"
 
 
