@@ -27,6 +27,31 @@ class Tty:
 
 
 @pytest.mark.parametrize(
+    ("flag", "env", "wanted"),
+    [
+        (False, {}, None),
+        (True, {}, False),
+        (False, {"NO_COLOR": "1"}, False),
+        (False, {"NO_COLOR": ""}, None),
+        (False, {"FORCE_COLOR": "1"}, True),
+        (False, {"FORCE_COLOR": "0"}, None),
+        (False, {"FORCE_COLOR": ""}, None),
+        (True, {"FORCE_COLOR": "1"}, False),
+        (False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+    ],
+)
+def test_colour_wanted_from_flag_and_environment(
+    monkeypatch: pytest.MonkeyPatch, flag: bool, env: dict[str, str], wanted: bool | None
+) -> None:
+    # None: the flag and the environment leave it to the terminal.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli_module.colour_wanted(flag) is wanted
+
+
+@pytest.mark.parametrize(
     ("tty", "no_color_flag", "no_color_env", "expected"),
     [
         (True, False, None, True),
