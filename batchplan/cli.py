@@ -16,23 +16,31 @@ import contextlib
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from batchplan import __version__
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
-from batchplan.options import DEFAULT_ENDPOINT, ClientOptions, Options
-from batchplan.plan.changes import PlanOptions
+from batchplan.options import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_SANDBOX_STATE,
+    DEFAULT_STATE,
+    ClientOptions,
+    Options,
+)
 from batchplan.redact import redact
-from batchplan.state import StateBackend
-from batchplan.state.location import DEFAULT_SANDBOX_STATE, DEFAULT_STATE
+
+if TYPE_CHECKING:
+    # Each command imports the layers it uses inside its callback, so that
+    # `--version` or `validate` does not pay for the API client or the state.
+    from batchplan.plan.changes import PlanOptions
+    from batchplan.state import StateBackend
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -326,6 +334,8 @@ limit_options = stacked(
 
 
 def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
+    from batchplan.plan.changes import PlanOptions
+
     return PlanOptions(
         targets=tuple(kw.pop("targets")),
         reassert_priority=kw.pop("reassert_priority"),
@@ -635,12 +645,11 @@ state_options = stacked(endpoint_option, state_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
+    from batchplan.api.endpoint import Endpoint
     from batchplan.state.location import backend_at
 
-    endpoint: str = kw.pop("endpoint")
-    location = kw.pop("state") or (
-        DEFAULT_SANDBOX_STATE if endpoint.split(":")[0] == "sandbox" else DEFAULT_STATE
-    )
+    endpoint = Endpoint.parse(kw.pop("endpoint"))
+    location = kw.pop("state") or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
     return backend_at(location)
 
 
@@ -702,10 +711,11 @@ def state_pull(**kw: Any) -> int:
 @lock_timeout_option
 def state_push(path: str, force: bool, **kw: Any) -> int:
     """Replace the stored state with FILE."""
-    from batchplan.api.endpoint import open_endpoint
+    from batchplan.api.endpoint import Endpoint
     from batchplan.commands.state import state_push as run
 
-    identity = open_endpoint(kw["endpoint"]).identity
+    # Read, not served: pushing a state starts no sandbox.
+    identity = Endpoint.parse(kw["endpoint"]).read_identity()
     backend = state_backend_for(kw)
     return run(
         backend,
@@ -878,6 +888,8 @@ def run(args: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if given.values.get("debug", False):
+            import traceback
+
             # Through the redaction like every output: a frame's line may hold a secret.
             sys.stderr.write(redact(traceback.format_exc()))
         report(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from batchplan.diagnostics import Diagnostic, Severity
+
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
@@ -40,10 +42,18 @@ class BatchplanError(Exception):
 
 
 class ConfigError(BatchplanError):
-    """The configuration is invalid; carries every problem found, not just the first."""
+    """The configuration is invalid; carries every problem found, not just the first.
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
+    ``problems`` are the lines printed; ``diagnostics`` the same problems with
+    their codes and places (a plain sentence becomes an ``invalid_config`` one).
+    """
+
+    def __init__(self, problems: Sequence[str | Diagnostic]) -> None:
+        self.diagnostics = tuple(
+            p if isinstance(p, Diagnostic) else Diagnostic(Severity.ERROR, "invalid_config", p)
+            for p in problems
+        )
+        self.problems = tuple(str(p) for p in self.diagnostics)
         super().__init__("\n".join(self.problems))
 
 

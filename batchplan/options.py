@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 DEFAULT_ENDPOINT = "https://api.scale.com/v1"
+#: Where the state lives without ``--state``: one file for real accounts, one for the sandbox.
+DEFAULT_STATE = ".batchplan/state.json"
+DEFAULT_SANDBOX_STATE = ".batchplan/sandbox-state.json"
 
 
 @dataclass(frozen=True)

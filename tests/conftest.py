@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from batchplan.sandbox import SandboxOptions, SandboxServer
+from tests.helpers import CLI
 
 SandboxFactory = Callable[..., SandboxServer]
 
@@ -48,3 +49,9 @@ def sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
 def strict_sandbox(sandbox_factory: SandboxFactory) -> SandboxServer:
     """A sandbox where only projects created with ``POST /projects`` exist."""
     return sandbox_factory(strict_projects=True)
+
+
+@pytest.fixture
+def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
+    """The CLI run in this process, in ``tmp_path``, against ``sandbox`` (see ``CLI``)."""
+    return CLI(sandbox, tmp_path, capsys)

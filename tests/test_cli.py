@@ -21,14 +21,34 @@ BAD = Path(__file__).resolve().parent / "data" / "bad"
 CONFIG = "version: 1\nbatches:\n  - {name: c1, project: p, priority: 12}\n"
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 class Tty:
     def isatty(self) -> bool:
         return True
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "wanted"),
+    [
+        (False, {}, None),
+        (True, {}, False),
+        (False, {"NO_COLOR": "1"}, False),
+        (False, {"NO_COLOR": ""}, None),
+        (False, {"FORCE_COLOR": "1"}, True),
+        (False, {"FORCE_COLOR": "0"}, None),
+        (False, {"FORCE_COLOR": ""}, None),
+        (True, {"FORCE_COLOR": "1"}, False),
+        (False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+    ],
+)
+def test_colour_wanted_from_flag_and_environment(
+    monkeypatch: pytest.MonkeyPatch, flag: bool, env: dict[str, str], wanted: bool | None
+) -> None:
+    # None: the flag and the environment leave it to the terminal.
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("FORCE_COLOR", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert cli_module.colour_wanted(flag) is wanted
 
 
 @pytest.mark.parametrize(
@@ -483,32 +503,34 @@ def colour_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     return dict(os.environ)
 
 
+COLOUR_CASES = [
+    (True, False, False, {}, True),
+    (True, False, True, {}, False),
+    (True, True, False, {}, False),
+    (True, False, False, {"NO_COLOR": "1"}, False),
+    (True, False, False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
+    (False, False, False, {}, False),
+    (False, False, False, {"FORCE_COLOR": "1"}, True),
+    (False, False, False, {"FORCE_COLOR": "0"}, False),
+]
+COLOUR_IDS = [
+    "terminal",
+    "terminal --no-color after",
+    "terminal --no-color before",
+    "terminal NO_COLOR",
+    "NO_COLOR beats FORCE_COLOR",
+    "pipes",
+    "pipes FORCE_COLOR",
+    "pipes FORCE_COLOR=0",
+]
+
+
 @pytest.mark.parametrize(
-    ("terminal", "flag_before", "flag_after", "env", "coloured"),
-    [
-        (True, False, False, {}, True),
-        (True, False, True, {}, False),
-        (True, True, False, {}, False),
-        (True, False, False, {"NO_COLOR": "1"}, False),
-        (True, False, False, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, False),
-        (False, False, False, {}, False),
-        (False, False, False, {"FORCE_COLOR": "1"}, True),
-        (False, False, False, {"FORCE_COLOR": "0"}, False),
-    ],
-    ids=[
-        "terminal",
-        "terminal --no-color after",
-        "terminal --no-color before",
-        "terminal NO_COLOR",
-        "NO_COLOR beats FORCE_COLOR",
-        "pipes",
-        "pipes FORCE_COLOR",
-        "pipes FORCE_COLOR=0",
-    ],
+    ("terminal", "flag_before", "flag_after", "env", "coloured"), COLOUR_CASES, ids=COLOUR_IDS
 )
 def test_one_colour_policy_for_stdout_and_stderr(
-    sandbox: SandboxServer,
-    tmp_path: Path,
+    cli: CLI,
+    monkeypatch: pytest.MonkeyPatch,
     colour_env: dict[str, str],
     terminal: bool,
     flag_before: bool,
@@ -516,26 +538,50 @@ def test_one_colour_policy_for_stdout_and_stderr(
     env: dict[str, str],
     coloured: bool,
 ) -> None:
-    (tmp_path / "batchplan.yaml").write_text(CONFIG)
-    environment = {**colour_env, **env}
+    """The policy in this process (it is a pure function of flags, environment, terminal)."""
+    import sys
+
+    cli.write("batchplan.yaml", CONFIG)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    # Both streams are the terminal, or neither is: one answer for both.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
     before = ["--no-color"] if flag_before else []
     after = ["--no-color"] if flag_after else []
     # stdout: the plan's symbols and headings.
+    result = cli(*before, "plan", "--endpoint", cli.sandbox.url, *after, endpoint=False)
+    assert result.code == 0, result.err
+    assert "1 to create" in result.out
+    assert (ANSI in result.out) is coloured, result.out
+    # stderr: the Error: prefix, for a config error and for a usage error.
+    for args in (["validate", "missing.yaml"], ["validate", "--no-such-flag"]):
+        result = cli(*before, *args, *after, endpoint=False)
+        assert result.code == 1, result.err
+        assert "Error:" in result.err
+        assert (ANSI in result.err) is coloured, result.err
+
+
+@pytest.mark.parametrize(("terminal", "coloured"), [(True, True), (False, False)])
+def test_a_real_terminal_gets_colour_and_pipes_do_not(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    colour_env: dict[str, str],
+    terminal: bool,
+    coloured: bool,
+) -> None:
+    """Where a process is the point: a real pty on stdout and stderr, or real pipes."""
+    (tmp_path / "batchplan.yaml").write_text(CONFIG)
     code, out = run_process(
-        [*before, "plan", "--endpoint", sandbox.url, *after],
-        tmp_path,
-        environment,
-        terminal=terminal,
+        ["plan", "--endpoint", sandbox.url], tmp_path, colour_env, terminal=terminal
     )
     assert code == 0, out
     assert "1 to create" in out
     assert (ANSI in out) is coloured, out
-    # stderr: the Error: prefix, for a config error and for a usage error.
-    for args in (["validate", "missing.yaml"], ["validate", "--no-such-flag"]):
-        code, err = run_process([*before, *args, *after], tmp_path, environment, terminal=terminal)
-        assert code == 1, err
-        assert "Error:" in err
-        assert (ANSI in err) is coloured, err
+    code, err = run_process(["validate", "missing.yaml"], tmp_path, colour_env, terminal=terminal)
+    assert code == 1, err
+    assert "Error:" in err
+    assert (ANSI in err) is coloured, err
 
 
 # --- shell completion ------------------------------------------------------------------

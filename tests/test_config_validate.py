@@ -11,7 +11,6 @@ import requests
 
 from batchplan.config.load import check_config, load_config, read_variables
 from batchplan.errors import ConfigError
-from batchplan.sandbox import SandboxServer
 from tests.helpers import CLI
 
 SECRET = "s3cr3t-t0ken-value"
@@ -21,11 +20,6 @@ def write(folder: Path, text: str, name: str = "c.yaml") -> str:
     path = folder / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return str(path)
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 # (batches written under "defaults: {project: p}", the problem expected or None)
@@ -225,6 +219,7 @@ def test_json_format_lists_errors_and_notes(cli: CLI) -> None:
     assert document["problems"] == [
         {
             "severity": "note",
+            "code": "variable_unset",
             "file": "batchplan.yaml",
             "line": 3,
             "column": 37,
@@ -233,6 +228,7 @@ def test_json_format_lists_errors_and_notes(cli: CLI) -> None:
         },
         {
             "severity": "error",
+            "code": "out_of_range",
             "file": "batchplan.yaml",
             "line": 4,
             "column": 37,
@@ -322,6 +318,7 @@ def test_json_format_for_a_missing_file_has_no_position(cli: CLI) -> None:
     assert json.loads(result.out)["problems"] == [
         {
             "severity": "error",
+            "code": "path_problem",
             "file": "missing.yaml",
             "line": None,
             "column": None,

@@ -36,11 +36,6 @@ BASIC = """\
 """
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 def test_apply_then_plan_shows_no_changes_and_reapply_makes_no_call(
     cli: CLI, sandbox: SandboxServer
 ) -> None:

@@ -9,9 +9,6 @@ name survive it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import requests
 
 from batchplan.sandbox import SandboxServer
@@ -39,11 +36,6 @@ NAMES = [
     for month in ("2020-11", "2020-12", "2021-01", "2021-02")
     for animal in ("kittens", "puppies")
 ]
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 def test_generated_series_is_created_with_metadata_then_stable(

@@ -27,11 +27,6 @@ CONFIG = """\
 """
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 def saved_plan(cli: CLI, name: str = "plan.json") -> Path:
     result = cli("plan", "--out", name)
     assert result.code == 0, result.out + result.err

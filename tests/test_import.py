@@ -21,11 +21,6 @@ from tests.helpers import CLI, clear_calls, mutating_calls
 TRICKY = ["1e9", "0o17", "0x1F", ".inf", "-.INF", ".nan", "null", "~", "true", "False", "12", "+3"]
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 def create_live(sandbox: SandboxServer, name: str, project: str = "imp", **fields: Any) -> None:
     answer = requests.post(
         f"{sandbox.url}/batches",

@@ -185,3 +185,35 @@ def test_fast_check_agrees_with_jsonschema(field: str, schema: object) -> None:
     validator = Draft202012Validator(schema)
     assert [check(value) for value in SAMPLES] == [validator.is_valid(v) for v in SAMPLES]
     assert any(check(value) for value in SAMPLES) and not all(check(v) for v in SAMPLES)
+
+
+LOOPS = [
+    {}, {"n": []}, {"n": [1, "a", 2.5, True]}, {"n": [None]}, {"n": [[1]]}, {"1n": [1]},
+    {"n-x": [1]}, {"_n": ["a"]}, {"n": {"range": [1, 3]}}, {"n": {"range": [1, 3, 5]}},
+    {"n": {"range": ["2024-01", "2024-03"], "step": "month"}}, {"n": {"range": ["2024", 1]}},
+    {"n": {"range": [1, 2], "step": 0}}, {"n": {"range": [1, 2], "step": "fortnight"}},
+    {"n": {"range": [1, 2], "format": ""}}, {"n": {"range": [1, 2], "extra": 1}},
+    {"n": {"step": 1}}, {"n": "abc"}, {"n": 1}, [["n", 1]], None,
+]  # fmt: skip
+ROOTS = [
+    {"version": 1}, {"version": 1, "batches": []}, {"version": 2, "batches": []}, {},
+    {"version": 1, "batches": [], "defaults": {"project": "p", "priority": 20}},
+    {"version": 1, "batches": [], "defaults": {"name": "a"}},
+    {"version": 1, "batches": [], "settings": {"max_finalize": 3}},
+    {"version": 1, "batches": [], "settings": {"max_finalize": -3}},
+    {"version": 1, "batches": [], "unknown": 1}, {"version": 1, "batches": {}},
+    {"version": 1, "batches": [{"name": "a", "project": "p"}]},
+    {"version": 1, "batches": [{"name": "a", "priority": 50}]},
+]  # fmt: skip
+
+
+def test_fast_check_agrees_with_jsonschema_on_loops_and_whole_files() -> None:
+    # The loop schema and the file's top level use the keywords the general
+    # compiled check handles (items, propertyNames, additionalProperties as a schema).
+    schema = inline_local_refs(config_schema())
+    loops = schema["properties"]["batches"]["items"]["properties"]["for_each"]
+    for sub, samples in ((loops, LOOPS), (schema, ROOTS)):
+        check = fast_check(sub)
+        validator = Draft202012Validator(sub)
+        assert [check(value) for value in samples] == [validator.is_valid(v) for v in samples]
+        assert any(check(v) for v in samples) and not all(check(v) for v in samples)

@@ -163,6 +163,47 @@ def test_force_replaces_a_damaged_state(site: Site) -> None:
     assert site.open().read() == fresh
 
 
+# -- push: the policy of `state push`, the store's alone ---------------------------
+
+
+def test_push_continues_the_lineage_above_the_stored_serial(site: Site) -> None:
+    base = with_fields(State.new(ENDPOINT), serial=3)
+    site.open().write(base)
+    pushed = with_fields(base, serial=5, batches={"x": record("x")})
+
+    assert site.open().push(pushed, "f.json", endpoint=ENDPOINT, force=False) == 5
+    assert site.open().read() == pushed
+    # The same state again: nothing written.
+    assert site.open().push(pushed, "f.json", endpoint=ENDPOINT, force=False) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"lineage": "other"}, "f.json has lineage other, but .* has .*: it is another state"),
+        ({"serial": 2}, "f.json has serial 2, older than 3 at "),
+        ({"batches": {"y": record("y")}}, "f.json has the same serial 3 as .* but different"),
+        ({"endpoint": "https://elsewhere.example/v1"}, "f.json belongs to endpoint https://else"),
+    ],
+)
+def test_push_refuses_what_would_lose_or_misplace_a_state_unless_forced(
+    site: Site, change: dict[str, object], refusal: str
+) -> None:
+    base = with_fields(State.new(ENDPOINT), serial=3)
+    site.open().write(base)
+    pushed = with_fields(base, **change)  # type: ignore[arg-type]
+
+    with pytest.raises(StateError, match=refusal):
+        site.open().push(pushed, "f.json", endpoint=ENDPOINT, force=False)
+    assert site.open().read() == base
+
+    # Forced, the stored serial still only grows.
+    assert site.open().push(pushed, "f.json", endpoint=ENDPOINT, force=True) == max(
+        pushed.serial, 4
+    )
+    assert site.open().read() == with_fields(pushed, serial=max(pushed.serial, 4))
+
+
 def test_damaged_state_is_a_state_error_naming_the_location(site: Site) -> None:
     site.put_raw(b"{not json")
     with pytest.raises(StateError, match=f"^{site.url}: not valid JSON"):

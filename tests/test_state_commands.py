@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from batchplan.model import BatchRecord
-from batchplan.sandbox import SandboxServer
 from batchplan.state import State, dumps
 from batchplan.state.local import LocalState
 from tests.helpers import CLI
@@ -19,11 +17,6 @@ version: 1
 batches:
   - {name: a, project: p, priority: 20}
 """
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 def stored(cli: CLI, *records: BatchRecord) -> State:

@@ -24,11 +24,6 @@ batches:
 """
 
 
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
 def sandbox_post(sandbox: SandboxServer, path: str, body: dict[str, Any] | None = None) -> None:
     url = sandbox.url.removesuffix("/v1") + "/_sandbox" + path
     requests.post(url, json=body or {}, timeout=10).raise_for_status()

@@ -32,8 +32,7 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 
 from batchplan.api.client import ScaleClient
-from batchplan.api.endpoint import open_endpoint
-from batchplan.api.session import make_client
+from batchplan.api.session import Session
 from batchplan.apply.engine import utc_now
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
@@ -390,13 +389,25 @@ def import_batches(
     config = _read_config(request, dict(options.variables))
     in_config = frozenset(b.name for b in config.batches) if config is not None else frozenset()
     ownership = config is not None and config.settings.ownership
-    endpoint = open_endpoint(options.endpoint)
-    client = make_client(endpoint, options)
+    with Session(options) as session:
+        return _import_through(request, session, in_config, ownership, options, note)
+
+
+def _import_through(
+    request: ImportRequest,
+    session: Session,
+    in_config: frozenset[str],
+    ownership: bool,
+    options: Options,
+    note: Callable[[str], None],
+) -> int:
+    """Import over one session, closed by the caller however this ends."""
+    endpoint, client = session.endpoint, session.client
     backend = open_state(options, endpoint)
 
     def current_state() -> State:
         state = read_state(backend, endpoint)
-        if state.serial == 0 and (ownership or take_ownership):
+        if state.serial == 0 and (ownership or request.take_ownership):
             # The lineage the first write keeps, the one plans use too.
             state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))
         return state

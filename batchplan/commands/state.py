@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -172,10 +171,11 @@ def state_push(
     lock_timeout: float,
     echo: Callable[[str], None],
     *,
-    endpoint: str,
+    endpoint: str | None,
 ) -> int:
-    """Replace the stored state with a file; refuse another lineage, an older serial
-    or another endpoint's state (``endpoint`` is this run's endpoint identity)."""
+    """Replace the stored state with a file; the store refuses another lineage, an older
+    serial or another endpoint's state (``endpoint`` is this run's endpoint identity,
+    None for a sandbox whose database does not exist yet)."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -183,37 +183,12 @@ def state_push(
     except UnicodeDecodeError as exc:
         raise UsageError(f"cannot read state {path}: not UTF-8 text ({exc})") from None
     pushed = loads(text, path)
-    if pushed.endpoint != endpoint and not force:
-        raise StateError(
-            f"{path} belongs to endpoint {pushed.endpoint}, but this run talks to {endpoint}: "
-            "every plan against it would refuse this state (pass the --endpoint it was made "
-            "for, or --force to push it anyway)"
-        )
     with backend.lock("state push", lock_timeout):
-        # A stored state with a damaged record can still be replaced.
-        stored = backend.read(keep_damaged=True)
-        if stored is not None and not force:
-            if pushed.lineage != stored.lineage:
-                raise StateError(
-                    f"{path} has lineage {pushed.lineage}, but {backend.location} has "
-                    f"{stored.lineage}: it is another state (use --force to replace it)"
-                )
-            if pushed.serial < stored.serial:
-                raise StateError(
-                    f"{path} has serial {pushed.serial}, older than {stored.serial} at "
-                    f"{backend.location} (use --force to replace it)"
-                )
-            if pushed.serial == stored.serial and dumps(pushed) != dumps(stored):
-                raise StateError(
-                    f"{path} has the same serial {pushed.serial} as {backend.location} but "
-                    "different content (use --force to replace it)"
-                )
-            if dumps(pushed) == dumps(stored):
-                echo(f"{backend.location} already holds this state; nothing pushed.")
-                return EXIT_OK
-        serial = max(pushed.serial, stored.serial + 1 if stored else 0)
-        backend.write(replace(pushed, serial=serial), force=force)
-    echo(f"Pushed {path} to {backend.location} (serial {serial}).")
+        serial = backend.push(pushed, path, endpoint=endpoint, force=force)
+    if serial is None:
+        echo(f"{backend.location} already holds this state; nothing pushed.")
+    else:
+        echo(f"Pushed {path} to {backend.location} (serial {serial}).")
     return EXIT_OK
 
 

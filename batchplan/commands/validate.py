@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from batchplan.config.load import ConfigCheck, ConfigProblem, check_config
+from batchplan.diagnostics import Severity
 from batchplan.errors import EXIT_ERROR, EXIT_OK, ConfigError
 
 FORMATS = ("text", "json", "github")
@@ -45,7 +46,7 @@ def validate(
         echo(f"note: {note}")
     if check.errors:
         # The CLI's one error handler prints these as every other error.
-        raise ConfigError([str(problem) for problem in check.errors])
+        raise ConfigError([problem.diagnostic() for problem in check.errors])
     echo(_summary(check))
     if verbose:
         for line in _per_file(check):
@@ -99,26 +100,20 @@ def _document(check: ConfigCheck) -> dict[str, Any]:
 
 
 def _problem_json(problem: ConfigProblem) -> dict[str, Any]:
-    return {
-        "severity": problem.severity,
-        "file": problem.file or None,
-        "line": problem.line or None,
-        "column": problem.column or None,
-        "path": problem.path or None,
-        "message": problem.message,
-    }
+    return problem.diagnostic().to_json()
 
 
 def _workflow_command(problem: ConfigProblem) -> str:
     """``::error file=F,line=L,col=C::message`` (``::notice`` for a note)."""
-    kind = "notice" if problem.note else "error"
+    diagnostic = problem.diagnostic()
+    kind = "notice" if diagnostic.severity is Severity.NOTE else "error"
     properties = []
-    if problem.file:
-        properties.append(f"file={_escape_property(problem.file)}")
-    if problem.line:
-        properties.append(f"line={problem.line}")
-        properties.append(f"col={problem.column}")
-    text = f"{problem.path}: {problem.message}" if problem.path else problem.message
+    if diagnostic.file:
+        properties.append(f"file={_escape_property(diagnostic.file)}")
+    if diagnostic.line:
+        properties.append(f"line={diagnostic.line}")
+        properties.append(f"col={diagnostic.column}")
+    text = f"{diagnostic.path}: {diagnostic.message}" if diagnostic.path else diagnostic.message
     joined = ",".join(properties)
     return f"::{kind}{' ' + joined if joined else ''}::{_escape_data(text)}"
 

@@ -40,6 +40,8 @@ class LoopProblem(NamedTuple):
 
     path: tuple[str | int, ...]
     message: str
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "bad_loop"
 
 
 class Loop(NamedTuple):

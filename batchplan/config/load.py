@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
-from jsonschema import Draft202012Validator
-
 from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -41,12 +39,13 @@ from batchplan.config.foreach import (
 )
 from batchplan.config.schema import (
     JsonPath,
+    SchemaCheck,
     config_validator,
     describe_value,
-    fast_check,
     schema_problems,
 )
 from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
+from batchplan.diagnostics import Diagnostic, Severity
 from batchplan.errors import ConfigError, os_reason
 from batchplan.model import Config, DesiredBatch, Position, Settings
 
@@ -77,16 +76,27 @@ class ConfigProblem(NamedTuple):
     path: str
     message: str
     note: bool = False
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "invalid_config"
 
     @property
     def severity(self) -> str:
         return "note" if self.note else "error"
 
+    def diagnostic(self) -> Diagnostic:
+        """This problem as the one type every command reports."""
+        return Diagnostic(
+            Severity.NOTE if self.note else Severity.ERROR,
+            self.code,
+            self.message,
+            self.file or None,
+            self.line or None,
+            self.column or None,
+            self.path or None,
+        )
+
     def __str__(self) -> str:
-        if not self.line:
-            return self.message
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        return str(self.diagnostic())
 
 
 class ConfigCheck(NamedTuple):
@@ -126,7 +136,9 @@ def resolve_paths(paths: Sequence[str]) -> list[Path]:
     """
     files, problems = _resolve(paths)
     if problems:
-        raise ConfigError([message for _, message in problems])
+        raise ConfigError(
+            [Diagnostic(Severity.ERROR, "path_problem", message) for _, message in problems]
+        )
     return files
 
 
@@ -211,7 +223,7 @@ def load_config(
     """
     check = check_config(paths, environ, variables=variables, require_variables=require_variables)
     if check.config is None:
-        raise ConfigError([str(problem) for problem in check.errors])
+        raise ConfigError([problem.diagnostic() for problem in check.errors])
     return check.config
 
 
@@ -232,13 +244,16 @@ def check_config(
     if variables:
         env = ChainMap(dict(variables), env)  # type: ignore[arg-type]
     files, path_problems = _resolve(paths)
-    problems = [ConfigProblem(-1, 0, 0, given, "", message) for given, message in path_problems]
+    problems = [
+        ConfigProblem(-1, 0, 0, given, "", message, code="path_problem")
+        for given, message in path_problems
+    ]
     loaded: list[_File] = []
     for index, path in enumerate(files):
         name = str(path)
         root, yaml_problems = load_yaml(path, env, require_variables=require_variables)
         problems.extend(
-            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note)
+            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note, p.code)
             for p in yaml_problems
         )
         if root is None:
@@ -283,7 +298,8 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
     for file in files:
         root, yaml_problems = load_yaml(Path(file), None, variables_file=True)
         problems.extend(
-            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message)) for p in yaml_problems
+            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message, code=p.code))
+            for p in yaml_problems
         )
         if root is None:
             continue
@@ -366,14 +382,17 @@ def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigPro
         found = schema_problems(root, lambda path: _written(root, path))
     for problem in found:
         line, column = _locate(root, problem.path, problem.at_key)
-        yield ConfigProblem(index, line, column, name, _path_text(problem.path), problem.message)
+        yield ConfigProblem(
+            index, line, column, name, _path_text(problem.path), problem.message, code=problem.code
+        )
 
 
 @functools.cache
-def _batch_checks() -> tuple[Callable[[Any], bool], Draft202012Validator]:
+def _batch_checks() -> tuple[Callable[[Any], bool], SchemaCheck]:
     """The schema of one batch: a fast yes/no check, and a validator for wording."""
     schema = cast(dict[str, Any], config_validator().schema)["properties"]["batches"]["items"]
-    return fast_check(schema), Draft202012Validator(schema)
+    check = SchemaCheck(schema)
+    return check.is_valid, check
 
 
 def _locate(root: YamlMap, path: JsonPath, at_key: bool) -> Mark:
@@ -449,8 +468,8 @@ class _Builder:
         self.unknown: set[str] = set()
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
         batch = properties["batches"]["items"]["properties"]
-        self.checks = {field: Draft202012Validator(batch[field]) for field in _CHECKED_FIELDS}
-        self.valid = {field: fast_check(batch[field]) for field in _CHECKED_FIELDS}
+        self.checks = {field: SchemaCheck(batch[field]) for field in _CHECKED_FIELDS}
+        self.valid = {field: check.is_valid for field, check in self.checks.items()}
 
     def build(self, files: Sequence[_File]) -> list[DesiredBatch]:
         batches: list[DesiredBatch] = []
@@ -468,6 +487,7 @@ class _Builder:
                         mark,
                         "settings",
                         f"only one file may hold 'settings'; first at {first}",
+                        code="settings_twice",
                     )
             if file.root.templates and self._refuse_templates(file):
                 continue
@@ -499,8 +519,10 @@ class _Builder:
                         batches.append(batch)
         return batches
 
-    def _problem(self, file: _File, mark: Mark, path: str, message: str) -> None:
-        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+    def _problem(
+        self, file: _File, mark: Mark, path: str, message: str, code: str = "invalid_config"
+    ) -> None:
+        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, code=code))
 
     def _refuse_templates(self, file: _File) -> bool:
         """``${each.NAME}`` outside a batch entry (in defaults or settings): True if found."""
@@ -510,7 +532,11 @@ class _Builder:
             if isinstance(values, YamlMap):
                 for path, mark in _templates_in(values, section):
                     self._problem(
-                        file, mark, path, "'${each.NAME}' works only in a batch with for_each"
+                        file,
+                        mark,
+                        path,
+                        "'${each.NAME}' works only in a batch with for_each",
+                        code="each_misuse",
                     )
                     found = True
         return found
@@ -573,10 +599,10 @@ class _Builder:
             if entry["project"] is not None:
                 return False
             message = "null means no project here, but a batch needs one"
-            self._problem(file, entry.value_marks["project"], path, message)
+            self._problem(file, entry.value_marks["project"], path, message, code="no_project")
         elif self.base.get("project") is None:
             message = "no project: set 'project' on the batch or in this file's 'defaults'"
-            self._problem(file, entry.mark, where, message)
+            self._problem(file, entry.mark, where, message, code="no_project")
         else:
             return False
         return True
@@ -617,6 +643,7 @@ class _Builder:
                 mark,
                 path,
                 "'${each.NAME}' needs for_each on this batch to give NAME its values",
+                code="each_misuse",
             )
         values = self._fields(file, where, entry, defaults)
         metadata = self._metadata(file, where, entry, defaults)
@@ -671,6 +698,7 @@ class _Builder:
                         bad.mark or values.value_marks[key],
                         f"{prefix}.metadata.{key}",
                         f"{bad} is not a JSON value",
+                        code="not_json",
                     )
                     ok = False
         return (value, shown) if ok else False
@@ -683,7 +711,9 @@ class _Builder:
         for_each: YamlMap = entry["for_each"]
         ok = True
         for path, mark in _templates_in(for_each, f"{where}.for_each"):
-            self._problem(file, mark, path, "loop values cannot use '${each.NAME}'")
+            self._problem(
+                file, mark, path, "loop values cannot use '${each.NAME}'", code="each_misuse"
+            )
             ok = False
         loops: list[Loop] = []
         for key, spec in for_each.items():
@@ -691,7 +721,7 @@ class _Builder:
             if isinstance(loop, LoopProblem):
                 mark = _locate(for_each, (key, *loop.path), False)
                 path = _path_text(("for_each", key, *loop.path))
-                self._problem(file, mark, f"{where}.{path}", loop.message)
+                self._problem(file, mark, f"{where}.{path}", loop.message, code=loop.code)
                 ok = False
             else:
                 loops.append(loop)
@@ -708,6 +738,7 @@ class _Builder:
                 f"{where}.for_each",
                 f"makes {count:,} batches{before}, more than the {MAX_GENERATED:,} a run may"
                 " generate; split the configuration and plan it in parts",
+                code="too_many_batches",
             )
             return []
         self.generated += count
@@ -736,6 +767,7 @@ class _Builder:
                 f"{where}.name",
                 f"the name does not use '${{each.{unused[0]}}}', so generated batches would"
                 " share names; every loop with more than one value must appear in the name",
+                code="duplicate_name",
             )
             ok = False
         dynamic_metadata = self._compile_metadata(file, where, entry, metadata, names)
@@ -754,11 +786,18 @@ class _Builder:
                 self.last_shown[(file.order, index)],
                 f"{where}.for_each",
                 f"and {hidden:,} more problems with the batches it generates, like those above",
+                code="more_problems",
             )
         return batches
 
     def _generated_problem(
-        self, file: _File, index: int, mark: Mark, path: str, message: str
+        self,
+        file: _File,
+        index: int,
+        mark: Mark,
+        path: str,
+        message: str,
+        code: str = "invalid_config",
     ) -> None:
         """A problem of one generated batch; past a few per entry, only counted.
 
@@ -770,7 +809,7 @@ class _Builder:
         if shown < _SHOWN_PER_ENTRY:
             self.shown[key] = shown + 1
             self.last_shown[key] = max(mark, self.last_shown.get(key, mark))
-            self._problem(file, mark, path, message)
+            self._problem(file, mark, path, message, code=code)
         else:
             self.hidden[key] = self.hidden.get(key, 0) + 1
 
@@ -778,11 +817,15 @@ class _Builder:
         self, file: _File, mark: Mark, path: str, raw: str, names: Sequence[str]
     ) -> FieldTemplate | None:
         def report(message: str) -> None:
-            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message))
+            self.problems.append(
+                ConfigProblem(file.order, *mark, file.name, path, message, code="variable_invalid")
+            )
 
         def note(message: str) -> None:
             self.unknown.add(path)
-            self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, True))
+            self.problems.append(
+                ConfigProblem(file.order, *mark, file.name, path, message, True, "variable_unset")
+            )
 
         return compile_template(
             raw, names, self.environ, report, None if self.require_variables else note
@@ -931,9 +974,9 @@ class _Builder:
         )
         mark = entry.value_marks["name"]
         if batch.each:
-            self._generated_problem(file, index, mark, f"{label}.name", message)
+            self._generated_problem(file, index, mark, f"{label}.name", message, "duplicate_name")
         else:
-            self._problem(file, mark, f"{label}.name", message)
+            self._problem(file, mark, f"{label}.name", message, code="duplicate_name")
         return False
 
 
@@ -1068,7 +1111,7 @@ def _render(value: Any, combo: Sequence[str], *, shown: bool) -> Any:
     return value
 
 
-def _field_problems(value: str, shown: str | None, validator: Draft202012Validator) -> list[str]:
+def _field_problems(value: str, shown: str | None, validator: SchemaCheck) -> list[str]:
     written = shown if shown != value else None
     return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
 
@@ -1127,5 +1170,5 @@ def load_names(paths: Sequence[str], variables: Mapping[str, str]) -> Config:
     check = check_config(paths, variables=dict(variables), require_variables=False)
     unknown = [note for note in check.notes if _identifies_a_batch(note.path)]
     if check.config is None or unknown:
-        raise ConfigError([str(problem) for problem in (*check.errors, *unknown)])
+        raise ConfigError([problem.diagnostic() for problem in (*check.errors, *unknown)])
     return check.config

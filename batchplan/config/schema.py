@@ -14,12 +14,15 @@ import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from batchplan.errors import ConfigError
+
+if TYPE_CHECKING:
+    # Imported only to word a failure: a valid config never loads jsonschema
+    # (it costs a tenth of a second at start).
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 CONFIG_SCHEMA = "batchplan.schema.json"
 
@@ -34,6 +37,8 @@ class SchemaProblem(NamedTuple):
     #: True when the problem is about a mapping key (an unknown field), whose
     #: position is the key's rather than the value's.
     at_key: bool = False
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "schema_rule"
 
 
 def schema_dir() -> Path:
@@ -68,10 +73,33 @@ def config_schema() -> dict[str, Any]:
     return load_schema(CONFIG_SCHEMA)
 
 
+class SchemaCheck:
+    """One schema, checked two ways: a compiled yes/no, and jsonschema for the wording.
+
+    :func:`fast_check` answers whether a value is valid; jsonschema is
+    imported and its validator built only when a value is not, to say why.
+    """
+
+    def __init__(self, schema: Any) -> None:
+        self.schema = schema
+        self.is_valid = fast_check(schema)
+        self._validator: Draft202012Validator | None = None
+
+    def iter_errors(self, document: Any) -> Iterator[ValidationError]:
+        """jsonschema's errors for ``document`` (none for a valid one, without jsonschema)."""
+        if self.is_valid(document):
+            return iter(())
+        if self._validator is None:
+            from jsonschema import Draft202012Validator
+
+            self._validator = Draft202012Validator(self.schema)
+        return self._validator.iter_errors(document)
+
+
 @functools.cache
-def config_validator() -> Draft202012Validator:
-    """A validator for configuration files, built once (building it is not free)."""
-    return Draft202012Validator(inline_local_refs(config_schema()))
+def config_validator() -> SchemaCheck:
+    """The check of configuration files, built once (building it is not free)."""
+    return SchemaCheck(inline_local_refs(config_schema()))
 
 
 def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +132,7 @@ def inline_local_refs(schema: dict[str, Any]) -> dict[str, Any]:
 def schema_problems(
     document: Any,
     shown: Callable[[JsonPath], str | None],
-    validator: Draft202012Validator | None = None,
+    validator: SchemaCheck | None = None,
 ) -> list[SchemaProblem]:
     """Every way ``document`` breaks the schema, worded for people.
 
@@ -117,8 +145,27 @@ def schema_problems(
     # the wording of each names every missing field: keep each problem once.
     problems: dict[SchemaProblem, None] = {}
     for error in validator.iter_errors(document):
-        problems.update(dict.fromkeys(_explain(error, shown)))
+        code = _CODES.get(str(error.validator), "schema_rule")
+        if code == "empty_value" and error.validator_value != 1:
+            code = "schema_rule"
+        problems.update(dict.fromkeys(p._replace(code=code) for p in _explain(error, shown)))
     return list(problems)
+
+
+# The diagnostic code of each JSON Schema keyword a failure can come from.
+_CODES = {
+    "additionalProperties": "unknown_field",
+    "required": "missing_field",
+    "type": "wrong_type",
+    "maximum": "out_of_range",
+    "minimum": "out_of_range",
+    "minLength": "empty_value",
+    "pattern": "bad_format",
+    "minItems": "wrong_count",
+    "maxItems": "wrong_count",
+    "minProperties": "too_few_entries",
+    "const": "wrong_value",
+}
 
 
 def _explain(
@@ -248,35 +295,124 @@ def _describe(value: Any, written: str | None) -> str:
     return type(value).__name__
 
 
-# Keywords that only annotate: they never make a value invalid.
+# Keywords that only annotate: they never make a value invalid. ``$defs`` holds
+# schemas that only count where referenced (and references are inlined).
 _ANNOTATIONS = frozenset(
-    {"title", "description", "patternErrorMessage", "$comment", "examples", "default"}
+    {
+        "title",
+        "description",
+        "patternErrorMessage",
+        "$comment",
+        "examples",
+        "default",
+        "$schema",
+        "$id",
+        "$defs",
+    }
 )
 _SIMPLE = (
     frozenset({"type", "minLength", "maxLength", "pattern", "minimum", "maximum", "const"})
     | _ANNOTATIONS
 )
 _OBJECT = frozenset({"type", "required", "additionalProperties", "properties"}) | _ANNOTATIONS
+# Everything the general compiled check understands; any other keyword means jsonschema.
+_COMPILED = (
+    _SIMPLE
+    | _OBJECT
+    | frozenset(
+        {"minProperties", "maxProperties", "propertyNames", "items", "minItems", "maxItems"}
+    )
+)
 
 
 def fast_check(schema: Any) -> Callable[[Any], bool]:
     """A predicate equal to ``Draft202012Validator(schema).is_valid``, but much faster.
 
-    Compiled from ``schema`` itself for the few keywords batchplan's config
-    schema uses on scalars and plain objects, so the schema file stays the
-    only definition of a valid value; any other keyword falls back to
-    jsonschema. Validating each of 100,000 batches through jsonschema was most
-    of the time a large config took to load. Only the yes/no answer comes from
-    here: the wording of a failure always comes from jsonschema.
+    Compiled from ``schema`` itself for the keywords batchplan's schemas use,
+    so the schema file stays the only definition of a valid value; any other
+    keyword falls back to jsonschema (imported on first use). Validating each
+    of 100,000 batches through jsonschema was most of the time a large config
+    took to load, and importing it a tenth of a second of every ``validate``.
+    Only the yes/no answer comes from here: the wording of a failure always
+    comes from jsonschema.
     """
+    if schema is True or schema == {}:
+        return _always
     if not isinstance(schema, dict):
-        return Draft202012Validator(schema).is_valid
+        return _jsonschema_check(schema)
     keys = schema.keys()
     if keys <= _SIMPLE:
         return _scalar_check(schema)
     if keys <= _OBJECT and schema.get("type") == "object" and _closed(schema):
         return _object_check(schema)
-    return Draft202012Validator(schema).is_valid
+    if keys <= _COMPILED:
+        return _general_check(schema)
+    return _jsonschema_check(schema)
+
+
+def _always(value: Any) -> bool:
+    return True
+
+
+def _jsonschema_check(schema: Any) -> Callable[[Any], bool]:
+    validator: list[Draft202012Validator] = []
+
+    def check(value: Any) -> bool:
+        if not validator:
+            from jsonschema import Draft202012Validator
+
+            validator.append(Draft202012Validator(schema))
+        return bool(validator[0].is_valid(value))
+
+    return check
+
+
+def _general_check(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """Every keyword of :data:`_COMPILED`, each applying only to values of its kind."""
+    scalar = _scalar_check({key: schema[key] for key in schema.keys() & _SIMPLE})
+    properties = {key: fast_check(sub) for key, sub in schema.get("properties", {}).items()}
+    required = frozenset(schema.get("required", ()))
+    extra = schema.get("additionalProperties", True)
+    extra_ok = None if extra is True else (lambda _: False) if extra is False else fast_check(extra)
+    names = fast_check(schema["propertyNames"]) if "propertyNames" in schema else None
+    min_properties = schema.get("minProperties")
+    max_properties = schema.get("maxProperties")
+    items = fast_check(schema["items"]) if "items" in schema else None
+    min_items = schema.get("minItems")
+    max_items = schema.get("maxItems")
+
+    def object_ok(value: dict[Any, Any]) -> bool:
+        if not required <= value.keys():
+            return False
+        if min_properties is not None and len(value) < min_properties:
+            return False
+        if max_properties is not None and len(value) > max_properties:
+            return False
+        for key, item in value.items():
+            if names is not None and not names(key):
+                return False
+            sub = properties.get(key, extra_ok)
+            if sub is not None and not sub(item):
+                return False
+        return True
+
+    def array_ok(value: list[Any]) -> bool:
+        if min_items is not None and len(value) < min_items:
+            return False
+        if max_items is not None and len(value) > max_items:
+            return False
+        return items is None or all(items(item) for item in value)
+
+    def check(value: Any) -> bool:
+        if not scalar(value):
+            return False
+        if isinstance(value, dict):
+            return object_ok(value)
+        if isinstance(value, list):
+            return array_ok(value)
+        return True
+
+    return check
 
 
 def _closed(schema: dict[str, Any]) -> bool:

@@ -111,6 +111,8 @@ class YamlProblem(NamedTuple):
     path: str
     message: str
     note: bool = False
+    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
+    code: str = "yaml_invalid"
 
 
 class Template(str):
@@ -212,9 +214,11 @@ class YamlList(list[Any]):
 class _Fatal(Exception):
     """Stops reading one file; becomes a YamlProblem."""
 
-    def __init__(self, mark: Mark, message: str, path: str = "") -> None:
+    def __init__(
+        self, mark: Mark, message: str, path: str = "", code: str = "yaml_invalid"
+    ) -> None:
         super().__init__(message)
-        self.problem = YamlProblem(mark[0], mark[1], path, message)
+        self.problem = YamlProblem(mark[0], mark[1], path, message, code=code)
 
 
 class _Anchored(NamedTuple):
@@ -282,7 +286,7 @@ def _read_text(path: Path, variables_file: bool = False) -> str:
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise _Fatal((1, 1), _too_big(size))
+            raise _Fatal((1, 1), _too_big(size), code="file_too_large")
         with path.open("rb") as fh:
             # Read in chunks up to one byte more than allowed (st_size lies for
             # pipes and /proc); one read(MAX + 1) would allocate the whole
@@ -299,9 +303,11 @@ def _read_text(path: Path, variables_file: bool = False) -> str:
     except OSError as exc:
         # Line 0: a problem with the file as a whole, told as one plain sentence.
         what = "variables file" if variables_file else "config"
-        raise _Fatal((0, 0), f"cannot read {what} {path}: {os_reason(exc)}") from None
+        raise _Fatal(
+            (0, 0), f"cannot read {what} {path}: {os_reason(exc)}", code="file_unreadable"
+        ) from None
     if len(data) > MAX_FILE_BYTES:
-        raise _Fatal((1, 1), _too_big(len(data)))
+        raise _Fatal((1, 1), _too_big(len(data)), code="file_too_large")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -311,6 +317,7 @@ def _read_text(path: Path, variables_file: bool = False) -> str:
         raise _Fatal(
             (line, column),
             f"not UTF-8 text (byte 0x{data[exc.start]:02x}); batchplan reads UTF-8 YAML only",
+            code="file_unreadable",
         ) from None
     text = text.removeprefix("\ufeff")
     bad = _NON_PRINTABLE.search(text)
@@ -369,9 +376,11 @@ class _Composer:
         try:
             self._run(_events(self.text))
         except yaml.YAMLError as exc:
-            raise _Fatal(*self._syntax_error(exc)) from None
+            raise _Fatal(*self._syntax_error(exc), code="yaml_syntax") from None
         if self.documents == 0 or self.root is None:
-            raise _Fatal((1, 1), f"the file is empty; it needs {self._top_level()}")
+            raise _Fatal(
+                (1, 1), f"the file is empty; it needs {self._top_level()}", code="file_empty"
+            )
         if not isinstance(self.root, YamlRoot):
             kind = "a list" if isinstance(self.root, list) else "a single value"
             raise _Fatal(
@@ -489,7 +498,12 @@ class _Composer:
             value = _core_value(text)
             if not _tag_matches(tag, value):
                 self.problems.append(
-                    YamlProblem(*mark, self._path(), f"{text!r} is not a valid {_short_tag(tag)}")
+                    YamlProblem(
+                        *mark,
+                        self._path(),
+                        f"{text!r} is not a valid {_short_tag(tag)}",
+                        code="yaml_bad_value",
+                    )
                 )
         else:
             self._bad_tag(tag, mark)
@@ -507,7 +521,7 @@ class _Composer:
                 # Finding the first key's line walks the mapping's keys: fine
                 # for a few, quadratic for a hostile file of a million.
                 message += f"; first at line {mapping.key_marks[raw][0]}"
-            self.problems.append(YamlProblem(*mark, self._path(raw), message))
+            self.problems.append(YamlProblem(*mark, self._path(raw), message, code="duplicate_key"))
             frame.key = _DUPLICATE
             return
         frame.key = raw
@@ -601,11 +615,13 @@ class _Composer:
         return interpolate(
             raw,
             self.environ,
-            lambda message: self.problems.append(YamlProblem(*mark, self._path(), message)),
+            lambda message: self.problems.append(
+                YamlProblem(*mark, self._path(), message, code="variable_invalid")
+            ),
             None
             if self.require_variables
             else lambda message: self.problems.append(
-                YamlProblem(*mark, self._path(), message, note=True)
+                YamlProblem(*mark, self._path(), message, note=True, code="variable_unset")
             ),
         )
 

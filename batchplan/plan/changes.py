@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchplan.diagnostics import Severity as _Severity
 from batchplan.model import DesiredBatch, LiveBatch
 
 
@@ -51,11 +52,9 @@ class ChangeReason(enum.Enum):
     NOT_IN_CONFIG = "not_in_config"
 
 
-class Severity(enum.Enum):
-    """An error blocks apply (exit 1); a warning blocks nothing."""
-
-    ERROR = "error"
-    WARNING = "warning"
+# An error blocks apply (exit 1); a warning blocks nothing. One severity for
+# every diagnostic the tool reports (a finding becomes one, see plan.words).
+Severity = _Severity
 
 
 class FindingCode(enum.Enum):

@@ -27,7 +27,7 @@ from batchplan.plan.changes import (
     Plan,
     Severity,
 )
-from batchplan.plan.words import finding_message, reason_text
+from batchplan.plan.words import finding_diagnostic, reason_text
 
 FORMAT_VERSION = "1"
 
@@ -84,14 +84,15 @@ def change_json(change: Change) -> dict[str, Any]:
 
 def finding_json(finding: Finding) -> dict[str, Any]:
     """One conflict or warning as JSON data."""
-    kind = "conflict_outside_targets" if finding.outside_targets else finding.code.value
+    diagnostic = finding_diagnostic(finding)
+    kind = "conflict_outside_targets" if finding.outside_targets else diagnostic.code
     return {
         "kind": kind,
-        "code": finding.code.value,
-        "severity": finding.severity.value,
+        "code": diagnostic.code,
+        "severity": diagnostic.severity.value,
         "batch": finding.batch,
         "project": finding.project,
-        "message": finding_message(finding),
+        "message": diagnostic.message,
         "where": finding.where,
         "outside_targets": finding.outside_targets,
         "facts": dict(finding.facts),

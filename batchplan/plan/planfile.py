@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchplan import __version__
-from batchplan.api.endpoint import DEFAULT_SANDBOX_DB, normalise_url
+from batchplan.api.endpoint import Endpoint
 from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
 from batchplan.escaping import escape_controls
 from batchplan.files import PLAN_CAP, is_symlink, parse_json, read_regular, write_atomic
@@ -507,10 +507,7 @@ def what_moved(saved: Inputs, now: Inputs) -> list[str]:
 
 def _endpoint_key(spec: str, folder: str) -> str:
     """An ``--endpoint`` value in a comparable form: a sandbox database as an absolute path."""
-    if spec == "sandbox" or spec.startswith("sandbox:"):
-        db = spec.partition(":")[2] or DEFAULT_SANDBOX_DB
-        return "sandbox:" + os.path.normpath(os.path.join(folder, db))
-    return normalise_url(spec)
+    return Endpoint.parse(spec).key(folder)
 
 
 def _shown_key(key: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from batchplan.diagnostics import Diagnostic
 from batchplan.plan.changes import (
     ChangeReason,
     Finding,
@@ -41,6 +42,31 @@ _COUNTED = {
 def reason_text(reasons: tuple[ChangeReason, ...]) -> str:
     """``priority differs; finalized: true, live staging``."""
     return "; ".join(REASONS[reason] for reason in reasons)
+
+
+def finding_diagnostic(finding: Finding) -> Diagnostic:
+    """A finding as the one type every problem is reported as.
+
+    The code is the finding's (the plan document's ``code``); the place is
+    where the batch is declared, when it is.
+    """
+    file = line = column = None
+    if finding.where:
+        head, _, col = finding.where.rpartition(":")
+        file_part, _, line_part = head.rpartition(":")
+        if file_part and line_part.isdigit() and col.isdigit():
+            file, line, column = file_part, int(line_part), int(col)
+        else:
+            file = finding.where
+    return Diagnostic(
+        finding.severity,
+        finding.code.value,
+        finding_message(finding),
+        file,
+        line,
+        column,
+        None,
+    )
 
 
 def finding_message(finding: Finding) -> str:

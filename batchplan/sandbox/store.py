@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from batchplan.errors import UsageError
 from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, STATUSES
 
 # Implicit projects (every name exists unless strict) behave like Rapid ones:
@@ -142,6 +143,29 @@ def _record(row: sqlite3.Row) -> dict[str, Any]:
         "calibration_batch": bool(row["calibration_batch"]),
         "self_label_batch": bool(row["self_label_batch"]),
     }
+
+
+def read_instance_id(path: str) -> str | None:
+    """The instance id of the sandbox database at ``path``, read without changing anything.
+
+    None when there is no database there yet, or one no sandbox has opened.
+    Lets a command learn a sandbox's identity without serving it (``state push``).
+    """
+    file = Path(path)
+    if not file.is_file():
+        return None
+    try:
+        # Read-only: no table created, no id made, no journal switched.
+        db = sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        if "no such table" in str(exc):
+            return None
+        raise UsageError(f"sandbox database {path}: cannot read it ({exc})") from None
+    return None if row is None else str(row[0])
 
 
 class Store:

@@ -343,6 +343,14 @@ class StateBackend(Protocol):
         --force``) skips the lineage and serial checks.
         """
 
+    def push(self, pushed: State, source: str, *, endpoint: str | None, force: bool) -> int | None:
+        """``state push``: replace the stored state with ``pushed``, under the lock.
+
+        Refuses another endpoint's state, another lineage, an older serial or
+        the same serial with other content (unless ``force``). Returns the
+        serial written, or None when the stored state is already ``pushed``.
+        """
+
     def lock(self, operation: str, timeout: float) -> AbstractContextManager[LockInfo]:
         """Hold the lock for the block; wait up to ``timeout`` seconds for it."""
 

@@ -7,12 +7,18 @@ from pathlib import Path
 from batchplan.api.endpoint import Endpoint
 from batchplan.errors import StateError
 from batchplan.model import shell_word
-from batchplan.options import Options
+from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, first_damaged
 from batchplan.state.local import LocalState
 
-DEFAULT_STATE = ".batchplan/state.json"
-DEFAULT_SANDBOX_STATE = ".batchplan/sandbox-state.json"
+__all__ = [
+    "DEFAULT_SANDBOX_STATE",
+    "DEFAULT_STATE",
+    "backend_at",
+    "read_state",
+    "state_backend",
+    "state_location",
+]
 
 
 def backend_at(location: str) -> StateBackend:

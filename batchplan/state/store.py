@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from batchplan.errors import LockError, StateError
@@ -171,26 +171,76 @@ class StateStore:
         conditional, so it cannot overwrite a version it never saw.
         """
         with self._mutex:
-            if self._seen is None:
-                # Nothing read through this store yet: learn which version the
-                # write replaces. A forced write does not parse it, so a
-                # damaged state can still be replaced.
-                if force:
-                    self._seen = _Seen(version=self.storage.read()[1], state=None)
-                else:
-                    self._read()
+            self._learn_version(force)
             assert self._seen is not None
             if not force:
                 self._check_successor(self._seen.state, state)
-            try:
-                version = self.storage.write_if(dumps(state).encode("utf-8"), self._seen.version)
-            except WriteConflict as exc:
-                raise StateError(
-                    f"{self.location}: another writer changed the state since this run read "
-                    f"it ({exc}); nothing was overwritten. Run the command again to work from "
-                    "the current state."
-                ) from None
-            self._seen = _Seen(version=version, state=state)
+            self._write(state)
+
+    def push(self, pushed: State, source: str, *, endpoint: str | None, force: bool) -> int | None:
+        """Replace the stored state with ``pushed`` (read from ``source``); hold the lock.
+
+        The policy of ``state push``, here so that it is the store's alone:
+        ``pushed`` must belong to ``endpoint`` (this run's endpoint identity;
+        None: unknown), continue the stored lineage and not be older; the same
+        serial must mean the same content. ``force`` skips all of these. The
+        state is written with a serial above the stored one. Returns that
+        serial, or None when the store already holds exactly ``pushed``.
+        """
+        if pushed.endpoint != endpoint and not force:
+            talks_to = endpoint or "a sandbox whose database does not exist yet"
+            raise StateError(
+                f"{source} belongs to endpoint {pushed.endpoint}, but this run talks to "
+                f"{talks_to}: every plan against it would refuse this state (pass the "
+                "--endpoint it was made for, or --force to push it anyway)"
+            )
+        with self._mutex:
+            # A stored state with a damaged record can still be replaced.
+            stored = self._read(keep_damaged=True)
+            if stored is not None and not force:
+                if pushed.lineage != stored.lineage:
+                    raise StateError(
+                        f"{source} has lineage {pushed.lineage}, but {self.location} has "
+                        f"{stored.lineage}: it is another state (use --force to replace it)"
+                    )
+                if pushed.serial < stored.serial:
+                    raise StateError(
+                        f"{source} has serial {pushed.serial}, older than {stored.serial} at "
+                        f"{self.location} (use --force to replace it)"
+                    )
+                same = dumps(pushed) == dumps(stored)
+                if pushed.serial == stored.serial and not same:
+                    raise StateError(
+                        f"{source} has the same serial {pushed.serial} as {self.location} but "
+                        "different content (use --force to replace it)"
+                    )
+                if same:
+                    return None
+            serial = max(pushed.serial, stored.serial + 1 if stored else 0)
+            self._write(replace(pushed, serial=serial))
+            return serial
+
+    def _learn_version(self, force: bool) -> None:
+        if self._seen is None:
+            # Nothing read through this store yet: learn which version the
+            # write replaces. A forced write does not parse it, so a
+            # damaged state can still be replaced.
+            if force:
+                self._seen = _Seen(version=self.storage.read()[1], state=None)
+            else:
+                self._read()
+
+    def _write(self, state: State) -> None:
+        assert self._seen is not None
+        try:
+            version = self.storage.write_if(dumps(state).encode("utf-8"), self._seen.version)
+        except WriteConflict as exc:
+            raise StateError(
+                f"{self.location}: another writer changed the state since this run read "
+                f"it ({exc}); nothing was overwritten. Run the command again to work from "
+                "the current state."
+            ) from None
+        self._seen = _Seen(version=version, state=state)
 
     def _check_successor(self, stored: State | None, state: State) -> None:
         if stored is None:

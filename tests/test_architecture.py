@@ -1,0 +1,159 @@
+"""The layers: every module under ``batchplan/`` imports only from the layers below it.
+
+The rules are the ones ``docs/architecture.md`` draws; each folder's ``__init__``
+says the same in words. The checker reads source with ``ast`` (nothing is
+imported), so an import inside a function or under ``TYPE_CHECKING`` counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "batchplan"
+
+CORE = "core"
+# The core modules at the top of the package: value types and errors every layer shares.
+CORE_MODULES = frozenset(
+    {"__init__", "errors", "model", "options", "diagnostics", "redact", "files", "escaping"}
+)
+# What each layer may import besides itself. ``commands`` and ``cli`` sit on top: anything.
+ALLOWED: dict[str, frozenset[str]] = {
+    CORE: frozenset(),
+    "config": frozenset({CORE}),
+    "sandbox": frozenset({CORE}),
+    "api": frozenset({CORE, "sandbox"}),
+    "state": frozenset({CORE, "api"}),
+    "plan": frozenset({CORE, "config", "api", "state"}),
+    "apply": frozenset({CORE, "api", "state", "plan"}),
+    "views": frozenset({CORE, "plan", "apply"}),
+}
+TOP = frozenset({"commands", "cli", "__main__"})
+LAYERS = frozenset(ALLOWED) | TOP
+
+
+class WrongWayImport(NamedTuple):
+    module: str
+    line: int
+    imported: str
+    layer: str
+    target: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.module}:{self.line}: imports {self.imported} "
+            f"({self.layer} may not import {self.target})"
+        )
+
+
+def layer_of(dotted: str) -> str | None:
+    """The layer a ``batchplan...`` module belongs to (None for anything outside the package)."""
+    parts = dotted.split(".")
+    if parts[0] != "batchplan":
+        return None
+    if len(parts) == 1 or parts[1] in CORE_MODULES:
+        return CORE
+    if parts[1] in LAYERS:
+        return parts[1]
+    raise ValueError(f"{dotted}: a module in no known layer; add it to docs/architecture.md")
+
+
+def imported_names(tree: ast.AST, module: str, is_package: bool) -> Iterator[tuple[int, str]]:
+    """Every module name ``tree`` imports, with its line (relative imports resolved)."""
+    package = module if is_package else module.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base]) if base else ".".join(anchor)
+            for alias in node.names:
+                # ``from batchplan import sandbox`` imports a layer, not a name in the core.
+                candidate = f"{base}.{alias.name}"
+                if base == "batchplan" and alias.name in LAYERS:
+                    yield node.lineno, candidate
+                else:
+                    yield node.lineno, base
+
+
+def wrong_way_imports(source: str, module: str, is_package: bool = False) -> list[WrongWayImport]:
+    """The imports in ``source`` (the text of ``module``) that go against the layers."""
+    layer = layer_of(module)
+    if layer is None or layer in TOP:
+        return []
+    found = []
+    for line, imported in imported_names(ast.parse(source), module, is_package):
+        target = layer_of(imported)
+        if target is None or target == layer or target in ALLOWED[layer]:
+            continue
+        found.append(WrongWayImport(module, line, imported, layer, target))
+    return found
+
+
+def package_modules() -> Iterator[tuple[str, Path, bool]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        is_package = parts[-1] == "__init__"
+        dotted = ".".join(parts[:-1] if is_package else parts)
+        yield dotted, path, is_package
+
+
+def test_every_module_imports_only_from_the_layers_below_it() -> None:
+    modules = list(package_modules())
+    assert len(modules) > 40  # the walk found the package, not an empty folder
+    problems = [
+        str(problem)
+        for dotted, path, is_package in modules
+        for problem in wrong_way_imports(path.read_text(encoding="utf-8"), dotted, is_package)
+    ]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "target"),
+    [
+        ("batchplan.config.load", "from batchplan.api.client import ScaleClient\n", "api"),
+        ("batchplan.model", "import batchplan.config.load\n", "config"),
+        ("batchplan.sandbox.store", "from batchplan.state import State\n", "state"),
+        ("batchplan.api.client", "def f():\n    from batchplan.plan import diff\n", "plan"),
+        ("batchplan.state.local", "from ..plan.changes import Plan\n", "plan"),
+        ("batchplan.plan.diff", "from batchplan import views\n", "views"),
+        ("batchplan.views.text", "from batchplan.commands import plan\n", "commands"),
+        ("batchplan.apply.engine", "from batchplan.config import load\n", "config"),
+        ("batchplan.views.json", "from batchplan.api.client import ScaleClient\n", "api"),
+    ],
+)
+def test_a_wrong_way_import_is_caught(module: str, source: str, target: str) -> None:
+    problems = wrong_way_imports(source, module)
+    assert [problem.target for problem in problems] == [target]
+    assert module in str(problems[0])
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("batchplan.plan.planfile", "from batchplan.config.schema import x\nimport json\n"),
+        ("batchplan.api.endpoint", "from batchplan.sandbox import start_sandbox\n"),
+        ("batchplan.state.writer", "from . import State\nfrom batchplan import __version__\n"),
+        (
+            "batchplan.cli",
+            "from batchplan.commands import plan\nfrom batchplan.views import text\n",
+        ),
+        ("batchplan.commands.plan", "from batchplan.views.json import render\n"),
+    ],
+)
+def test_a_right_way_import_passes(module: str, source: str) -> None:
+    assert wrong_way_imports(source, module) == []
+
+
+def test_a_module_in_no_layer_is_named() -> None:
+    with pytest.raises(ValueError, match=r"batchplan\.engine"):
+        wrong_way_imports("import json\n", "batchplan.engine.run")
