@@ -283,8 +283,11 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         )
         if root is None:
             continue
+        reported = {p.path for p in yaml_problems}
         for key, value in root.items():
             line, column = root.key_marks[key]
+            if key in reported:
+                continue  # its value was refused while reading (a huge integer)
             if not _VARIABLE_NAME.fullmatch(key):
                 # A key that is no name may be a value typed in its place.
                 problems.append(f"{file}:{line}:{column}: {_BAD_NAME}")
