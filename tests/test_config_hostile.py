@@ -412,3 +412,17 @@ def test_problems_past_the_cap_are_counted_even_when_reading_stops(tmp_path: Pat
     found = errors(path)
     assert any("and 200 more problems in this file" in m for m in found)
     assert "invalid YAML" in found[-1]
+
+
+def test_defaults_metadata_over_64_kib_is_reported_once_at_the_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "version: 1\ndefaults:\n  project: p\n  metadata: {k: "
+        + "a" * 70_000
+        + "}\nbatches:\n"
+        + "".join(f"  - name: n{i}\n" for i in range(50)),
+    )
+    assert errors(path) == [
+        f"{path}:4:13: defaults.metadata: is 70,008 bytes as JSON, more than the 64 KiB a"
+        " batch's metadata may hold; keep large data elsewhere and store a reference to it"
+    ]

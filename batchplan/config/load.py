@@ -441,6 +441,8 @@ class _Builder:
         #: Bytes the batches built so far stand for (see _charge).
         self.expanded = 0
         self.over_budget = False
+        #: Per defaults mapping (by id, alive as long as the builder): its metadata's JSON size.
+        self.defaults_metadata_bytes: dict[int, int] = {}
         #: Problems of generated batches shown and hidden, per (file, entry).
         self.shown: dict[tuple[int, int], int] = {}
         self.hidden: dict[tuple[int, int], int] = {}
@@ -536,13 +538,22 @@ class _Builder:
         self, file: _File, where: str, entry: YamlMap, defaults: YamlMap, metadata: Any
     ) -> bool:
         """Report metadata past MAX_METADATA_BYTES as JSON; True if so."""
-        size = _json_bytes(metadata)
-        if size <= MAX_METADATA_BYTES:
-            return False
-        source = entry if "metadata" in entry else defaults
-        mark = source.value_marks["metadata"] if "metadata" in source else entry.mark
-        self._problem(file, mark, f"{where}.metadata", _metadata_message(size))
-        return True
+        if "metadata" in entry:
+            size = _json_bytes(metadata)
+            if size <= MAX_METADATA_BYTES:
+                return False
+            mark = entry.value_marks["metadata"]
+            self._problem(file, mark, f"{where}.metadata", _metadata_message(size))
+            return True
+        # The defaults' metadata alone, the same for every batch of the file:
+        # measured and reported once, at the defaults.
+        key = id(defaults)
+        if key not in self.defaults_metadata_bytes:
+            size = self.defaults_metadata_bytes[key] = _json_bytes(metadata)
+            if size > MAX_METADATA_BYTES:
+                mark = defaults.value_marks["metadata"]
+                self._problem(file, mark, "defaults.metadata", _metadata_message(size))
+        return self.defaults_metadata_bytes[key] > MAX_METADATA_BYTES
 
     def _refuse_templates(self, file: _File) -> bool:
         """``${each.NAME}`` outside a batch entry (in defaults or settings): True if found."""
