@@ -426,3 +426,15 @@ def test_defaults_metadata_over_64_kib_is_reported_once_at_the_defaults(tmp_path
         f"{path}:4:13: defaults.metadata: is 70,008 bytes as JSON, more than the 64 KiB a"
         " batch's metadata may hold; keep large data elsewhere and store a reference to it"
     ]
+
+
+def test_a_name_from_a_variable_is_refused_without_showing_its_value(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 1\nbatches:\n  - name: ${N}\n    project: p\n")
+    for value, expected in (
+        ("ab\u202ecd", "got '${N}'"),
+        ("cafe\u0301", "must be in Unicode NFC form, and '${N}' is not"),
+    ):
+        (found,) = errors(path, variables={"N": value})
+        message = found.split(": batches[0].name: ")[1]
+        assert expected in message
+        assert "U+" not in message and "cafe" not in message and "ab" not in message

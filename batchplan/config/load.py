@@ -677,7 +677,7 @@ class _Builder:
             return None
         name = entry["name"]
         if f"{where}.name" not in file.unknown:
-            message = name_problem(name)
+            message = name_problem(name, entry.written.get("name"))
             if message is not None:
                 self._problem(file, entry.value_marks["name"], f"{where}.name", message)
                 return None
@@ -946,7 +946,8 @@ class _Builder:
                     if not name_ok(name):
                         bad.extend(("name", m) for m in _field_problems(name, None, name_check))
                     elif not name.isascii():
-                        nfc = name_problem(name)
+                        shown = name_t.render_shown(combo) if name_t.shown else None
+                        nfc = name_problem(name, shown)
                         if nfc is not None:
                             bad.append(("name", nfc))
             if project_t is not None:
@@ -1166,15 +1167,18 @@ def _field_problems(value: str, shown: str | None, validator: Draft202012Validat
     return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
 
 
-def name_problem(name: str) -> str | None:
+def name_problem(name: str, written: str | None = None) -> str | None:
     """Why ``name`` is not in Unicode NFC, or None when it is.
 
     Two spellings of one word (é as one code point, or as e and a combining
     accent) look the same in a review but are different batches: only the
-    composed form is accepted. The message names the code points, escaped.
+    composed form is accepted. The message names the code points, escaped,
+    unless the name came from ``${NAME}`` (``written``): then only that.
     """
     if name.isascii() or unicodedata.is_normalized("NFC", name):
         return None
+    if written is not None:
+        return f"must be in Unicode NFC form, and {written!r} is not"
     nfc = unicodedata.normalize("NFC", name)
     start = next(
         (i for i, (a, b) in enumerate(zip(name, nfc, strict=False)) if a != b),

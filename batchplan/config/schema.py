@@ -170,7 +170,9 @@ def _explain(
         )
     elif kind == "pattern":
         hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
-        yield SchemaProblem(path, f"{hint}, got {got}{_invisible(instance)}")
+        # Which character is wrong would tell about a ${NAME} value: only for text as written.
+        where = _invisible(instance) if written is None else ""
+        yield SchemaProblem(path, f"{hint}, got {got}{where}")
     elif kind == "minItems" or kind == "maxItems":
         yield SchemaProblem(path, f"expected a list of {_items(schema)}, got {_count(instance)}")
     elif kind == "minProperties":
