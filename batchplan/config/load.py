@@ -676,7 +676,7 @@ class _Builder:
         if values is None or templates or metadata is False:
             return None
         name = entry["name"]
-        if f"{where}.name" not in file.unknown:
+        if not name.isascii() and f"{where}.name" not in file.unknown:
             message = name_problem(name, entry.written.get("name"))
             if message is not None:
                 self._problem(file, entry.value_marks["name"], f"{where}.name", message)

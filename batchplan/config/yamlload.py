@@ -530,7 +530,7 @@ class _Composer:
             if text != raw.replace("$${", "${"):
                 written = raw
         # A value from ${NAME} counts by what it expands to, quotes included.
-        nbytes = text_bytes(text) + 2
+        nbytes = (len(text) if text.isascii() else text_bytes(text)) + 2
         self._count(1, nbytes, mark)
         if tag is None or tag == "!":
             # (plain, quoted) implicit flags: only an untagged plain scalar is typed.
@@ -580,8 +580,10 @@ class _Composer:
                 message += f"; first at line {mapping.key_marks[raw][0]}"
             self._report(YamlProblem(*mark, self._path(raw), message))
             return
-        nbytes = text_bytes(raw) + 2
-        self._count(0, nbytes, mark)
+        # Charged without a check: a key is never an alias, and the value
+        # that follows it is checked.
+        nbytes = (len(raw) if raw.isascii() else text_bytes(raw)) + 2
+        self.expanded += nbytes
         frame.nbytes += nbytes
         frame.key = raw
         frame.key_mark = mark
