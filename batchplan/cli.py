@@ -13,6 +13,7 @@ is one decorator: its value arrives in the command's keyword arguments.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -46,6 +47,50 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The config read when no PATHS are given, in this order of preference.
 DEFAULT_CONFIGS = ("batchplan.yaml", "batchplan.yml")
+
+
+class FiniteFloat(click.types.FloatParamType):
+    """A number of seconds (or a rate): finite and in a range, else a usage error.
+
+    click's FloatRange takes ``nan`` (every comparison with it is false, so it
+    passes any bound) and, without an upper bound, ``inf`` and ``1e308``,
+    which later overflow a socket or thread timeout. Every float option uses
+    this type instead.
+    """
+
+    name = "number"
+
+    def __init__(self, low: float, high: float, *, low_open: bool = False) -> None:
+        self.low = low
+        self.high = high
+        self.low_open = low_open
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            number = value
+        else:
+            try:
+                number = float(value)
+            except (TypeError, ValueError, OverflowError):
+                self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        too_low = number <= self.low if self.low_open else number < self.low
+        if too_low or number > self.high:
+            self.fail(f"{value} is not in the range {self._range()}", param, ctx)
+        return number
+
+    def _range(self) -> str:
+        return f"{self.low:g}{'<' if self.low_open else '<='}x<={self.high:g}"
+
+    def __repr__(self) -> str:
+        return f"FiniteFloat {self._range()}"
+
+
+#: The longest wait any option may ask for: a day.
+_DAY: Final = 86_400.0
 
 
 def default_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
@@ -184,7 +229,7 @@ debug_option = global_option(
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=0.0,
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(0, _DAY),
     help="Seconds to wait for the state lock.",
 )
 
@@ -210,7 +255,7 @@ common_options = stacked(
     click.option(
         "--request-timeout",
         default=60.0,
-        type=click.FloatRange(min=0.1),
+        type=FiniteFloat(0.1, 3600),
         show_default=True,
         help="Seconds to wait for one API answer.",
     ),
@@ -224,7 +269,7 @@ common_options = stacked(
     click.option(
         "--retry-max-time",
         default=120.0,
-        type=click.FloatRange(min=0),
+        type=FiniteFloat(0, _DAY),
         show_default=True,
         help="Stop retrying one call after this many seconds.",
     ),
@@ -511,7 +556,7 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
 )
 @click.option(
     "--watch",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(0.1, _DAY),
     default=None,
     metavar="SECONDS",
     help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
@@ -768,19 +813,19 @@ def sandbox() -> None:
 @click.option(
     "--latency-ms",
     default=0.0,
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(0, 1000 * _DAY),
     help="Wait this many milliseconds before answering every /v1 request.",
 )
 @click.option(
     "--fault-rate",
     default=0.0,
-    type=click.FloatRange(0, 1),
+    type=FiniteFloat(0, 1),
     help="Answer this fraction of /v1 requests 500 or 503 (half of failed POSTs after committing).",
 )
 @click.option(
     "--rate-limit",
     default=None,
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteFloat(0, 1e9, low_open=True),
     metavar="R",
     help="Allow R /v1 requests a second (a token bucket); others get 429 with Retry-After: 1.",
 )

@@ -32,7 +32,7 @@ RULES = [
     ("- {name: '..'}", "batches[0].name: must not be '.' or '..'"),
     ("- {name: '...'}", None),
     ('- {name: "a\\nb"}', "batches[0].name: must not be '.' or '..' or hold a control character"),
-    ('- {name: "a\\tb"}', "hold a control character, got 'a\\tb'"),
+    ('- {name: "a\\tb"}', "a zero-width character, got 'a\\tb' (U+0009 at character 2)"),
     ('- {name: "a\\0b"}', "hold a control character"),
     ('- {name: "a\\eb"}', "hold a control character"),
     ('- {name: "a\\x7fb"}', "hold a control character"),

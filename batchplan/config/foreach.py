@@ -45,11 +45,16 @@ class LoopProblem(NamedTuple):
 
 
 class Loop(NamedTuple):
-    """One loop, its values as they appear in ``${each.NAME}``, computed lazily."""
+    """One loop, its values as they appear in ``${each.NAME}``, computed lazily.
+
+    ``width`` is at least the length of its longest value, known without
+    computing them, so that what a loop expands to is budgeted first.
+    """
 
     name: str
     size: int
     values: Callable[[], list[str]]
+    width: int = 0
 
 
 def loop_of(name: str, spec: Any) -> Loop | LoopProblem:
@@ -60,7 +65,8 @@ def loop_of(name: str, spec: Any) -> Loop | LoopProblem:
     """
     if isinstance(spec, list):
         values = [_scalar_text(item) for item in spec]
-        return Loop(name, len(values), lambda: values)
+        width = max(map(len, values), default=0)
+        return Loop(name, len(values), lambda: values, width)
     bounds = spec["range"]
     start, end = bounds
     step = spec.get("step")
@@ -110,6 +116,7 @@ def _parse_point(text: str) -> tuple[datetime.date | None, str]:
 def _integer_loop(name: str, start: int, end: int, step: Any, fmt: Any) -> Loop | LoopProblem:
     if step is None:
         step = 1
+    step = _whole(step)
     if not isinstance(step, int):
         return LoopProblem(("step",), f"an integer range steps by a whole number, not {step!r}")
     if fmt is not None:
@@ -117,7 +124,8 @@ def _integer_loop(name: str, start: int, end: int, step: Any, fmt: Any) -> Loop 
     if end < start:
         return LoopProblem(("range",), f"the range goes backwards: {start} is after {end}")
     count = (end - start) // step + 1
-    return Loop(name, count, lambda: [str(value) for value in range(start, end + 1, step)])
+    width = max(len(str(start)), len(str(end)))
+    return Loop(name, count, lambda: [str(value) for value in range(start, end + 1, step)], width)
 
 
 def _calendar_loop(
@@ -127,7 +135,7 @@ def _calendar_loop(
         return LoopProblem(
             ("range",), f"the range goes backwards: {first.isoformat()} is after {last.isoformat()}"
         )
-    unit = kind if step is None else step
+    unit = kind if step is None else _whole(step)
     if kind == "month" and unit in ("day", "week"):
         return LoopProblem(("step",), f"a range of months cannot step by {unit}; use days")
     if isinstance(unit, int):
@@ -135,10 +143,27 @@ def _calendar_loop(
         amount, unit = unit, kind
     else:
         amount = 1
+    if not isinstance(unit, str) or unit not in _DEFAULT_FORMAT:
+        return LoopProblem(("step",), "expected day, week, month, year or a whole number")
+    longest = _LONGEST_STEP[unit]
+    if amount > longest:
+        # Past every date there is, and past what date arithmetic can add.
+        return LoopProblem(
+            ("step",),
+            f"a step of more than {longest:,} {unit}s goes past the last date there is"
+            " (9999-12-31); to take only the first date, list it: [FROM]",
+        )
     if fmt is None:
         fmt = _DEFAULT_FORMAT[unit]
     elif not _formats_dates(fmt):
         return LoopProblem(("format",), f"{fmt!r} holds no date field (such as %Y, %m or %d)")
+    try:
+        sample = first.strftime(fmt)
+    except ValueError as exc:  # e.g. a format that ends in a lone '%'
+        return LoopProblem(("format",), f"{fmt!r} is not a date format: {exc}")
+    # A date field is at most a few characters wider for another date
+    # (a month's name): enough slack for each one.
+    width = len(sample) + 16 * fmt.count("%")
     if unit in ("day", "week"):
         days = amount * (7 if unit == "week" else 1)
         count = (last - first).days // days + 1
@@ -147,7 +172,7 @@ def _calendar_loop(
             delta = datetime.timedelta(days=days)
             return [(first + delta * index).strftime(fmt) for index in range(count)]
 
-        return Loop(name, count, day_values)
+        return Loop(name, count, day_values, width)
     months = amount * (12 if unit == "year" else 1)
     span = (last.year - first.year) * 12 + last.month - first.month
     count = span // months + 1
@@ -157,7 +182,24 @@ def _calendar_loop(
     def month_values() -> list[str]:
         return [_add_months(first, index * months).strftime(fmt) for index in range(count)]
 
-    return Loop(name, count, month_values)
+    return Loop(name, count, month_values, width)
+
+
+_SPAN_DAYS: Final = (datetime.date.max - datetime.date.min).days
+#: The longest step of each unit that still lands on a date.
+_LONGEST_STEP: Final = {
+    "day": _SPAN_DAYS,
+    "week": _SPAN_DAYS // 7,
+    "month": 9999 * 12,
+    "year": 9999,
+}
+
+
+def _whole(step: Any) -> Any:
+    """A step written as a whole float (``1e3``, which the schema lets through) as an int."""
+    if isinstance(step, float) and step.is_integer():
+        return int(step)
+    return step
 
 
 def _formats_dates(fmt: str) -> bool:

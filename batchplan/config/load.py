@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import math
 import os
 import re
 import sys
+import unicodedata
 from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -44,12 +46,27 @@ from batchplan.config.schema import (
     describe_value,
     schema_problems,
 )
-from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
+from batchplan.config.yamlload import (
+    MAX_EXPANDED_BYTES,
+    Mark,
+    Template,
+    YamlList,
+    YamlMap,
+    YamlRoot,
+    load_yaml,
+)
 from batchplan.diagnostics import Diagnostic, Severity
 from batchplan.errors import ConfigError, os_reason
 from batchplan.model import Config, DesiredBatch, Position, Settings
 
 CONFIG_SUFFIXES: Final = (".yaml", ".yml")
+
+#: A batch's metadata as compact UTF-8 JSON; it travels in every create and
+#: plan, so a bigger one is data that belongs elsewhere.
+MAX_METADATA_BYTES: Final = 64 * 1024
+# Metadata this small as read (see YamlMap.expanded_bytes) cannot reach the
+# limit as JSON even if every character needs a 6-byte escape: not measured.
+_METADATA_MEASURED_FROM: Final = MAX_METADATA_BYTES // 8
 
 _BATCH_FIELDS: Final = (
     "project",
@@ -303,8 +320,11 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         )
         if root is None:
             continue
+        reported = {p.path for p in yaml_problems}
         for key, value in root.items():
             line, column = root.key_marks[key]
+            if key in reported:
+                continue  # its value was refused while reading (a huge integer)
             if not _VARIABLE_NAME.fullmatch(key):
                 # A key that is no name may be a value typed in its place.
                 problems.append(f"{file}:{line}:{column}: {_BAD_NAME}")
@@ -458,6 +478,11 @@ class _Builder:
         self.problems: list[ConfigProblem] = []
         self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
         self.generated = 0
+        #: Bytes the batches built so far stand for (see _charge).
+        self.expanded = 0
+        self.over_budget = False
+        #: Per defaults mapping (by id, alive as long as the builder): its metadata's JSON size.
+        self.defaults_metadata_bytes: dict[int, int] = {}
         #: Problems of generated batches shown and hidden, per (file, entry).
         self.shown: dict[tuple[int, int], int] = {}
         self.hidden: dict[tuple[int, int], int] = {}
@@ -505,6 +530,8 @@ class _Builder:
                 int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
             }
             for index, entry in enumerate(entries):
+                if self.over_budget:
+                    break
                 if not isinstance(entry, YamlMap):
                     continue
                 if index in broken_entries:
@@ -513,7 +540,9 @@ class _Builder:
                     continue
                 if "for_each" in entry:
                     batches.extend(self._expand(file, index, entry, defaults))
-                else:
+                elif self._charge(
+                    file, index, entry, 1, entry.expanded_bytes + defaults.expanded_bytes
+                ):
                     batch = self._batch(file, index, entry, defaults)
                     if batch is not None and self._declare(file, index, entry, batch):
                         batches.append(batch)
@@ -523,6 +552,51 @@ class _Builder:
         self, file: _File, mark: Mark, path: str, message: str, code: str = "invalid_config"
     ) -> None:
         self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, code=code))
+
+    def _charge(self, file: _File, index: int, entry: YamlMap, count: int, each: int) -> bool:
+        """Count ``count`` batches of ``each`` bytes against the budget, before building them.
+
+        Every batch carries its own copy of its file's defaults and of what its
+        aliases stand for into the plan, its checksum and its state record, so
+        the budget counts them per batch. Past the budget: one problem, and no
+        more batches are built (False).
+        """
+        self.expanded += count * each
+        if self.expanded <= MAX_EXPANDED_BYTES:
+            return True
+        mib = MAX_EXPANDED_BYTES // (1024 * 1024)
+        what = f"its {count:,} batches stand" if count > 1 else "it stands"
+        self._problem(
+            file,
+            entry.mark,
+            f"batches[{index}]",
+            f"the configuration stands for more than {mib} MiB once defaults, aliases and"
+            f" for_each are expanded ({what} for {count * each:,} bytes);"
+            " split it and plan it in parts",
+        )
+        self.over_budget = True
+        return False
+
+    def _metadata_problem(
+        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap, metadata: Any
+    ) -> bool:
+        """Report metadata past MAX_METADATA_BYTES as JSON; True if so."""
+        if "metadata" in entry:
+            size = _json_bytes(metadata)
+            if size <= MAX_METADATA_BYTES:
+                return False
+            mark = entry.value_marks["metadata"]
+            self._problem(file, mark, f"{where}.metadata", _metadata_message(size))
+            return True
+        # The defaults' metadata alone, the same for every batch of the file:
+        # measured and reported once, at the defaults.
+        key = id(defaults)
+        if key not in self.defaults_metadata_bytes:
+            size = self.defaults_metadata_bytes[key] = _json_bytes(metadata)
+            if size > MAX_METADATA_BYTES:
+                mark = defaults.value_marks["metadata"]
+                self._problem(file, mark, "defaults.metadata", _metadata_message(size))
+        return self.defaults_metadata_bytes[key] > MAX_METADATA_BYTES
 
     def _refuse_templates(self, file: _File) -> bool:
         """``${each.NAME}`` outside a batch entry (in defaults or settings): True if found."""
@@ -650,6 +724,17 @@ class _Builder:
         if values is None or templates or metadata is False:
             return None
         name = entry["name"]
+        if not name.isascii() and f"{where}.name" not in file.unknown:
+            message = name_problem(name, entry.written.get("name"))
+            if message is not None:
+                self._problem(file, entry.value_marks["name"], f"{where}.name", message)
+                return None
+        if (
+            metadata
+            and _metadata_sources_bytes(entry, defaults) >= _METADATA_MEASURED_FROM
+            and self._metadata_problem(file, where, entry, defaults, metadata[0])
+        ):
+            return None
         callback = values["callback"] or None
         return DesiredBatch(
             name=name,
@@ -742,6 +827,18 @@ class _Builder:
             )
             return []
         self.generated += count
+        # Each generated batch holds the entry (less its loops), the defaults,
+        # and a loop value wherever the entry says ${each.NAME}: counted
+        # before a single batch is made.
+        width = max((loop.width for loop in loops), default=0)
+        each = (
+            entry.expanded_bytes
+            - for_each.expanded_bytes
+            + defaults.expanded_bytes
+            + width * _placeholders(entry)
+        )
+        if not self._charge(file, index, entry, count, each):
+            return []
         names = [loop.name for loop in loops]
         fields: dict[str, FieldTemplate | None] = {}
         for field in ("name", "project", "callback"):
@@ -775,6 +872,10 @@ class _Builder:
             return []
         callback = values["callback"] or None
         values["callback_shown"] = _shown_callback(entry, defaults, callback)
+        values["measure_metadata"] = metadata is not None and (
+            _metadata_sources_bytes(entry, defaults) + width * _placeholders(entry.get("metadata"))
+            >= _METADATA_MEASURED_FROM
+        )
         batches = list(
             self._generate(file, index, entry, values, fields, metadata, dynamic_metadata, loops)
         )
@@ -890,6 +991,7 @@ class _Builder:
         )
         callback = values["callback"] or None
         callback_shown = values["callback_shown"]
+        measure_metadata = values["measure_metadata"]
         project = values["project"]
         name = values["name"]
         priority = _priority(values["priority"])
@@ -904,8 +1006,14 @@ class _Builder:
             bad: list[tuple[str, str]] = []
             if name_t is not None:
                 name = name_t.render(combo)
-                if name_known and not name_ok(name):
-                    bad.extend(("name", m) for m in _field_problems(name, None, name_check))
+                if name_known:
+                    if not name_ok(name):
+                        bad.extend(("name", m) for m in _field_problems(name, None, name_check))
+                    elif not name.isascii():
+                        shown = name_t.render_shown(combo) if name_t.shown else None
+                        nfc = name_problem(name, shown)
+                        if nfc is not None:
+                            bad.append(("name", nfc))
             if project_t is not None:
                 project = project_t.render(combo)
                 if project_known and not project_ok(project):
@@ -941,6 +1049,13 @@ class _Builder:
                     for key, template in dynamic.items():
                         batch_metadata[key] = _render(template, combo, shown=False)
                         batch_shown[key] = _render(template, combo, shown=True)
+                if measure_metadata:
+                    size = _json_bytes(batch_metadata)
+                    if size > MAX_METADATA_BYTES:
+                        mark = entry.value_marks["metadata"] if "metadata" in entry else entry.mark
+                        label = f"{where} ({_each_text(each)}).metadata"
+                        self._generated_problem(file, index, mark, label, _metadata_message(size))
+                        continue
             batch = DesiredBatch(
                 name=name,
                 project=project,
@@ -1116,8 +1231,80 @@ def _field_problems(value: str, shown: str | None, validator: SchemaCheck) -> li
     return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
 
 
+def name_problem(name: str, written: str | None = None) -> str | None:
+    """Why ``name`` is not in Unicode NFC, or None when it is.
+
+    Two spellings of one word (é as one code point, or as e and a combining
+    accent) look the same in a review but are different batches: only the
+    composed form is accepted. The message names the code points, escaped,
+    unless the name came from ``${NAME}`` (``written``): then only that.
+    """
+    if name.isascii() or unicodedata.is_normalized("NFC", name):
+        return None
+    if written is not None:
+        return f"must be in Unicode NFC form, and {written!r} is not"
+    nfc = unicodedata.normalize("NFC", name)
+    start = next(
+        (i for i, (a, b) in enumerate(zip(name, nfc, strict=False)) if a != b),
+        min(len(name), len(nfc)),
+    )
+    # Back to the character the marks combine with, then over all its marks.
+    while start > 0 and unicodedata.combining(name[start]):
+        start -= 1
+    end = start + 1
+    while end < len(name) and unicodedata.combining(name[end]):
+        end += 1
+    written = name[start:end]
+    composed = unicodedata.normalize("NFC", written)
+    return (
+        f"must be in Unicode NFC form, so that names that look alike are alike:"
+        f" {_code_points(written)} at character {start + 1} is written"
+        f" {_code_points(composed)} in NFC"
+    )
+
+
+def _code_points(text: str) -> str:
+    return " ".join(f"U+{ord(char):04X}" for char in text)
+
+
+def _json_bytes(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON, as it is sent to the API."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _metadata_message(size: int) -> str:
+    return (
+        f"is {size:,} bytes as JSON, more than the {MAX_METADATA_BYTES // 1024} KiB a batch's"
+        " metadata may hold; keep large data elsewhere and store a reference to it"
+    )
+
+
+def _metadata_sources_bytes(entry: YamlMap, defaults: YamlMap) -> int:
+    """What the metadata of ``entry`` and of its defaults were read as, in bytes."""
+    return sum(
+        source["metadata"].expanded_bytes
+        for source in (entry, defaults)
+        if isinstance(source.get("metadata"), YamlMap)
+    )
+
+
+def _placeholders(node: Any) -> int:
+    """How many ``${each.NAME}`` a value holds, outside its for_each."""
+    if isinstance(node, Template):
+        return node.count("${each.")
+    if isinstance(node, dict):
+        return sum(_placeholders(item) for key, item in node.items() if key != "for_each")
+    if isinstance(node, list):
+        return sum(_placeholders(item) for item in node)
+    return 0
+
+
 def _each_text(each: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in each)
+    # A loop value may be as long as a list item can be: a label shows its start.
+    return ", ".join(
+        f"{name}={value if len(value) <= 40 else value[:37] + '...'}" for name, value in each
+    )
 
 
 def _shown_callback(entry: YamlMap, defaults: YamlMap, callback: str | None) -> str | None:

@@ -12,6 +12,7 @@ import difflib
 import functools
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -207,9 +208,18 @@ def _explain(
         yield SchemaProblem(path, f"{got} is less than the minimum of {error.validator_value}")
     elif kind == "minLength" and error.validator_value == 1:
         yield SchemaProblem(path, "must not be empty" + (f", got {got}" if written else ""))
+    elif kind == "maxLength" and isinstance(instance, str):
+        # Not the value itself: it is the thing that is too long.
+        yield SchemaProblem(
+            path,
+            f"is {len(instance):,} characters long, more than the"
+            f" {error.validator_value:,} allowed",
+        )
     elif kind == "pattern":
         hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
-        yield SchemaProblem(path, f"{hint}, got {got}")
+        # Which character is wrong would tell about a ${NAME} value: only for text as written.
+        where = _invisible(instance) if written is None else ""
+        yield SchemaProblem(path, f"{hint}, got {got}{where}")
     elif kind == "minItems" or kind == "maxItems":
         yield SchemaProblem(path, f"expected a list of {_items(schema)}, got {_count(instance)}")
     elif kind == "minProperties":
@@ -220,6 +230,23 @@ def _explain(
         # A keyword this wording table does not know yet: name the keyword
         # rather than print jsonschema's message, which repeats the value.
         yield SchemaProblem(path, f"{got} fails the schema's '{kind}' rule")
+
+
+def _invisible(value: Any) -> str:
+    """Name the first character of ``value`` a terminal would not show as itself.
+
+    Control, bidirectional and zero-width characters are invisible or move
+    text around, so the message names one by code point: " (U+202E
+    RIGHT-TO-LEFT OVERRIDE at character 2)".
+    """
+    if not isinstance(value, str):
+        return ""
+    for index, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            name = unicodedata.name(char, "")
+            label = f"U+{ord(char):04X}" + (f" {name}" if name else "")
+            return f" ({label} at character {index + 1})"
+    return ""
 
 
 def _interpolable(types: Any) -> bool:

@@ -45,6 +45,16 @@ from batchplan.redact import remember
 MAX_FILE_BYTES: Final = 32 * 1024 * 1024
 #: Values in one file after aliases are expanded; bounds "billion laughs".
 MAX_NODES: Final = 2_000_000
+#: Bytes one file stands for once aliases and ``${NAME}`` values are expanded,
+#: counted as the JSON it amounts to: an alias repeats its anchor's bytes, so a
+#: 1 MiB string aliased 20,000 times is 20 GiB, refused after 64 aliases.
+MAX_EXPANDED_BYTES: Final = 64 * 1024 * 1024
+#: Decimal digits of an integer: Python's own limit for turning an integer into
+#: text (int_max_str_digits), fixed here so every machine reads a file alike.
+#: A larger one could not even be printed in a message or a plan.
+MAX_INTEGER_DIGITS: Final = 4300
+#: Errors reported per file; the rest are only counted ("and N more").
+MAX_PROBLEMS: Final = 100
 #: Duplicate keys per file whose message says where the first one was.
 _PLACED_DUPLICATES: Final = 100
 #: Nesting of mappings and lists; a valid config needs 3.
@@ -138,11 +148,13 @@ class YamlMap(dict[str, Any]):
     written: that, not the value, is what messages and plans may show.
     """
 
-    __slots__ = ("mark", "marks", "written")
+    __slots__ = ("expanded_bytes", "mark", "marks", "written")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark
+        #: Its size as JSON, roughly, with aliases and ``${NAME}`` expanded.
+        self.expanded_bytes = 0
         # Key line, key column, value line, value column for each key, in key
         # order: one flat array of machine integers rather than two tables of
         # tuples, as a config may hold 100,000 mappings. Looked up only to
@@ -202,13 +214,37 @@ class YamlRoot(YamlMap):
 class YamlList(list[Any]):
     """A list that remembers where it and each item were written."""
 
-    __slots__ = ("item_marks", "mark", "written")
+    __slots__ = ("expanded_bytes", "item_marks", "mark", "written")
 
     def __init__(self, mark: Mark) -> None:
         super().__init__()
         self.mark = mark
+        #: Its size as JSON, roughly, with aliases and ``${NAME}`` expanded.
+        self.expanded_bytes = 0
         self.item_marks: list[Mark] = []
         self.written: Mapping[int, str] = _NOTHING_WRITTEN_AT
+
+
+_INTEGER_CEILING: Final = 10**MAX_INTEGER_DIGITS
+
+
+class _TooManyDigits:
+    """What an integer past :data:`MAX_INTEGER_DIGITS` reads as, until reported."""
+
+
+_TOO_MANY_DIGITS: Final = _TooManyDigits()
+
+
+def _too_many_digits(value: Any) -> bool:
+    if value is _TOO_MANY_DIGITS:
+        return True
+    # Only ints can be this large: a float tops out near 1.8e308.
+    return type(value) is int and not -_INTEGER_CEILING < value < _INTEGER_CEILING
+
+
+def text_bytes(text: str) -> int:
+    """The UTF-8 size of ``text``, without encoding it when it is ASCII."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class _Fatal(Exception):
@@ -226,6 +262,8 @@ class _Anchored(NamedTuple):
     size: int
     height: int
     written: str | None
+    #: What the value counts towards MAX_EXPANDED_BYTES each time it is used.
+    nbytes: int = 0
 
 
 _IN_PROGRESS: Final = _Anchored(None, 0, 0, None)
@@ -235,7 +273,7 @@ _DUPLICATE: Final = object()
 class _Frame:
     """A mapping or list being built, with what the next child needs to know."""
 
-    __slots__ = ("anchor", "container", "height", "key", "key_mark", "size")
+    __slots__ = ("anchor", "container", "height", "key", "key_mark", "nbytes", "size")
 
     def __init__(self, container: YamlMap | YamlList, anchor: str | None) -> None:
         self.container = container
@@ -246,6 +284,8 @@ class _Frame:
         self.key_mark: Mark = (0, 0)
         self.size = 1
         self.height = 1
+        # Braces or brackets, as in JSON; keys and values add their own.
+        self.nbytes = 2
 
 
 def load_yaml(
@@ -275,7 +315,10 @@ def load_yaml(
     except _Fatal as fatal:
         # Problems found before the fatal one (an unset variable above a
         # syntax error) are still worth reporting.
-        return None, [*(composer.problems if composer else []), fatal.problem]
+        if composer is None:
+            return None, [fatal.problem]
+        composer.count_hidden()
+        return None, [*composer.problems, fatal.problem]
     except RecursionError:  # pragma: no cover - the depth limit should prevent it
         return None, [YamlProblem(1, 1, "", "the file is nested too deeply to read")]
     except MemoryError:  # pragma: no cover - the size limits should prevent it
@@ -364,7 +407,12 @@ class _Composer:
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.nodes = 0
+        self.expanded = 0
         self.problems: list[YamlProblem] = []
+        # Errors past MAX_PROBLEMS: how many, and where the last one was.
+        self.errors = 0
+        self.hidden = 0
+        self.last_hidden: Mark = (1, 1)
         self.root: Any = None
         self.root_mark: Mark = (1, 1)
         self.root_map: YamlRoot | None = None
@@ -377,6 +425,7 @@ class _Composer:
             self._run(_events(self.text))
         except yaml.YAMLError as exc:
             raise _Fatal(*self._syntax_error(exc), code="yaml_syntax") from None
+        self.count_hidden()
         if self.documents == 0 or self.root is None:
             raise _Fatal(
                 (1, 1), f"the file is empty; it needs {self._top_level()}", code="file_empty"
@@ -426,11 +475,14 @@ class _Composer:
             elif kind is MappingEndEvent or kind is SequenceEndEvent:
                 frame = stack.pop()
                 container = frame.container
+                container.expanded_bytes = frame.nbytes
                 if frame.anchor is not None:
                     self.anchors[frame.anchor] = _Anchored(
-                        container, frame.size, frame.height, None
+                        container, frame.size, frame.height, None, frame.nbytes
                     )
-                self._attach(container, container.mark, frame.size, frame.height, None)
+                self._attach(
+                    container, container.mark, frame.size, frame.height, None, frame.nbytes
+                )
             elif kind is AliasEvent:
                 self._alias(event)  # type: ignore[arg-type]
             elif kind is DocumentStartEvent:
@@ -450,7 +502,7 @@ class _Composer:
         if len(self.stack) >= MAX_DEPTH:
             # No field path: at this depth it would be a line of "[0]"s.
             raise _Fatal(mark, f"values nested more than {MAX_DEPTH} levels deep")
-        self._count(1, mark)
+        self._count(1, 2, mark)
         if not is_map:
             container: YamlMap | YamlList = YamlList(mark)
         elif self.stack:
@@ -470,22 +522,26 @@ class _Composer:
             if frame.key is None and isinstance(frame.container, YamlMap):
                 self._key(frame, frame.container, raw, tag, mark)
                 return
-        self._count(1, mark)
         text = raw
         written = None
         if "$" in raw and self.environ is not None:
             if is_template(raw):
                 if tag not in (None, "!", _STR):
                     self._bad_tag(tag, mark)
+                nbytes = text_bytes(raw) + 2
+                self._count(1, nbytes, mark)
                 if self.root_map is not None:
                     self.root_map.templates += 1
                 if event.anchor is not None:
-                    self.anchors[event.anchor] = _Anchored(Template(raw), 1, 0, None)
-                self._attach(Template(raw), mark, 1, 0, None)
+                    self.anchors[event.anchor] = _Anchored(Template(raw), 1, 0, None, nbytes)
+                self._attach(Template(raw), mark, 1, 0, None, nbytes)
                 return
             text = self._interpolate(raw, mark)
             if text != raw.replace("$${", "${"):
                 written = raw
+        # A value from ${NAME} counts by what it expands to, quotes included.
+        nbytes = (len(text) if text.isascii() else text_bytes(text)) + 2
+        self._count(1, nbytes, mark)
         if tag is None or tag == "!":
             # (plain, quoted) implicit flags: only an untagged plain scalar is typed.
             # A variable set to "" gives "", not the null an empty plain
@@ -496,8 +552,8 @@ class _Composer:
             value = text
         elif tag in (_INT, _FLOAT, _BOOL, _NULL):
             value = _core_value(text)
-            if not _tag_matches(tag, value):
-                self.problems.append(
+            if not _tag_matches(tag, value) and not _too_many_digits(value):
+                self._report(
                     YamlProblem(
                         *mark,
                         self._path(),
@@ -507,23 +563,43 @@ class _Composer:
                 )
         else:
             self._bad_tag(tag, mark)
+        if type(value) is not str and _too_many_digits(value):
+            self._report(
+                YamlProblem(
+                    *mark,
+                    self._path(),
+                    f"an integer of more than {MAX_INTEGER_DIGITS:,} digits;"
+                    " batchplan reads integers up to that size",
+                )
+            )
+            # Not the number itself: nothing downstream could print it.
+            value = None
         if event.anchor is not None:
-            self.anchors[event.anchor] = _Anchored(value, 1, 0, written)
-        self._attach(value, mark, 1, 0, written)
+            self.anchors[event.anchor] = _Anchored(value, 1, 0, written, nbytes)
+        self._attach(value, mark, 1, 0, written, nbytes)
 
     def _key(self, frame: _Frame, mapping: YamlMap, raw: str, tag: str | None, mark: Mark) -> None:
         if tag not in (None, "!", _STR):
             self._bad_tag(tag, mark)
         if raw in mapping:
-            message = f"key '{raw}' appears twice in this mapping"
+            frame.key = _DUPLICATE
             self.duplicates += 1
+            if self.errors >= MAX_PROBLEMS:
+                # Counted, not worded: a hostile file may hold a million.
+                self._hide(mark)
+                return
+            message = f"key '{raw}' appears twice in this mapping"
             if self.duplicates <= _PLACED_DUPLICATES:
                 # Finding the first key's line walks the mapping's keys: fine
                 # for a few, quadratic for a hostile file of a million.
                 message += f"; first at line {mapping.key_marks[raw][0]}"
-            self.problems.append(YamlProblem(*mark, self._path(raw), message, code="duplicate_key"))
-            frame.key = _DUPLICATE
+            self._report(YamlProblem(*mark, self._path(raw), message, code="duplicate_key"))
             return
+        # Charged without a check: a key is never an alias, and the value
+        # that follows it is checked.
+        nbytes = (len(raw) if raw.isascii() else text_bytes(raw)) + 2
+        self.expanded += nbytes
+        frame.nbytes += nbytes
         frame.key = raw
         frame.key_mark = mark
 
@@ -542,8 +618,15 @@ class _Composer:
                 mark,
                 f"alias *{event.anchor} nests values more than {MAX_DEPTH} levels deep",
             )
-        self._count(anchored.size, mark)
-        self._attach(anchored.value, mark, anchored.size, anchored.height, anchored.written)
+        self._count(anchored.size, anchored.nbytes, mark, alias=event.anchor)
+        self._attach(
+            anchored.value,
+            mark,
+            anchored.size,
+            anchored.height,
+            anchored.written,
+            anchored.nbytes,
+        )
 
     def _expect_value(self, mark: Mark) -> None:
         if self.stack:
@@ -551,7 +634,8 @@ class _Composer:
             if frame.key is None and isinstance(frame.container, YamlMap):
                 raise _Fatal(mark, "a mapping key must be a plain string", self._path())
 
-    def _count(self, nodes: int, mark: Mark) -> None:
+    def _count(self, nodes: int, nbytes: int, mark: Mark, alias: str | None = None) -> None:
+        """Charge ``nodes`` values and ``nbytes`` bytes to the file's budgets."""
         self.nodes += nodes
         if self.nodes > MAX_NODES:
             raise _Fatal(
@@ -559,13 +643,63 @@ class _Composer:
                 f"more than {MAX_NODES:,} values once aliases are expanded"
                 " (an alias bomb?); split the file or use fewer aliases",
             )
+        self.expanded += nbytes
+        if self.expanded > MAX_EXPANDED_BYTES:
+            mib = MAX_EXPANDED_BYTES // (1024 * 1024)
+            why = (
+                f"alias *{alias} ({nbytes:,} bytes) takes the file past {mib} MiB"
+                if alias is not None
+                else f"the file stands for more than {mib} MiB"
+            )
+            raise _Fatal(
+                mark,
+                f"{why} once aliases and ${{NAME}} values are expanded (an alias bomb?);"
+                " split the file or repeat less",
+                self._path(),
+            )
 
-    def _attach(self, value: Any, mark: Mark, size: int, height: int, written: str | None) -> None:
+    def _report(self, problem: YamlProblem) -> None:
+        """Record a problem; past MAX_PROBLEMS errors, only count it."""
+        if problem.note:
+            self.problems.append(problem)
+        elif self.errors >= MAX_PROBLEMS:
+            self._hide((problem.line, problem.column))
+        else:
+            self.errors += 1
+            self.problems.append(problem)
+
+    def count_hidden(self) -> None:
+        """Add one problem that counts the errors not recorded, if any."""
+        if self.hidden:
+            self.problems.append(
+                YamlProblem(
+                    *self.last_hidden,
+                    "",
+                    f"and {self.hidden:,} more problems in this file"
+                    f" (the first {MAX_PROBLEMS} are shown)",
+                )
+            )
+            self.hidden = 0
+
+    def _hide(self, mark: Mark) -> None:
+        self.hidden += 1
+        self.last_hidden = mark
+
+    def _attach(
+        self,
+        value: Any,
+        mark: Mark,
+        size: int,
+        height: int,
+        written: str | None,
+        nbytes: int,
+    ) -> None:
         if not self.stack:
             self.root, self.root_mark = value, mark
             return
         frame = self.stack[-1]
         frame.size += size
+        frame.nbytes += nbytes
         if height >= frame.height:
             frame.height = height + 1
         container = frame.container
@@ -615,12 +749,12 @@ class _Composer:
         return interpolate(
             raw,
             self.environ,
-            lambda message: self.problems.append(
+            lambda message: self._report(
                 YamlProblem(*mark, self._path(), message, code="variable_invalid")
             ),
             None
             if self.require_variables
-            else lambda message: self.problems.append(
+            else lambda message: self._report(
                 YamlProblem(*mark, self._path(), message, note=True, code="variable_unset")
             ),
         )
@@ -711,7 +845,7 @@ def _core_value(text: str) -> Any:
                 return int(text[2:], 16)
             return int(text)
         except ValueError:  # more digits than Python converts (int_max_str_digits)
-            return text
+            return _TOO_MANY_DIGITS
     if _FLOAT_RE.fullmatch(text):
         lowered = text.lower()
         if lowered.endswith(".inf"):
