@@ -84,10 +84,15 @@ def test_unknown_keys_are_refused_everywhere() -> None:
     # (checked by propertyNames) to loops.
     assert found.pop("Metadata").get("additionalProperties") is not False
     assert found.pop("Generate batches")["propertyNames"]  # type: ignore[index]
+    # Maps keyed by a name the user picks (a variable, an environment), each name checked.
+    for keyed in ("Declared variables", "Environments", "Variable values"):
+        assert found.pop(keyed)["propertyNames"]  # type: ignore[index]
     assert sorted(found) == [
         "Batch",
         "Defaults for this file's batches",
         "Loop",
+        "One environment",
+        "One variable",
         "Safety limits",
         "batchplan configuration",
     ]

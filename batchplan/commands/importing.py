@@ -199,7 +199,7 @@ def import_batches(
     client = make_client(endpoint, options)
     backend = open_state(options, endpoint)
     with backend.lock("import", options.lock_timeout):
-        state = read_state(backend, endpoint)
+        state = read_state(backend, endpoint, options.environment)
         missing = [p for p in projects if not client.project_exists(p)]
         if missing:
             raise PlanError("project does not exist: " + ", ".join(map(repr, missing)))

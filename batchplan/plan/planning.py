@@ -88,7 +88,7 @@ def make_plan(
 ) -> Planned:
     """Read state and live, diff, and mark the plan unsafe when over a limit without --force."""
     endpoint = session.endpoint
-    state = read_state(backend, endpoint)
+    state = read_state(backend, endpoint, session.options.environment)
     check_targets(plan_options.targets, config, state)
     live = read_live(
         session.client,
