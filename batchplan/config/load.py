@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 
+from batchplan.config.environments import Declarations, Variable, read_declarations, shown_text
 from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -46,7 +47,6 @@ from batchplan.config.schema import (
     fast_check,
     schema_problems,
 )
-from batchplan.config.environments import Declarations, Variable, read_declarations, shown_text
 from batchplan.config.yamlload import Mark, Template, YamlList, YamlMap, YamlRoot, load_yaml
 from batchplan.errors import ConfigError, os_reason
 from batchplan.model import Config, DesiredBatch, Position, Settings
