@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -101,6 +101,11 @@ def echo(line: str) -> None:
     click.echo(line)
 
 
+def tell(line: str) -> None:
+    """Print a line on stderr: what a run chose, beside its output."""
+    click.echo(line, err=True)
+
+
 # --- global options ----------------------------------------------------------------
 
 
@@ -169,6 +174,27 @@ verbose_option = global_option(
 debug_option = global_option(
     "--debug", is_flag=True, help="Show the traceback of an unexpected error (a bug)."
 )
+env_option = click.option(
+    "--env",
+    "env",
+    envvar="BATCHPLAN_ENV",
+    default=None,
+    metavar="NAME",
+    help="The environment (from the config's environments:) to work on (env BATCHPLAN_ENV).",
+)
+
+
+def explicit_options(*names: str) -> list[str]:
+    """Which of the global options ``names`` the user gave (flag or environment variable)."""
+    context = click.get_current_context()
+    return [
+        name
+        for name in names
+        if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+        or name in context.ensure_object(Given).values
+    ]
+
+
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=0.0,
@@ -256,9 +282,19 @@ def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
 
 
+def _var_names(assignments: Sequence[str]) -> tuple[str, ...]:
+    """The names of ``--var NAME=VALUE`` (malformed ones are refused by read_variables)."""
+    return tuple(sorted({a.partition("=")[0] for a in assignments if "=" in a}))
+
+
 def make_options(kw: dict[str, Any]) -> Options:
     """The shared options from a command's keyword arguments (popped from ``kw``)."""
+    var_files = tuple(kw.get("var_file", ()))
+    var_names = _var_names(kw.get("var", ()))
     return Options(
+        var_files=var_files,
+        var_names=var_names,
+        environment=kw.pop("env", None) or None,
         variables=make_variables(kw),
         endpoint=kw.pop("endpoint"),
         state=kw.pop("state"),
@@ -399,10 +435,12 @@ plan_format_option = format_option(
 @plan_format_option
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@env_option
 def plan(paths: tuple[str, ...], **kw: Any) -> int:
     """Show what apply would do."""
     from batchplan.commands.plan import plan as run
 
+    explicit = explicit_options("endpoint", "state")
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
         default_paths(paths),
@@ -412,6 +450,7 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
         fmt=kw["fmt"],
         out=kw["out"],
         detailed_exitcode=kw["detailed_exitcode"],
+        explicit=explicit,
     )
 
 
@@ -445,22 +484,17 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool) ->
     help="json: apply's events as JSON Lines on stdout (needs --auto-approve or PLANFILE).",
 )
 @click.option("--compact", is_flag=True, help="Print only failures and the summary.")
+@env_option
 def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import apply as run
     from batchplan.commands.apply import ask_approval
     from batchplan.commands.applying import ApplyOutput
 
-    context = click.get_current_context()
-    explicit = [
-        name
-        for name in ("endpoint", "state")
-        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-        or name in context.ensure_object(Given).values
-    ]
+    explicit = explicit_options("endpoint", "state")
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
-        default_paths(paths),
+        paths if paths else default_paths(paths),
         options,
         plan_options,
         make_echo(options.color),
@@ -484,12 +518,17 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     metavar="SECONDS",
     help="Redraw every SECONDS until every created batch is completed (or Ctrl-C).",
 )
+@env_option
 def status(paths: tuple[str, ...], **kw: Any) -> int:
     """Show how far the labeling of the managed batches has got."""
     from batchplan.commands.status import status as run
+    from batchplan.config.environments import settle
 
     fmt, watch = kw.pop("fmt"), kw.pop("watch")
-    return run(default_paths(paths), make_options(kw), fmt=fmt, watch=watch)
+    paths = default_paths(paths)
+    explicit = explicit_options("endpoint", "state")
+    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
+    return run(paths, options, fmt=fmt, watch=watch)
 
 
 @cli.command("import")
@@ -508,6 +547,7 @@ def status(paths: tuple[str, ...], **kw: Any) -> int:
 @common_options
 @variable_options
 @lock_timeout_option
+@env_option
 def import_(
     paths: tuple[str, ...],
     projects: tuple[str, ...],
@@ -518,8 +558,10 @@ def import_(
 ) -> int:
     """Write YAML for live batches not managed yet (by state or the config PATHS) and adopt them."""
     from batchplan.commands.importing import import_batches
+    from batchplan.config.environments import settle
 
-    options = make_options(kw)
+    explicit = explicit_options("endpoint", "state")
+    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
     return import_batches(
         projects,
         options,
@@ -554,14 +596,28 @@ def state() -> None:
 
 
 # ``state`` subcommands only need to find the state, not the API.
-state_options = stacked(endpoint_option, state_option, output_options)
+state_options = stacked(endpoint_option, state_option, env_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
+    """The state of the current folder's configuration, or of ``--env``'s environment."""
     from batchplan.state.location import backend_at
 
     endpoint: str = kw.pop("endpoint")
-    location = kw.pop("state") or (
+    location = kw.pop("state")
+    environment = kw.pop("env", None)
+    if environment:
+        from batchplan.config.environments import settle
+
+        explicit = explicit_options("endpoint", "state")
+        settled = settle(
+            default_paths(()),
+            Options(endpoint=endpoint, state=location, environment=environment),
+            explicit=explicit,
+            tell=tell,
+        )
+        endpoint, location = settled.endpoint, settled.state
+    location = location or (
         DEFAULT_SANDBOX_STATE if endpoint.split(":")[0] == "sandbox" else DEFAULT_STATE
     )
     return backend_at(location)

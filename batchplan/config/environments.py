@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -175,7 +175,7 @@ def settle(
     paths: Sequence[str],
     options: Options,
     *,
-    explicit: Sequence[str] = (),
+    explicit: Collection[str] = (),
     tell: Callable[[str], None] = lambda _line: None,
 ) -> Options:
     """The options of a run that reads the configuration ``paths``, its environment applied.
@@ -214,6 +214,12 @@ def settle(
                 + ", ".join(overridden)
                 + " given on the command line, instead of the environment's value"
             )
+    if declarations.variables is not None:
+        files = [*options.var_files]
+        if environment is not None:
+            files += [under_root(root, file) for file in environment.var_files]
+        for line in undeclared_keys(files, declarations.variables):
+            tell(line)
     if endpoint == "sandbox" and root != ".":
         endpoint = "sandbox:" + under_root(root, SANDBOX_DB)
     return replace(
@@ -224,6 +230,21 @@ def settle(
         api_key_env=api_key_env,
         variables=tuple(variables.items()),
     )
+
+
+def undeclared_keys(files: Sequence[str], declared: Mapping[str, Variable]) -> Iterator[str]:
+    """A warning per var-file key that declares nothing (a typo gives no value anywhere)."""
+    for file in files:
+        root, _ = load_yaml(Path(file), None, variables_file=True)
+        if root is None:
+            continue  # its problems are reported where the values are read
+        for key in root:
+            if key not in declared:
+                line, column = root.key_marks[key]
+                yield (
+                    f"warning: {file}:{line}:{column}: {key} is not declared in variables: "
+                    "no ${" + key + "} can use it (a typo?)"
+                )
 
 
 def choose_environment(declarations: Declarations, name: str | None) -> Environment | None:
@@ -252,7 +273,7 @@ def _pick(
     environment: Environment,
     configured: str | None,
     given: str | None,
-    explicit: Sequence[str],
+    explicit: Collection[str],
     tell: Callable[[str], None],
     root: str,
 ) -> str | None:
