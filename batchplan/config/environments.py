@@ -190,6 +190,8 @@ def settle(
     """
     root = config_root(paths)
     declarations = read_declarations(paths) if paths else Declarations()
+    if options.environment is not None and declarations.environments is None and paths:
+        _raise_config_errors(paths)
     environment = choose_environment(declarations, options.environment)
     endpoint, state = options.endpoint, options.state
     api_key_env = options.api_key_env
@@ -245,6 +247,16 @@ def undeclared_keys(files: Sequence[str], declared: Mapping[str, Variable]) -> I
                     f"warning: {file}:{line}:{column}: {key} is not declared in variables: "
                     "no ${" + key + "} can use it (a typo?)"
                 )
+
+
+def _raise_config_errors(paths: Sequence[str]) -> None:
+    """A configuration that could not be pre-read: its own errors say more than
+    "no environments" would."""
+    from batchplan.config.load import check_config
+
+    errors = check_config(paths, require_variables=False).errors
+    if errors:
+        raise ConfigError([str(problem) for problem in errors])
 
 
 def choose_environment(declarations: Declarations, name: str | None) -> Environment | None:
