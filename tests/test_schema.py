@@ -36,7 +36,8 @@ class EveryVariableSet(dict[str, str]):
 
 
 # examples/ci holds CI pipelines, not batchplan configs.
-NOT_CONFIGS = (ROOT / "examples" / "ci",)
+# Not configurations: CI pipelines, and the var files of the environments example.
+NOT_CONFIGS = (ROOT / "examples" / "ci", ROOT / "examples" / "environments" / "vars")
 
 
 def config_files() -> Iterator[Path]:

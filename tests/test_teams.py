@@ -119,6 +119,19 @@ def test_saved_plan_records_paths_relative_to_where_plan_ran(
     assert "batchplan apply plan.json --var TOKEN=" in result.err
 
 
+def test_the_environments_example_runs_on_the_sandbox(cli: CLI, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "environments"
+    shutil.copytree(example, tmp_path / "team")
+    cli.folder = tmp_path / "team"
+    applied = cli("apply", "--env", "staging", "--auto-approve", endpoint=False)
+    assert applied.code == 0, applied.out + applied.err
+    assert "callback https://hooks.example.com/scale?token=${HOOK_TOKEN}" in applied.out
+    assert "not-a-token" not in applied.out
+    planned = cli("plan", "--env", "staging", "--out", "plan.json", endpoint=False)
+    assert "No changes." in planned.out, planned.out + planned.err
+    assert (tmp_path / "team" / ".batchplan" / "staging.json").is_file()
+
+
 # --- the config root ----------------------------------------------------------------
 
 CONFIG = """\

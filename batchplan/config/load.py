@@ -22,7 +22,6 @@ import itertools
 import math
 import os
 import re
-from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -212,7 +211,7 @@ def check_config(
     env: Mapping[str, str] = os.environ if environ is None else environ
     declarations = read_declarations(paths)
     # --var / --var-file, then the environment, then the declared defaults.
-    env = _Recording(ChainMap(dict(variables or {}), env, declarations.defaults()))  # type: ignore[arg-type]
+    env = _Recording((dict(variables or {}), env, declarations.defaults()))
     files, path_problems = _resolve(paths)
     problems = [ConfigProblem(-1, 0, 0, given, "", message) for given, message in path_problems]
     loaded: list[_File] = []
@@ -256,25 +255,33 @@ def check_config(
 
 
 class _Recording(Mapping[str, str]):
-    """The values of ``${NAME}``, remembering every name looked up (to check declarations)."""
+    """The values of ``${NAME}`` from layers (the first that has a name wins),
+    remembering every name looked up (to check declarations)."""
 
-    def __init__(self, values: Mapping[str, str]) -> None:
-        self.known = values
+    def __init__(self, layers: Sequence[Mapping[str, str]]) -> None:
+        self.layers = layers
         self.used: set[str] = set()
 
     def get(self, name: str, default: Any = None) -> Any:
         self.used.add(name)
-        return self.known.get(name, default)
+        for layer in self.layers:
+            # ``get``, not ``[]``: a caller's mapping may answer only that.
+            value = layer.get(name)
+            if value is not None:
+                return value
+        return default
 
     def __getitem__(self, name: str) -> str:
-        self.used.add(name)
-        return self.known[name]
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return str(value)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.known)
+        return iter({name for layer in self.layers for name in layer})
 
     def __len__(self) -> int:
-        return len(self.known)
+        return len(set(self))
 
 
 def _declaration_problems(
