@@ -415,3 +415,21 @@ def test_a_nested_default_is_refused_at_validate(cli: CLI) -> None:
     result = cli("validate", "--var", "Y=why")
     assert result.code == 1
     assert "nested defaults are not supported" in result.out + result.err
+
+
+def test_status_and_state_commands_take_env(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", team_config(sandbox.url))
+    cli.write("v.yaml", "PROJECT: p\n")
+    applied = cli(
+        "apply", "--env", "staging", "--var-file", "v.yaml", "--auto-approve", endpoint=False
+    )
+    assert applied.code == 0, applied.out + applied.err
+    listed = cli("state", "list", "--env", "staging")
+    assert listed.code == 0, listed.err
+    assert "kittens_staging" in listed.out
+    assert "kittens_staging" not in cli("state", "list", "--env", "prod").out
+    status = cli("status", "--env", "staging", "--var-file", "v.yaml")
+    assert status.code == 0, status.out + status.err
+    assert "kittens_staging" in status.out
+    refused = cli("status", "--var-file", "v.yaml")
+    assert refused.code == 1 and "choose one with --env NAME" in refused.err

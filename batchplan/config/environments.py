@@ -26,6 +26,8 @@ from batchplan.errors import ConfigError, UsageError
 from batchplan.options import Options
 
 DEFAULT_API_KEY_ENV: Final = "SCALE_API_KEY"
+#: The config read when no PATHS are given (as the CLI reads it).
+DEFAULT_CONFIGS: Final = ("batchplan.yaml", "batchplan.yml")
 #: The sandbox's own files, under the config root.
 SANDBOX_DB: Final = ".batchplan/sandbox.db"
 
@@ -189,9 +191,11 @@ def settle(
     the sandbox's database are placed under the config root.
     """
     root = config_root(paths)
-    declarations = read_declarations(paths) if paths else Declarations()
-    if options.environment is not None and declarations.environments is None and paths:
-        _raise_config_errors(paths)
+    # Without PATHS (``import``), the environments are those of the default config here.
+    lookup = paths or [name for name in DEFAULT_CONFIGS if os.path.isfile(name)][:1]
+    declarations = read_declarations(lookup) if lookup else Declarations()
+    if options.environment is not None and declarations.environments is None and lookup:
+        _raise_config_errors(lookup)
     environment = choose_environment(declarations, options.environment)
     endpoint, state = options.endpoint, options.state
     api_key_env = options.api_key_env
