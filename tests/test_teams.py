@@ -433,3 +433,25 @@ def test_status_and_state_commands_take_env(cli: CLI, sandbox: SandboxServer) ->
     assert "kittens_staging" in status.out
     refused = cli("status", "--var-file", "v.yaml")
     assert refused.code == 1 and "choose one with --env NAME" in refused.err
+
+
+def test_the_store_refuses_to_write_another_environments_state(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from batchplan.errors import StateError
+    from batchplan.state import State, loads
+    from batchplan.state.local import LocalState
+
+    location = tmp_path / "state.json"
+    staging = State.new("https://api.example.com/v1", "staging")
+    LocalState(location).write(replace(staging, serial=1))
+    assert loads(location.read_text(), str(location)).environment == "staging"
+    store = LocalState(location)
+    stored = store.read()
+    assert stored is not None
+    with pytest.raises(StateError, match="belongs to environment staging, not prod"):
+        store.write(replace(stored, serial=2, environment="prod"))
+    # A state from before environments is written as it always was.
+    plain = State.new("https://api.example.com/v1")
+    LocalState(tmp_path / "plain.json").write(replace(plain, serial=1))
+    assert '"environment"' not in (tmp_path / "plain.json").read_text()
