@@ -319,16 +319,16 @@ def _declaration_problems(
 
 def _first_use(files: Sequence[_File], name: str) -> tuple[int, int, int, str]:
     """Where ``${NAME`` is first written, to point an undeclared variable out."""
-    needle = "${" + name
+    # Not "$${NAME" (an escape), not "${NAMEX" (another name).
+    written = re.compile(r"(?<!\$)\$\{" + re.escape(name) + r"(?=[}:])")
     for file in files:
         try:
             text = Path(file.name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        at = text.find(needle)
-        while at > 0 and text[at - 1] == "$":
-            at = text.find(needle, at + 1)
-        if at >= 0:
+        found = written.search(text)
+        if found is not None:
+            at = found.start()
             line = text.count("\n", 0, at) + 1
             return file.order, line, at - (text.rfind("\n", 0, at) + 1) + 1, file.name
     first = files[0] if files else None
