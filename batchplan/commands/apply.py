@@ -90,9 +90,10 @@ def apply(
                 "give them to `plan`, not to `apply PLANFILE`"
             )
         saved = read_plan_file(paths[0])
+        # Every recorded path first: a missing one is named as such, before any is read.
+        paths = recorded_paths(saved)
         options = saved_plan_options(saved, options, explicit)
         plan_options = replace(saved.options, force=saved.options.force or plan_options.force)
-        paths = recorded_paths(saved)
         # A reviewed plan is the approval.
         auto_approve = True
     else:
