@@ -601,26 +601,35 @@ state_options = stacked(endpoint_option, state_option, env_option, output_option
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
     """The state of the current folder's configuration, or of ``--env``'s environment."""
+    return backend_of(*state_place(kw))
+
+
+def backend_of(endpoint: str, location: str | None) -> StateBackend:
+    """``--state``, or the default state for this kind of endpoint."""
     from batchplan.state.location import backend_at
 
-    endpoint: str = kw.pop("endpoint")
-    location = kw.pop("state")
-    environment = kw.pop("env", None)
-    if environment:
-        from batchplan.config.environments import settle
-
-        explicit = explicit_options("endpoint", "state")
-        settled = settle(
-            default_paths(()),
-            Options(endpoint=endpoint, state=location, environment=environment),
-            explicit=explicit,
-            tell=tell,
-        )
-        endpoint, location = settled.endpoint, settled.state
     location = location or (
         DEFAULT_SANDBOX_STATE if endpoint.split(":")[0] == "sandbox" else DEFAULT_STATE
     )
     return backend_at(location)
+
+
+def state_place(kw: dict[str, Any]) -> tuple[str, str | None]:
+    """(endpoint, ``--state``) of a ``state`` command: ``--env``'s when given (popped from kw)."""
+    endpoint: str = kw.pop("endpoint")
+    location: str | None = kw.pop("state")
+    environment = kw.pop("env", None)
+    if environment:
+        from batchplan.config.environments import settle
+
+        settled = settle(
+            default_paths(()),
+            Options(endpoint=endpoint, state=location, environment=environment),
+            explicit=explicit_options("endpoint", "state"),
+            tell=tell,
+        )
+        endpoint, location = settled.endpoint, settled.state
+    return endpoint, location
 
 
 @state.command("list")
@@ -684,8 +693,9 @@ def state_push(path: str, force: bool, **kw: Any) -> int:
     from batchplan.api.endpoint import open_endpoint
     from batchplan.commands.state import state_push as run
 
-    identity = open_endpoint(kw["endpoint"]).identity
-    backend = state_backend_for(kw)
+    endpoint, location = state_place(kw)
+    identity = open_endpoint(endpoint).identity
+    backend = backend_of(endpoint, location)
     return run(
         backend,
         path,
