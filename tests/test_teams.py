@@ -455,3 +455,23 @@ def test_the_store_refuses_to_write_another_environments_state(tmp_path: Path) -
     plain = State.new("https://api.example.com/v1")
     LocalState(tmp_path / "plain.json").write(replace(plain, serial=1))
     assert '"environment"' not in (tmp_path / "plain.json").read_text()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Block style: only the declarations' lines are pre-read.
+        "version: 1\nenvironments:\n  qa:\n    state: qa.json\n"
+        "variables:\n  A: {sensitive: true}\nbatches: []\n",
+        # Flow (JSON) style: the whole file is read.
+        '{"version": 1, "environments": {"qa": {"state": "qa.json"}},'
+        ' "variables": {"A": {"sensitive": true}}, "batches": []}\n',
+    ],
+)
+def test_declarations_are_read_in_any_style(tmp_path: Path, text: str) -> None:
+    from batchplan.config.environments import read_declarations
+
+    path = write(tmp_path / "c.yaml", text)
+    found = read_declarations([str(path)])
+    assert found.environments is not None and found.environments["qa"].state == "qa.json"
+    assert found.variables is not None and found.variables["A"].sensitive

@@ -21,7 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
-from batchplan.config.yamlload import YamlMap, load_yaml
+import yaml
+
+from batchplan.config.yamlload import MAX_FILE_BYTES, load_yaml
 from batchplan.errors import ConfigError, UsageError
 from batchplan.options import Options
 
@@ -33,6 +35,10 @@ SANDBOX_DB: Final = ".batchplan/sandbox.db"
 
 # A file mentioning neither word cannot hold either block: it is not pre-read.
 _MENTIONS: Final = re.compile(rb"(variables|environments)['\"]?\s*:")
+# Declarations are short; longer blocks go through the full reader and its limits.
+_MAX_BLOCK_CHARS: Final = 1 << 20
+_BLOCK_START: Final = re.compile(r"^(?:variables|environments)[ \t]*:", re.MULTILINE)
+_TOP_LEVEL_LINE: Final = re.compile(r"^[^\s#]", re.MULTILINE)
 _VARIABLE: Final = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
 _VARIABLE_BODY: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
 
@@ -96,7 +102,7 @@ def under_root(root: str, path: str) -> str:
     return os.path.normpath(os.path.join(root, path))
 
 
-def _files(paths: Sequence[str]) -> Iterator[Path]:
+def _files(paths: Sequence[str]) -> Iterator[tuple[Path, bytes]]:
     from batchplan.config.load import resolve_paths
 
     try:
@@ -106,11 +112,14 @@ def _files(paths: Sequence[str]) -> Iterator[Path]:
     for file in files:
         try:
             with file.open("rb") as handle:
-                head = handle.read()
+                # One byte past the limit is enough: the full read refuses a bigger file.
+                head = handle.read(MAX_FILE_BYTES + 1)
         except OSError:
             continue
+        if len(head) > MAX_FILE_BYTES:
+            continue
         if _MENTIONS.search(head):
-            yield file
+            yield file, head
 
 
 def read_declarations(paths: Sequence[str]) -> Declarations:
@@ -121,21 +130,49 @@ def read_declarations(paths: Sequence[str]) -> Declarations:
     """
     variables: dict[str, Variable] | None = None
     environments: dict[str, Environment] | None = None
-    for file in _files(paths):
-        root, _ = load_yaml(file, None)
+    for file, data in _files(paths):
+        root = _blocks(data)
+        if root is None:
+            root, _ = load_yaml(file, None)
         if root is None:
             continue
         block = root.get("variables")
-        if isinstance(block, YamlMap) and variables is None:
-            variables = {name: _variable(name, spec) for name, spec in block.items()}
+        if isinstance(block, Mapping) and variables is None:
+            variables = {str(name): _variable(str(name), spec) for name, spec in block.items()}
         block = root.get("environments")
-        if isinstance(block, YamlMap) and environments is None:
+        if isinstance(block, Mapping) and environments is None:
             environments = {
-                name: _environment(name, spec)
+                str(name): _environment(str(name), spec)
                 for name, spec in block.items()
-                if isinstance(spec, YamlMap)
+                if isinstance(spec, Mapping)
             }
     return Declarations(variables, environments)
+
+
+def _blocks(data: bytes) -> Mapping[str, Any] | None:
+    """Only the top-level ``variables:`` / ``environments:`` blocks, read from their lines.
+
+    A config of 100,000 batches with its declarations on top is not parsed
+    whole twice. None when the blocks cannot be cut out that way (flow or
+    JSON style, an alias into the rest of the file, bad text): the caller
+    then reads the whole file.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    chunks = []
+    for start in _BLOCK_START.finditer(text):
+        # A block ends at the next line that starts at column 0 (another key, "---").
+        end = _TOP_LEVEL_LINE.search(text, start.end())
+        chunks.append(text[start.start() : end.start() if end else len(text)])
+    if not chunks or sum(map(len, chunks)) > _MAX_BLOCK_CHARS:
+        return None
+    try:
+        root = yaml.safe_load("\n".join(chunks))
+    except yaml.YAMLError:
+        return None
+    return root if isinstance(root, dict) else None
 
 
 def _text(value: Any) -> str | None:
@@ -153,7 +190,7 @@ def _variable(name: str, spec: Any) -> Variable:
     )
 
 
-def _environment(name: str, spec: YamlMap) -> Environment:
+def _environment(name: str, spec: Mapping[str, Any]) -> Environment:
     files = spec.get("var_files")
     values = spec.get("variables")
     return Environment(
