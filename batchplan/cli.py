@@ -17,7 +17,7 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -158,6 +158,11 @@ def echo(line: str) -> None:
     click.echo(line)
 
 
+def tell(line: str) -> None:
+    """Print a line on stderr: what a run chose, beside its output."""
+    click.echo(line, err=True)
+
+
 # --- global options ----------------------------------------------------------------
 
 
@@ -226,6 +231,27 @@ verbose_option = global_option(
 debug_option = global_option(
     "--debug", is_flag=True, help="Show the traceback of an unexpected error (a bug)."
 )
+env_option = click.option(
+    "--env",
+    "env",
+    envvar="BATCHPLAN_ENV",
+    default=None,
+    metavar="NAME",
+    help="The environment (from the config's environments:) to work on (env BATCHPLAN_ENV).",
+)
+
+
+def explicit_options(*names: str) -> list[str]:
+    """Which of the global options ``names`` the user gave (flag or environment variable)."""
+    context = click.get_current_context()
+    return [
+        name
+        for name in names
+        if context.get_parameter_source(name) is not ParameterSource.DEFAULT
+        or name in context.ensure_object(Given).values
+    ]
+
+
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=0.0,
@@ -313,9 +339,19 @@ def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
 
 
+def _var_names(assignments: Sequence[str]) -> tuple[str, ...]:
+    """The names of ``--var NAME=VALUE`` (malformed ones are refused by read_variables)."""
+    return tuple(sorted({a.partition("=")[0] for a in assignments if "=" in a}))
+
+
 def make_options(kw: dict[str, Any]) -> Options:
     """The shared options from a command's keyword arguments (popped from ``kw``)."""
+    var_files = tuple(kw.get("var_file", ()))
+    var_names = _var_names(kw.get("var", ()))
     return Options(
+        var_files=var_files,
+        var_names=var_names,
+        environment=kw.pop("env", None) or None,
         variables=make_variables(kw),
         endpoint=kw.pop("endpoint"),
         state=kw.pop("state"),
@@ -469,10 +505,12 @@ plan_format_option = format_option(
 @click.option("--out", type=click.Path(dir_okay=False), help="Save the plan for `apply FILE`.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @compact_plan_option
+@env_option
 def plan(paths: tuple[str, ...], **kw: Any) -> int:
     """Show what apply would do."""
     from batchplan.commands.plan import plan as run
 
+    explicit = explicit_options("endpoint", "state")
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
         default_paths(paths),
@@ -483,6 +521,7 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
         out=kw["out"],
         detailed_exitcode=kw["detailed_exitcode"],
         compact=kw["compact"],
+        explicit=explicit,
     )
 
 
@@ -517,22 +556,17 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool, co
     help="json: apply's events as JSON Lines on stdout (needs --auto-approve or PLANFILE).",
 )
 @click.option("--compact", is_flag=True, help="Print only failures and the summary.")
+@env_option
 def apply(paths: tuple[str, ...], **kw: Any) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import apply as run
     from batchplan.commands.apply import ask_approval
     from batchplan.commands.applying import ApplyOutput
 
-    context = click.get_current_context()
-    explicit = [
-        name
-        for name in ("endpoint", "state")
-        if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
-        or name in context.ensure_object(Given).values
-    ]
+    explicit = explicit_options("endpoint", "state")
     options, plan_options = make_options(kw), make_plan_options(kw)
     return run(
-        default_paths(paths),
+        paths if paths else default_paths(paths),
         options,
         plan_options,
         make_echo(options.color),
@@ -561,12 +595,17 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     metavar="SECONDS",
     help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
 )
+@env_option
 def status(paths: tuple[str, ...], **kw: Any) -> int:
     """Show how far the labeling of the managed batches has got."""
     from batchplan.commands.status import status as run
+    from batchplan.config.environments import settle
 
     fmt, watch = kw.pop("fmt"), kw.pop("watch")
-    return run(default_paths(paths), make_options(kw), fmt=fmt, watch=watch)
+    paths = default_paths(paths)
+    explicit = explicit_options("endpoint", "state")
+    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
+    return run(paths, options, fmt=fmt, watch=watch)
 
 
 def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -621,6 +660,7 @@ def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: A
 @common_options
 @variable_options
 @lock_timeout_option
+@env_option
 def import_(
     paths: tuple[str, ...],
     projects: tuple[str, ...],
@@ -634,8 +674,10 @@ def import_(
 ) -> int:
     """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
     from batchplan.commands.importing import import_batches
+    from batchplan.config.environments import settle
 
-    options = make_options(kw)
+    explicit = explicit_options("endpoint", "state")
+    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
     return import_batches(
         projects,
         options,
@@ -686,16 +728,40 @@ def state() -> None:
 
 
 # ``state`` subcommands only need to find the state, not the API.
-state_options = stacked(endpoint_option, state_option, output_options)
+state_options = stacked(endpoint_option, state_option, env_option, output_options)
 
 
 def state_backend_for(kw: dict[str, Any]) -> StateBackend:
+    """The state of the current folder's configuration, or of ``--env``'s environment."""
+    return backend_of(*state_place(kw))
+
+
+def backend_of(endpoint: str, location: str | None) -> StateBackend:
+    """``--state``, or the default state for this kind of endpoint."""
     from batchplan.api.endpoint import Endpoint
     from batchplan.state.location import backend_at
 
-    endpoint = Endpoint.parse(kw.pop("endpoint"))
-    location = kw.pop("state") or (DEFAULT_SANDBOX_STATE if endpoint.sandbox else DEFAULT_STATE)
+    sandbox = Endpoint.parse(endpoint).sandbox
+    location = location or (DEFAULT_SANDBOX_STATE if sandbox else DEFAULT_STATE)
     return backend_at(location)
+
+
+def state_place(kw: dict[str, Any]) -> tuple[str, str | None]:
+    """(endpoint, ``--state``) of a ``state`` command: ``--env``'s when given (popped from kw)."""
+    endpoint: str = kw.pop("endpoint")
+    location: str | None = kw.pop("state")
+    environment = kw.pop("env", None)
+    if environment:
+        from batchplan.config.environments import settle
+
+        settled = settle(
+            default_paths(()),
+            Options(endpoint=endpoint, state=location, environment=environment),
+            explicit=explicit_options("endpoint", "state"),
+            tell=tell,
+        )
+        endpoint, location = settled.endpoint, settled.state
+    return endpoint, location
 
 
 @state.command("list")
@@ -759,9 +825,10 @@ def state_push(path: str, force: bool, **kw: Any) -> int:
     from batchplan.api.endpoint import Endpoint
     from batchplan.commands.state import state_push as run
 
+    endpoint, location = state_place(kw)
     # Read, not served: pushing a state starts no sandbox.
-    identity = Endpoint.parse(kw["endpoint"]).read_identity()
-    backend = state_backend_for(kw)
+    identity = Endpoint.parse(endpoint).read_identity()
+    backend = backend_of(endpoint, location)
     return run(
         backend,
         path,

@@ -49,3 +49,12 @@ class Options:
     client: ClientOptions = field(default_factory=ClientOptions)
     # ``--var`` / ``--var-file`` values for ``${NAME}``: may be secrets, so never in a repr.
     variables: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Where the values came from, for a saved plan to record: var-file paths
+    # and the names (never the values) given with ``--var``.
+    var_files: tuple[str, ...] = ()
+    var_names: tuple[str, ...] = ()
+    # The config root (the folder of the configuration; default state and the
+    # sandbox's files live under it), ``--env`` and the variable holding the key.
+    root: str = "."
+    environment: str | None = None
+    api_key_env: str = "SCALE_API_KEY"

@@ -168,7 +168,10 @@ def test_interpolation_with_and_without_fallback_and_escape() -> None:
     batch = by_name(load_config([path], env))["prod_batch"]
     assert batch.project == "dog_labeling"
     assert batch.callback == "https://secret.example.com/t0k3n/scale"
-    assert batch.callback_shown == "${HOOK_URL:-https://hooks.example.com}/scale"
+    # Set, the variable stays hidden and its fallback text is not shown (it is not used).
+    assert batch.callback_shown == "${HOOK_URL}/scale"
+    unset_batch = unset["dev_batch"]
+    assert unset_batch.callback_shown in (None, "${HOOK_URL:-https://hooks.example.com}/scale")
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -261,7 +262,9 @@ def test_the_generated_example_applies_against_the_sandbox(
     sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cli = CLI(sandbox, tmp_path, capsys)
-    example = Path(__file__).resolve().parent.parent / "examples" / "generated"
+    # A copy: the state lives under the config root, which must not be the repository.
+    example = tmp_path / "generated"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "generated", example)
     applied = cli("apply", "--auto-approve", str(example))
     assert applied.code == 0, applied.err
     for animal in ("kittens", "puppies"):

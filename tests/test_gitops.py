@@ -408,11 +408,16 @@ def test_apply_planfile_from_another_folder(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     cli.folder = elsewhere
-    assert cli("apply", str(made / "plan.json")).code == 0
-    (made / "batchplan.yaml").unlink()
+    # Recorded paths resolve against the folder apply runs in, never the
+    # folder the plan was made in (which still exists here): refused, no call.
+    clear_calls(sandbox)
     result = cli("apply", str(made / "plan.json"))
     assert result.code == 1
-    assert "came from the plan" in result.err
+    assert "batchplan.yaml: no such file or folder here" in result.err
+    assert "relative to the folder `plan` ran in" in result.err
+    assert not mutating_calls(sandbox)
+    cli.folder = made
+    assert cli("apply", "plan.json").code == 0
 
 
 def test_exit_precedence_conflicts_beat_unsafe_beat_changes(
@@ -630,10 +635,12 @@ def test_another_sandbox_is_named_by_its_database_not_sandbox_vs_sandbox(
     cli.write("batchplan.yaml", CONFIG)
     assert cli("plan", "--endpoint", "sandbox", "--out", "p.json", endpoint=False).code == 0
     cli.folder = elsewhere
-    result = cli("apply", str(made / "p.json"), "--endpoint", "sandbox", endpoint=False)
+    cli.write("batchplan.yaml", CONFIG)
+    # The recorded `sandbox` is the database under the folder apply runs in.
+    result = cli("apply", str(made / "p.json"), "--endpoint", "sandbox:other.db", endpoint=False)
     assert result.code == 1
+    assert f"the sandbox on {elsewhere / 'other.db'}" in result.err
     assert f"the sandbox on {elsewhere / '.batchplan' / 'sandbox.db'}" in result.err
-    assert f"the sandbox on {made / '.batchplan' / 'sandbox.db'}" in result.err
 
 
 def test_show_of_a_modified_plan_does_not_talk_about_calls(cli: CLI) -> None:

@@ -365,6 +365,9 @@ def saved_extra(**overrides: Any) -> dict[str, Any]:
             "serial": 7,
             "location": ".batchplan/state.json",
         },
+        "environment": "staging",
+        "var_files": ["vars/staging.yaml"],
+        "var_names": ["HOOK_TOKEN"],
         "options": PlanOptions(targets=("a",), max_finalize=5).to_json(),
         "checksum": CHECKSUM,
         "inputs": {

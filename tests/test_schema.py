@@ -36,7 +36,8 @@ class EveryVariableSet(dict[str, str]):
 
 
 # examples/ci holds CI pipelines, not batchplan configs.
-NOT_CONFIGS = (ROOT / "examples" / "ci",)
+# Not configurations: CI pipelines, and the var files of the environments example.
+NOT_CONFIGS = (ROOT / "examples" / "ci", ROOT / "examples" / "environments" / "vars")
 
 
 def config_files() -> Iterator[Path]:
@@ -84,10 +85,15 @@ def test_unknown_keys_are_refused_everywhere() -> None:
     # (checked by propertyNames) to loops.
     assert found.pop("Metadata").get("additionalProperties") is not False
     assert found.pop("Generate batches")["propertyNames"]  # type: ignore[index]
+    # Maps keyed by a name the user picks (a variable, an environment), each name checked.
+    for keyed in ("Declared variables", "Environments", "Variable values"):
+        assert found.pop(keyed)["propertyNames"]  # type: ignore[index]
     assert sorted(found) == [
         "Batch",
         "Defaults for this file's batches",
         "Loop",
+        "One environment",
+        "One variable",
         "Safety limits",
         "batchplan configuration",
     ]

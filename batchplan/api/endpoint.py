@@ -124,14 +124,15 @@ def open_endpoint(spec: str) -> Endpoint:
     return Endpoint.parse(spec).open()
 
 
-def api_key(endpoint: Endpoint) -> str | None:
-    """The key from ``SCALE_API_KEY``; required except for the embedded sandbox."""
-    key = os.environ.get(API_KEY_VARIABLE, "").strip()
+def api_key(endpoint: Endpoint, variable: str = API_KEY_VARIABLE) -> str | None:
+    """The key from ``variable`` (``SCALE_API_KEY`` unless an environment names another);
+    required except for the embedded sandbox."""
+    key = os.environ.get(variable, "").strip()
     if key:
         return key
     if endpoint.sandbox:
         return None
     raise UsageError(
-        f"{API_KEY_VARIABLE} is not set: export your Scale API key in it "
+        f"{variable} is not set: export your Scale API key in it "
         "(batchplan never prints or stores it)"
     )

@@ -19,7 +19,7 @@ from batchplan.options import Options
 def make_client(endpoint: Endpoint, options: Options) -> ScaleClient:
     """The API client, its limiter's ceiling ``--parallelism``, with the request log attached."""
     client_options = replace(options.client, concurrency=options.parallelism)
-    client = ScaleClient(endpoint.url, api_key(endpoint), client_options)
+    client = ScaleClient(endpoint.url, api_key(endpoint, options.api_key_env), client_options)
     attach_request_log(client)
     return client
 

@@ -9,6 +9,8 @@ import click
 
 from batchplan.api.session import Session
 from batchplan.commands.applying import ApplyOutput
+from batchplan.commands.plan import tell_if_no_state
+from batchplan.config.environments import settle
 from batchplan.config.load import load_config
 from batchplan.errors import (
     EXIT_ERROR,
@@ -78,19 +80,29 @@ def apply(
     """
     output = output or ApplyOutput("text", False, echo)
     saved = None
-    if len(paths) == 1 and looks_like_plan_file(paths[0]):
+    plan_files = [path for path in paths if looks_like_plan_file(path)]
+    if plan_files and len(paths) > 1:
+        raise UsageError(
+            f"{plan_files[0]} is a saved plan, and a saved plan is applied alone: "
+            f"`batchplan apply {plan_files[0]}` reads the configuration it records; "
+            "to plan and apply the configuration instead, leave the plan file out"
+        )
+    if plan_files:
         if plan_options != PlanOptions(force=plan_options.force):
             raise UsageError(
                 "a saved plan keeps its own --target, --reassert-priority and limits; "
                 "give them to `plan`, not to `apply PLANFILE`"
             )
         saved = read_plan_file(paths[0])
-        options = recorded_options(saved, options, explicit)
+        # Every recorded path first: a missing one is named as such, before any is read.
+        paths = recorded_paths(saved)
+        options = saved_plan_options(saved, options, explicit)
         # --force is the applier's decision, never the file's.
         plan_options = replace(saved.options, force=plan_options.force)
-        paths = recorded_paths(saved)
         # A reviewed plan is the approval.
         auto_approve = True
+    else:
+        options = settle(paths, options, explicit=explicit, tell=_stderr)
     output.check_approval(auto_approve)
     config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
@@ -100,11 +112,59 @@ def apply(
                 f"{session.endpoint.identity}; no call was made"
             )
         backend = state_backend(options, session.endpoint)
+        if saved is not None:
+            output.show_plan(
+                f"Applying {saved.path}: config {', '.join(paths)}, state {backend.location}, "
+                f"environment {options.environment or '(none)'}"
+            )
         with backend.lock("apply", options.lock_timeout):
             planned = make_plan(config, session, backend, plan_options)
+            if saved is None:
+                tell_if_no_state(planned.state, backend.location)
             return _refuse_or_apply(
                 planned, saved, options, output, confirm, auto_approve, fail_fast
             )
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def saved_plan_options(saved: SavedPlan, options: Options, explicit: Collection[str]) -> Options:
+    """The options of ``apply PLANFILE``: the plan's environment, var files, endpoint and state.
+
+    Everything recorded resolves against the current folder. ``--var``
+    values are never recorded: each name given at plan time must be given
+    again, or the run stops here naming them.
+    """
+    if options.environment is not None and options.environment != saved.environment:
+        raise UsageError(
+            f"--env {options.environment} differs from the environment recorded in "
+            f"{saved.path} ({saved.environment or 'none'}); leave --env out to use the "
+            "recorded one, or make a new plan"
+        )
+    missing = sorted(set(saved.var_names) - set(options.var_names))
+    if missing:
+        raise UsageError(
+            f"{saved.path} was planned with "
+            + ", ".join(f"--var {name}" for name in missing)
+            + "; the plan records names, never values: give "
+            + " ".join(f"--var {name}=VALUE" for name in missing)
+            + " again"
+        )
+    from batchplan.config.load import read_variables
+
+    given = dict(options.variables)
+    # The recorded var files are read again here; --var given now wins, as at plan time.
+    recorded = read_variables((), [p for p in saved.var_files if p not in options.var_files])
+    options = replace(
+        options,
+        environment=saved.environment,
+        variables=tuple({**recorded, **given}.items()),
+        var_files=(*saved.var_files, *options.var_files),
+    )
+    options = settle(saved.config_paths, options, explicit=explicit, tell=_stderr)
+    return recorded_options(saved, options, explicit)
 
 
 def _refuse_or_apply(

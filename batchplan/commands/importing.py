@@ -406,7 +406,7 @@ def _import_through(
     backend = open_state(options, endpoint)
 
     def current_state() -> State:
-        state = read_state(backend, endpoint)
+        state = read_state(backend, endpoint, options.environment)
         if state.serial == 0 and (ownership or request.take_ownership):
             # The lineage the first write keeps, the one plans use too.
             state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from batchplan.api.session import Session
+from batchplan.config.environments import settle
 from batchplan.config.load import load_config
 from batchplan.errors import (
     EXIT_CHANGES,
@@ -22,9 +23,11 @@ from batchplan.options import Options
 from batchplan.plan.changes import Plan, PlanOptions
 from batchplan.plan.planfile import check_out_path, read_plan_file, write_plan_file
 from batchplan.plan.planning import make_plan
+from batchplan.state import State
 from batchplan.state.location import (
     DEFAULT_SANDBOX_STATE,
     DEFAULT_STATE,
+    default_state,
     state_backend,
     state_location,
 )
@@ -79,19 +82,23 @@ def plan(
     out: str | None = None,
     detailed_exitcode: bool = False,
     compact: bool = False,
+    explicit: Sequence[str] = (),
 ) -> int:
     """Print the plan and save it with ``out``; the exit code follows ``plan_exit_code``.
 
     stdout holds the rendered plan and nothing else, in every format; where
-    the plan was saved goes to stderr.
+    the plan was saved, the environment's overridden values and a missing
+    state go to stderr. ``explicit`` names the options given on the command line.
     """
     check_compact(fmt, compact)
+    options = settle(paths, options, explicit=explicit, tell=_stderr)
     if out is not None:
         check_out_path(out, reserved_for_state(options))
     config = load_config(paths, variables=dict(options.variables))
     with Session(options) as session:
         backend = state_backend(options, session.endpoint)
         planned = make_plan(config, session, backend, plan_options)
+        tell_if_no_state(planned.state, backend.location)
         echo(render(planned.plan, fmt, options, compact=compact).rstrip("\n"))
         if out is not None:
             write_plan_file(
@@ -105,17 +112,29 @@ def plan(
                 options=plan_options,
                 inputs=planned.inputs(),
                 digest=planned.checksum,
+                environment=options.environment,
+                var_files=options.var_files,
+                var_names=options.var_names,
             )
             # On stderr, so stdout is exactly what `show` prints for this plan.
-            for line in saved_lines(planned.plan, out):
+            for line in saved_lines(planned.plan, out, options.var_names):
                 _stderr(line)
     return plan_exit_code(planned.plan, detailed_exitcode=detailed_exitcode)
 
 
-def saved_lines(plan: Plan, out: str) -> list[str]:
+def tell_if_no_state(state: State, location: str) -> None:
+    """A plan from no state adopts or creates everything: say why, once, on stderr."""
+    if state.serial == 0:
+        _stderr(f"no state at {location}: starting empty")
+
+
+def saved_lines(plan: Plan, out: str, var_names: Sequence[str] = ()) -> list[str]:
     """Where the plan was saved, and what applying it would do: never a command
-    that would only be refused."""
-    command = f"batchplan apply {shlex.quote(out)}"
+    that would only be refused. The command holds everything apply needs that
+    the plan cannot record: each ``--var`` given (its value never written down)."""
+    command = " ".join(
+        [f"batchplan apply {shlex.quote(out)}", *(f"--var {name}=..." for name in var_names)]
+    )
     if plan.conflicts:
         return [
             f"Saved the plan to {out}. It has conflicts, so apply refuses it; "
@@ -129,12 +148,20 @@ def saved_lines(plan: Plan, out: str) -> list[str]:
         ]
     if not plan.summary.has_changes:
         return [f"Saved the plan to {out}. It has no changes: applying it does nothing."]
-    return [f"Saved the plan to {out}. To apply exactly this plan:", f"    {command}"]
+    lines = [f"Saved the plan to {out}. To apply exactly this plan:", f"    {command}"]
+    if var_names:
+        lines.append("(the plan records each --var name, never its value: give the values again)")
+    return lines
 
 
 def reserved_for_state(options: Options) -> list[str]:
     """The local state files (and their locks) a plan file must never replace."""
-    locations = [DEFAULT_STATE, DEFAULT_SANDBOX_STATE]
+    locations = [
+        DEFAULT_STATE,
+        DEFAULT_SANDBOX_STATE,
+        default_state(options.root, False),
+        default_state(options.root, True),
+    ]
     if options.state is not None and "://" not in options.state:
         locations.append(options.state)
     return [name for location in locations for name in (location, location + ".lock")]

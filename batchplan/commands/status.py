@@ -78,7 +78,11 @@ class BatchProgress:
 
 def managed_batches(config: Config, session: Session) -> list[tuple[str, str]]:
     """Every managed (name, project): the config's, then state's others."""
-    state = read_state(state_backend(session.options, session.endpoint), session.endpoint)
+    state = read_state(
+        state_backend(session.options, session.endpoint),
+        session.endpoint,
+        session.options.environment,
+    )
     projects = {record.name: record.project for record in state.batches.values()}
     projects.update((batch.name, batch.project) for batch in config.batches)
     return sorted(projects.items(), key=lambda item: (item[1], item[0]))

@@ -25,12 +25,13 @@ import os
 import re
 import sys
 import unicodedata
-from collections import ChainMap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
+from batchplan.config.environments import Declarations, Variable, read_declarations, shown_text
 from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -258,8 +259,9 @@ def check_config(
     the value it stands in is not checked.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    if variables:
-        env = ChainMap(dict(variables), env)  # type: ignore[arg-type]
+    declarations = read_declarations(paths)
+    # --var / --var-file, then the environment, then the declared defaults.
+    env = _Recording((dict(variables or {}), env, declarations.defaults()))
     files, path_problems = _resolve(paths)
     problems = [
         ConfigProblem(-1, 0, 0, given, "", message, code="path_problem")
@@ -292,6 +294,8 @@ def check_config(
     builder = _Builder(env, require_variables)
     batches = builder.build(loaded)
     problems.extend(builder.problems)
+    problems.extend(_declaration_problems(loaded, declarations, env))
+    batches = [_reshow(batch, env, declarations) for batch in batches]
     problems.sort()
     if any(not problem.note for problem in problems) or path_problems:
         return ConfigCheck(None, tuple(problems))
@@ -301,6 +305,114 @@ def check_config(
         files=tuple(str(path) for path in files),
     )
     return ConfigCheck(config, tuple(problems))
+
+
+class _Recording(Mapping[str, str]):
+    """The values of ``${NAME}`` from layers (the first that has a name wins),
+    remembering every name looked up (to check declarations)."""
+
+    def __init__(self, layers: Sequence[Mapping[str, str]]) -> None:
+        self.layers = layers
+        self.used: set[str] = set()
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        for layer in self.layers:
+            # ``get``, not ``[]``: a caller's mapping may answer only that.
+            value = layer.get(name)
+            if value is not None:
+                return value
+        return default
+
+    def __getitem__(self, name: str) -> str:
+        value = self.get(name)
+        if value is None:
+            raise KeyError(name)
+        return str(value)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({name for layer in self.layers for name in layer})
+
+    def __len__(self) -> int:
+        return len(set(self))
+
+
+def _declaration_problems(
+    files: Sequence[_File], declarations: Declarations, env: _Recording
+) -> Iterator[ConfigProblem]:
+    """``variables:`` and ``environments:`` in one file each; with ``variables:``, every
+    ``${NAME}`` used must be declared there."""
+    for block in ("variables", "environments"):
+        holders = [file for file in files if block in file.root]
+        for file in holders[1:]:
+            first = holders[0]
+            line, column = first.root.key_marks[block]
+            yield ConfigProblem(
+                file.order,
+                *file.root.key_marks[block],
+                file.name,
+                block,
+                f"only one file may hold '{block}'; first at {first.name}:{line}:{column}",
+            )
+    declared = declarations.variables
+    if declared is None:
+        return
+    for name in sorted(env.used - set(declared)):
+        order, line, column, where = _first_use(files, name)
+        yield ConfigProblem(
+            order,
+            line,
+            column,
+            where,
+            "",
+            f"variable '{name}' is not declared: add it to the variables: block"
+            + (f" (declared: {', '.join(sorted(declared))})" if declared else ""),
+        )
+
+
+def _first_use(files: Sequence[_File], name: str) -> tuple[int, int, int, str]:
+    """Where ``${NAME`` is first written, to point an undeclared variable out."""
+    # Not "$${NAME" (an escape), not "${NAMEX" (another name).
+    written = re.compile(r"(?<!\$)\$\{" + re.escape(name) + r"(?=[}:])")
+    for file in files:
+        try:
+            text = Path(file.name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        found = written.search(text)
+        if found is not None:
+            at = found.start()
+            line = text.count("\n", 0, at) + 1
+            return file.order, line, at - (text.rfind("\n", 0, at) + 1) + 1, file.name
+    first = files[0] if files else None
+    return (first.order, 1, 1, first.name) if first else (0, 1, 1, "")
+
+
+def _reshow(
+    batch: DesiredBatch, env: Mapping[str, str], declarations: Declarations
+) -> DesiredBatch:
+    """The batch with its shown values following the declared variables' sensitivity."""
+    declared = declarations.variables
+    changes: dict[str, Any] = {}
+    if batch.callback_shown is not None and batch.callback_shown != batch.callback:
+        changes["callback_shown"] = shown_text(batch.callback_shown, env, declared)
+    if batch.metadata_shown is not None and batch.metadata_shown != batch.metadata:
+        changes["metadata_shown"] = _reshow_value(
+            batch.metadata_shown, batch.metadata, env, declared
+        )
+    return replace(batch, **changes) if changes else batch
+
+
+def _reshow_value(
+    shown: Any, value: Any, env: Mapping[str, str], declared: Mapping[str, Variable] | None
+) -> Any:
+    if isinstance(shown, str):
+        return shown_text(shown, env, declared) if shown != value else shown
+    if isinstance(shown, dict) and isinstance(value, dict):
+        return {k: _reshow_value(v, value.get(k), env, declared) for k, v in shown.items()}
+    if isinstance(shown, list) and isinstance(value, list) and len(shown) == len(value):
+        return [_reshow_value(a, b, env, declared) for a, b in zip(shown, value, strict=True)]
+    return shown
 
 
 def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str, str]:

@@ -807,6 +807,15 @@ def interpolate(
             )
             return ""
         name, fallback = parsed.group(1), parsed.group(2)
+        if fallback is not None and "${" in fallback:
+            # The first "}" ends the reference, so "${X:-${Y}}" would read as
+            # the fallback "${Y" followed by "}": refused rather than misread.
+            report(
+                f"'${{{body}}}...': a fallback cannot hold another '${{': nested defaults "
+                f"are not supported; give {name} a value with --var, a var file or "
+                "a declared default instead"
+            )
+            return ""
         value = environ.get(name)
         if value:
             remember(value)  # a variable's value may be a secret: masked in every output

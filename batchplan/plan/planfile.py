@@ -82,12 +82,10 @@ class SavedPlan:
     options: PlanOptions
     inputs: Inputs
     checksum: str
-
-    def resolve(self, path: str) -> str:
-        """A recorded relative path, against the folder the plan was made in."""
-        if "://" in path or os.path.isabs(path):
-            return path
-        return os.path.join(self.folder, path)
+    #: ``--env`` of the plan; ``--var-file`` paths and ``--var`` names (never values).
+    environment: str | None = None
+    var_files: tuple[str, ...] = ()
+    var_names: tuple[str, ...] = ()
 
 
 def _canonical(value: Any) -> bytes:
@@ -326,8 +324,14 @@ def write_plan_file(
     options: PlanOptions,
     inputs: Inputs,
     digest: str,
+    environment: str | None = None,
+    var_files: Sequence[str] = (),
+    var_names: Sequence[str] = (),
 ) -> None:
     """Write the plan and its saved-plan fields, sealed by a digest of the content.
+
+    Paths are recorded as given (relative to ``folder``, where ``plan`` ran),
+    so that a copy of the checkout at another path applies the same plan.
 
     With ``BATCHPLAN_PLAN_KEY`` set the file also carries an HMAC of its
     content. The file is replaced in one step (temp file, fsync, rename), so
@@ -347,6 +351,9 @@ def write_plan_file(
             "serial": inputs.serial,
             "location": state_location,
         },
+        "environment": environment,
+        "var_files": list(var_files),
+        "var_names": sorted(set(var_names)),
         "options": options.to_json(),
         "checksum": digest,
         "inputs": inputs.to_json(),
@@ -422,6 +429,9 @@ def read_plan_file(path: str) -> SavedPlan:
             salt=recorded["salt"],
         ),
         checksum=document["checksum"],
+        environment=document.get("environment"),
+        var_files=tuple(document.get("var_files", ())),
+        var_names=tuple(document.get("var_names", ())),
     )
 
 
@@ -523,8 +533,14 @@ def _state_key(location: str, folder: str) -> str:
 
 
 def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[str]) -> Options:
-    """The endpoint and state location recorded in the plan; a different explicit one is refused."""
-    endpoint = _endpoint_key(saved.endpoint_spec, saved.folder)
+    """The endpoint and state location recorded in the plan; a different explicit one is refused.
+
+    Relative paths recorded (a sandbox database, the state) resolve against
+    the current folder, as the configuration's do: apply runs in its own
+    checkout, which may be a copy of the one the plan was made in.
+    """
+    here = os.getcwd()
+    endpoint = _endpoint_key(saved.endpoint_spec, here)
     if "endpoint" in explicit and _endpoint_key(options.endpoint, os.getcwd()) != endpoint:
         # Name both as compared: `sandbox` means a database relative to the
         # folder, so "sandbox differs from sandbox" would explain nothing.
@@ -535,7 +551,7 @@ def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[st
             f"made in {saved.folder}); leave --endpoint out to use the recorded one, "
             "or make a new plan"
         )
-    state = None if saved.state_location is None else _state_key(saved.state_location, saved.folder)
+    state = None if saved.state_location is None else _state_key(saved.state_location, here)
     if (
         "state" in explicit
         and options.state is not None
@@ -547,24 +563,30 @@ def recorded_options(saved: SavedPlan, options: Options, explicit: Collection[st
             f"{saved.path} ({saved.state_location}, made in {saved.folder}); "
             "leave --state out to use the recorded one, or make a new plan"
         )
-    return replace(options, endpoint=endpoint, state=state)
+    # The recorded values exactly as written: relative ones resolve against here.
+    return replace(
+        options,
+        endpoint=saved.endpoint_spec if "endpoint" not in explicit else options.endpoint,
+        state=saved.state_location if state is not None else options.state,
+    )
 
 
 def recorded_paths(saved: SavedPlan) -> list[str]:
-    """The plan's config paths, against the folder it was made in; each must exist."""
-    paths = []
-    for original in saved.config_paths:
-        # Run where the plan was made, the paths stay as they were written.
-        here = os.path.normpath(os.getcwd()) == os.path.normpath(saved.folder)
-        path = original if here else saved.resolve(original)
-        if not os.path.exists(path):
-            raise PlanError(
-                f"{path}: no such file or folder; this path came from the plan {saved.path} "
-                f"(recorded as {original!r}, made in {saved.folder}); "
-                "apply where the configuration is, or make a new plan"
-            )
-        paths.append(path)
-    return paths
+    """The plan's config and var-file paths, against the current folder; each must exist.
+
+    As Terraform applies a plan in its working directory: a relative path
+    means the same file in whichever checkout apply runs in, never the
+    folder the plan was made in (a CI runner's checkout may be gone, or
+    worse, still there with other files).
+    """
+    missing = [path for path in (*saved.config_paths, *saved.var_files) if not os.path.exists(path)]
+    if missing:
+        raise PlanError(
+            f"{missing[0]}: no such file or folder here ({os.getcwd()}); the plan {saved.path} "
+            f"records it relative to the folder `plan` ran in ({saved.folder}): run apply from "
+            "the matching folder of this checkout, or make a new plan"
+        )
+    return list(saved.config_paths)
 
 
 def _reviewed(change: Change) -> dict[str, Any]:

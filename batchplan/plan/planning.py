@@ -118,7 +118,7 @@ def make_plan(
 ) -> Planned:
     """Read state and live, diff, and mark the plan unsafe when over a limit without --force."""
     endpoint = session.endpoint
-    state = read_state(backend, endpoint)
+    state = read_state(backend, endpoint, session.options.environment)
     if config.settings.ownership and state.serial == 0:
         state = replace(state, lineage=first_lineage(backend.location, endpoint.identity))
     targets = resolve_targets(plan_options.targets, config, state)

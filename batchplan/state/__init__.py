@@ -37,20 +37,31 @@ class Damaged:
 
 @dataclass(frozen=True)
 class State:
-    """One version of the state: ``serial`` grows by one per write."""
+    """One version of the state: ``serial`` grows by one per write.
+
+    ``environment`` is the ``--env`` it belongs to (None without environments):
+    a state of one environment is never read or written as another's.
+    """
 
     lineage: str
     serial: int
     endpoint: str
     batches: Mapping[str, BatchRecord] = field(default_factory=dict)
+    environment: str | None = None
     # Records that failed validation, kept as read (name -> why, raw entry) so
     # that ``state list``, ``state rm`` and ``state push --force`` can repair
     # a state holding one; every other command refuses such a state.
     damaged: Mapping[str, Damaged] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, endpoint: str) -> State:
-        return cls(lineage=str(uuid.uuid4()), serial=0, endpoint=endpoint, batches={})
+    def new(cls, endpoint: str, environment: str | None = None) -> State:
+        return cls(
+            lineage=str(uuid.uuid4()),
+            serial=0,
+            endpoint=endpoint,
+            batches={},
+            environment=environment,
+        )
 
     def merged(self, updates: Mapping[str, BatchRecord | None]) -> State:
         """A copy with records replaced (``None`` drops one); serial unchanged."""
@@ -104,6 +115,8 @@ def dumps(state: State) -> str:
         f'  "serial": {state.serial},\n'
         f'  "endpoint": {_encode(state.endpoint)},\n'
     )
+    if state.environment is not None:
+        head += f'  "environment": {_encode(state.environment)},\n'
     rows = [_record_line(name, record) for name, record in sorted(state.batches.items())]
     if state.damaged:
         # Kept as read, so that repairing one record never loses another.
@@ -259,19 +272,22 @@ def loads(text: str, location: str, *, keep_damaged: bool = False) -> State:
         raise StateError(f"{location}: 'serial' must be a non-negative integer")
     if not isinstance(endpoint, str) or not endpoint:
         raise StateError(f"{location}: 'endpoint' is missing")
+    environment = document.get("environment")
+    if environment is not None and (not isinstance(environment, str) or not environment):
+        raise StateError(f"{location}: 'environment' must be a non-empty string")
     raw = document.get("batches", {})
     if not isinstance(raw, dict):
         raise StateError(f"{location}: 'batches' must be an object")
     if not keep_damaged:
         batches = {name: _record(name, entry, location) for name, entry in raw.items()}
-        return State(lineage=lineage, serial=serial, endpoint=endpoint, batches=batches)
+        return State(lineage, serial, endpoint, batches, environment)
     batches, damaged = {}, {}
     for name, entry in raw.items():
         try:
             batches[name] = _record(name, entry, location)
         except StateError as exc:
             damaged[name] = Damaged(str(exc), entry)
-    return State(lineage, serial, endpoint, batches, damaged)
+    return State(lineage, serial, endpoint, batches, environment, damaged)
 
 
 @dataclass(frozen=True)

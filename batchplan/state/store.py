@@ -245,6 +245,12 @@ class StateStore:
     def _check_successor(self, stored: State | None, state: State) -> None:
         if stored is None:
             return
+        if stored.environment is not None and stored.environment != state.environment:
+            raise StateError(
+                f"{self.location} belongs to environment {stored.environment}, not "
+                f"{state.environment or '(none)'}; refusing to overwrite it "
+                "(check --env and --state)"
+            )
         if stored.lineage != state.lineage:
             raise StateError(
                 f"{self.location} holds another state (lineage {stored.lineage}), not this "
