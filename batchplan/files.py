@@ -28,7 +28,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TextIO
 
 from batchplan.errors import BatchplanError, os_reason
 
@@ -126,6 +126,44 @@ def read_regular(
         # The file grew after fstat, or lies about its size (/proc and the like).
         raise error(_too_large(name, what, cap))
     return data, info
+
+
+def open_appending(path: str | os.PathLike[str], *, what: str, error: ErrorType) -> TextIO:
+    """The regular file at ``path`` opened to append text (created, mode 0600, if missing).
+
+    Never through a symbolic link (a link cannot make batchplan write a file
+    elsewhere), and never a FIFO (it would block), device or folder. Line
+    buffered: a line written is on disk, as a log should be.
+    """
+    name = os.fspath(path)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(name, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+    except OSError as exc:
+        if is_symlink(name):
+            raise error(symlink_refusal(name, what)) from None
+        with contextlib.suppress(OSError):
+            mode = os.lstat(name).st_mode
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                # A FIFO without a reader answers ENXIO: say what it is instead.
+                raise error(_not_regular_for_writing(name, what, mode)) from None
+        raise error(f"cannot write {what} {name}: {os_reason(exc)}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(_not_regular_for_writing(name, what, info.st_mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _not_regular_for_writing(name: str, what: str, mode: int) -> str:
+    return (
+        f"{what} {name} is {_kind(mode)}, not a regular file; "
+        f"batchplan writes its {what} only to a regular file"
+    )
 
 
 def _too_large(name: str, what: str, cap: int) -> str:

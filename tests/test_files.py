@@ -276,3 +276,37 @@ def test_a_file_whose_size_says_zero_is_still_read_and_capped() -> None:
     assert found is not None and found[1].st_size == 0 and b"Name:" in found[0]
     with pytest.raises(PlanError, match="larger than"):
         read_regular("/proc/self/status", what="plan", cap=10, error=PlanError)
+
+
+def test_the_request_log_is_never_written_through_a_symlink(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found: BATCHPLAN_LOG_PATH was opened with open(path, "a"), so a committed
+    # link made a plan create or append to a file elsewhere.
+    cli.write("batchplan.yaml", CONFIG)
+    elsewhere = cli.folder / "elsewhere" / "planted.log"
+    elsewhere.parent.mkdir()
+    (cli.folder / "requests.log").symlink_to(elsewhere)
+    monkeypatch.setenv("BATCHPLAN_LOG", "info")
+    monkeypatch.setenv("BATCHPLAN_LOG_PATH", str(cli.folder / "requests.log"))
+
+    result = cli("plan")
+
+    assert result.code == 1
+    assert "is a symbolic link" in result.err and "requests.log" in result.err
+    assert not elsewhere.exists()
+
+
+def test_a_fifo_as_the_request_log_is_refused_without_blocking(
+    cli: CLI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.write("batchplan.yaml", CONFIG)
+    fifo = cli.folder / "requests.log"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("BATCHPLAN_LOG", "info")
+    monkeypatch.setenv("BATCHPLAN_LOG_PATH", str(fifo))
+
+    result = cli("plan")
+
+    assert result.code == 1
+    assert "a FIFO (named pipe), not a regular file" in result.err

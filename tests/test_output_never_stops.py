@@ -1,12 +1,18 @@
 """Output and logs never stop work: a closed stdout or a full disk leaves apply going.
 
 Real processes (the point is what a process does when its reader goes away),
-the sandbox over loopback, ``/dev/full`` for a disk that takes nothing.
+the sandbox over loopback, and a request log that takes no more bytes: the
+log is a real file already past the process's file-size limit (RLIMIT_FSIZE),
+so every write to it fails as on a full disk while the small state file is
+written as usual.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +31,40 @@ from batchplan.state.writer import StateWriter
 from batchplan.views.apply import JsonView, TextView
 from tests.helpers import sandbox_get
 from tests.test_apply import plan_for
-from tests.test_reliability import batchplan, write_batches
+from tests.test_reliability import write_batches
 
 COUNT = 80
-FULL = Path("/dev/full")
+#: The file-size limit of the process whose request log is "full".
+FSIZE = 256 * 1024
+
+
+def full_log(folder: Path) -> Path:
+    """A request log already past ``FSIZE``: any line appended to it fails (EFBIG)."""
+    log = folder / "requests.log"
+    log.write_bytes(b"earlier runs\n" * (FSIZE // 8))
+    return log
+
+
+def batchplan_with_full_log(
+    folder: Path, *args: str, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Like ``batchplan``, with a file-size limit the state file stays far below."""
+
+    def limits() -> None:
+        # A write past the limit then fails with EFBIG instead of killing the process.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE))
+
+    return subprocess.run(
+        [sys.executable, "-m", "batchplan", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        preexec_fn=limits,
+        env={**os.environ, **env},
+    )
 
 
 def live_batches(sandbox: SandboxServer) -> int:
@@ -90,14 +126,17 @@ def test_a_request_log_on_a_full_disk_never_halts_apply(
     # Found: with BATCHPLAN_LOG_PATH on a full disk apply halted every batch,
     # printed no reason, and its summary said 17 created while state held 28.
     write_batches(tmp_path, 30)
-    env = {"BATCHPLAN_LOG": "info", "BATCHPLAN_LOG_PATH": str(FULL)}
-    done = batchplan(tmp_path, "apply", "--auto-approve", "--endpoint", sandbox.url, env=env)
+    log = full_log(tmp_path)
+    env = {"BATCHPLAN_LOG": "info", "BATCHPLAN_LOG_PATH": str(log)}
+    done = batchplan_with_full_log(
+        tmp_path, "apply", "--auto-approve", "--endpoint", sandbox.url, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert "Apply complete: 30 created" in done.stdout
     assert len(state_batches(tmp_path)) == 30
     assert live_batches(sandbox) == 30
-    assert done.stderr.count("cannot be written (No space left on device)") == 1, done.stderr
-    assert str(FULL) in done.stderr
+    assert done.stderr.count("cannot be written (File too large)") == 1, done.stderr
+    assert str(log) in done.stderr
 
 
 def test_a_plan_with_an_unwritable_log_ends_with_a_clear_message(
@@ -105,11 +144,12 @@ def test_a_plan_with_an_unwritable_log_ends_with_a_clear_message(
 ) -> None:
     # Found: plan ended "unexpected OSError ... (a bug in batchplan)".
     write_batches(tmp_path, 3)
-    env = {"BATCHPLAN_LOG": "debug", "BATCHPLAN_LOG_PATH": str(FULL)}
-    done = batchplan(tmp_path, "plan", "--endpoint", sandbox.url, env=env)
+    log = full_log(tmp_path)
+    env = {"BATCHPLAN_LOG": "debug", "BATCHPLAN_LOG_PATH": str(log)}
+    done = batchplan_with_full_log(tmp_path, "plan", "--endpoint", sandbox.url, env=env)
     assert "a bug in batchplan" not in done.stderr
     assert "unexpected" not in done.stderr
-    assert f"request log {FULL} (BATCHPLAN_LOG_PATH) cannot be written" in done.stderr
+    assert f"request log {log} (BATCHPLAN_LOG_PATH) cannot be written" in done.stderr
     assert done.returncode == 0
     assert "3 to create" in done.stdout or "create" in done.stdout
 

@@ -157,7 +157,7 @@ def test_redaction_rules() -> None:
         ({"BATCHPLAN_LOG": "trace"}, "expected 'info' or 'debug'"),
         (
             {"BATCHPLAN_LOG": "info", "BATCHPLAN_LOG_PATH": "/nonexistent-dir/x.log"},
-            "cannot open request log /nonexistent-dir/x.log",
+            "cannot write request log /nonexistent-dir/x.log",
         ),
     ],
 )

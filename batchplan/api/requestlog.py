@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from batchplan.api.client import Attempt, ScaleClient, parse_json, secret_strings
 from batchplan.errors import UsageError
+from batchplan.files import open_appending
 from batchplan.redact import REDACTED, redact
 
 LOG_VARIABLE = "BATCHPLAN_LOG"
@@ -65,13 +66,8 @@ def attach_request_log(client: ScaleClient, environ: Mapping[str, str] = os.envi
     where = "stderr"
     if path:
         where = f"{path} ({LOG_PATH_VARIABLE})"
-        try:
-            # Appended, like TF_LOG_PATH: a log of several runs reads in order.
-            stream = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115 (lives as long as the process)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot open request log {path} ({LOG_PATH_VARIABLE}): {exc.strerror}"
-            ) from None
+        # Appended, like TF_LOG_PATH: a log of several runs reads in order.
+        stream = open_appending(path, what="request log", error=UsageError)
     debug = level == "debug"
     handler = RequestLogHandler(stream, where, owned=bool(path))
     handler.setFormatter(RequestLogFormatter(debug=debug, base_path=urlsplit(client.base_url).path))
