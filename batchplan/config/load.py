@@ -262,6 +262,10 @@ def check_config(
     declarations = read_declarations(paths)
     # --var / --var-file, then the environment, then the declared defaults.
     env = _Recording((dict(variables or {}), env, declarations.defaults()))
+    # Declared non-sensitive values are shown in plans, so they are not secrets.
+    env.shown_names = frozenset(
+        name for name, variable in (declarations.variables or {}).items() if not variable.sensitive
+    )
     files, path_problems = _resolve(paths)
     problems = [
         ConfigProblem(-1, 0, 0, given, "", message, code="path_problem")
@@ -314,6 +318,8 @@ class _Recording(Mapping[str, str]):
     def __init__(self, layers: Sequence[Mapping[str, str]]) -> None:
         self.layers = layers
         self.used: set[str] = set()
+        #: Names whose values plans show (declared, not sensitive): never masked.
+        self.shown_names: frozenset[str] = frozenset()
 
     def get(self, name: str, default: Any = None) -> Any:
         self.used.add(name)

@@ -790,7 +790,11 @@ def interpolate(
     Each problem (an unset variable, a malformed ``${``) is passed to
     ``report(message)``; its ``${...}`` expands to "" so reading can go on.
     An unset variable goes to ``report_unset`` instead when one is given.
+    Every value found is remembered as a secret (masked in all output) unless
+    ``environ`` names it in ``shown_names``: a declared, non-sensitive
+    variable, whose value plans show.
     """
+    shown: frozenset[str] = getattr(environ, "shown_names", frozenset())
 
     def expand(match: re.Match[str]) -> str:
         if match.group(0) == "$${":
@@ -817,7 +821,7 @@ def interpolate(
             )
             return ""
         value = environ.get(name)
-        if value:
+        if value and name not in shown:
             remember(value)  # a variable's value may be a secret: masked in every output
         if fallback is not None:
             return value if value else fallback
