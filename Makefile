@@ -35,4 +35,4 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy --strict batchplan
 
 test: lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto

@@ -22,6 +22,17 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
     return key
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No COLUMNS/LINES from the runner: a test that wants a width sets one.
+
+    A parallel worker may inherit COLUMNS from its parent, and ``status``
+    fits its table to COLUMNS when it is set.
+    """
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def sandbox_factory(tmp_path: Path) -> Iterator[SandboxFactory]:
     """Start sandboxes from ``SandboxOptions`` fields (a fresh database each unless given)."""
