@@ -418,6 +418,8 @@ def _compile(schema: Any, context: _Context) -> Check:
     keys = schema.keys() - _ANNOTATIONS
     if not keys:
         return context.free
+    if keys == {"type"}:
+        return _type_check(schema["type"])
     if keys <= _SCALAR:
         return _scalar_check(schema)
     if keys <= _CLOSED and schema.get("type") == "object" and _closed(schema):
@@ -490,6 +492,10 @@ def _general_check(schema: dict[str, Any], context: _Context) -> Check:
         parts.append(_one_of([_compile(sub, context) for sub in schema["oneOf"]]))
     if len(parts) == 1:
         return parts[0]
+    if len(parts) == 2:
+        # The usual case ("type" and the mapping keywords): no loop per value.
+        first, second = parts
+        return lambda value: first(value) and second(value)
 
     def check(value: Any) -> bool:
         return all(part(value) for part in parts)
@@ -633,10 +639,30 @@ _TYPES: dict[str, Check] = {
 def _type_check(names: Any) -> Check:
     if isinstance(names, str):
         return _TYPES[names]
-    wanted = [_TYPES[name] for name in names]
-    if len(wanted) == 1:
-        return wanted[0]
-    return lambda value: any(check(value) for check in wanted)
+    if len(names) == 1:
+        return _TYPES[names[0]]
+    wanted = frozenset(names)
+
+    # One pass over the kinds of value rather than one call per allowed type.
+    def check(value: Any) -> bool:
+        if value is None:
+            return "null" in wanted
+        if isinstance(value, bool):
+            return "boolean" in wanted
+        if isinstance(value, int):
+            return bool(wanted & {"integer", "number"})
+        if isinstance(value, float):
+            # jsonschema: 20.0 is an integer.
+            return "number" in wanted or ("integer" in wanted and value.is_integer())
+        if isinstance(value, str):
+            return "string" in wanted
+        if isinstance(value, dict):
+            return "object" in wanted
+        if isinstance(value, list):
+            return "array" in wanted
+        return False
+
+    return check
 
 
 def _scalar_check(schema: dict[str, Any]) -> Check:
