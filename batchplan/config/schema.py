@@ -433,10 +433,14 @@ def _compilable(schema: dict[str, Any]) -> bool:
         return False
     types = schema.get("type", [])
     names = [types] if isinstance(types, str) else types
-    if not isinstance(names, list) or not all(name in _TYPES for name in names):
+    if not isinstance(names, list) or not all(_is_type_name(name) for name in names):
         return False
     # Older drafts' list form of ``items`` means something else: leave it to jsonschema.
     return isinstance(schema.get("items", True), dict | bool)
+
+
+def _is_type_name(name: Any) -> bool:
+    return isinstance(name, str) and name in _TYPES
 
 
 def _always(value: Any) -> bool:
