@@ -65,8 +65,7 @@ def check_times(plan_file: Path) -> tuple[float, float]:
     """Seconds to check the plan document: the compiled check, then jsonschema."""
     from jsonschema import Draft202012Validator
 
-    from batchplan.config.schema import load_schema
-    from batchplan.plan.schemacheck import plan_check
+    from batchplan.config.schema import load_schema, plan_check
 
     document = json.loads(plan_file.read_text(encoding="utf-8"))
     check = plan_check()

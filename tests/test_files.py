@@ -155,10 +155,10 @@ def test_deeply_nested_plan_is_a_clear_error(cli: CLI) -> None:
 
 
 def test_a_deep_metadata_value_in_a_plan_is_refused_by_the_check() -> None:
+    from batchplan.config.schema import MAX_FREE_DEPTH, fast_check
     from batchplan.files import nested_deeper_than
-    from batchplan.plan.schemacheck import MAX_FREE_DEPTH, compile_check
 
-    free = compile_check({})
+    free = fast_check({}, free_depth=MAX_FREE_DEPTH)
     shallow: object = "leaf"
     for _ in range(MAX_FREE_DEPTH):
         shallow = [shallow]

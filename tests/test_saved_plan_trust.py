@@ -240,7 +240,7 @@ def _replaced(document: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 
 def test_the_compiled_check_agrees_with_jsonschema(cli: CLI, sandbox: SandboxServer) -> None:
-    from batchplan.plan.schemacheck import plan_check
+    from batchplan.config.schema import plan_check
 
     cli.write("batchplan.yaml", CONFIG + "        metadata: {team: a, n: [1, 2]}\n")
     assert cli("apply", "--auto-approve", "--target", "t2").code == 0

@@ -27,6 +27,7 @@ from typing import Any
 
 from batchplan import __version__
 from batchplan.api.endpoint import Endpoint
+from batchplan.config.schema import MAX_FREE_DEPTH, PLAN_SCHEMA, load_schema, plan_check
 from batchplan.errors import ModifiedPlanError, PlanError, StalePlanError, UsageError
 from batchplan.escaping import escape_controls
 from batchplan.files import PLAN_CAP, is_symlink, parse_json, read_regular, write_atomic
@@ -34,7 +35,6 @@ from batchplan.model import Config, DesiredBatch, LiveView
 from batchplan.options import Options
 from batchplan.plan.changes import Change, Plan, PlanOptions, natural_key
 from batchplan.plan.document import change_json, finding_json, plan_document, plan_from_document
-from batchplan.plan.schemacheck import MAX_FREE_DEPTH, plan_check
 
 KIND = "batchplan-plan"
 #: The environment variable holding the key plans are signed with (HMAC-SHA256).
@@ -442,10 +442,8 @@ def _first_schema_error(document: Mapping[str, Any]) -> str:
     """
     from jsonschema import Draft202012Validator
 
-    from batchplan.config.schema import load_schema
-
     errors = sorted(
-        Draft202012Validator(load_schema("plan.schema.json")).iter_errors(document),
+        Draft202012Validator(load_schema(PLAN_SCHEMA)).iter_errors(document),
         key=lambda e: list(map(str, e.absolute_path)),
     )
     if not errors:
