@@ -34,6 +34,8 @@ import yaml
 from batchplan.api.client import ScaleClient
 from batchplan.api.session import Session
 from batchplan.apply.engine import utc_now
+from batchplan.commands.arguments import ImportArguments
+from batchplan.config.environments import settle
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
 from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
@@ -53,6 +55,7 @@ from batchplan.plan.planning import first_lineage
 from batchplan.state import State, StateBackend
 from batchplan.state.location import read_state
 from batchplan.state.location import state_backend as open_state
+from batchplan.views.terminal import make_echo, tell
 
 CALLBACK_VARIABLE = "BATCHPLAN_CALLBACK_{}"
 
@@ -564,3 +567,20 @@ def _from_state(
         f"declares to {where}; nothing else was changed."
     )
     return EXIT_OK
+
+
+def run(args: ImportArguments) -> int:
+    """``batchplan import`` with its parsed arguments (``--env`` settled first)."""
+    options = settle(args.paths, args.options, explicit=args.explicit, tell=tell)
+    return import_batches(
+        args.projects,
+        options,
+        make_echo(options.color),
+        out=args.out,
+        assume_priority=args.assume_priority,
+        force=args.force,
+        paths=args.paths,
+        patterns=args.patterns,
+        take_ownership=args.take_ownership,
+        from_state=args.from_state,
+    )

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from batchplan.api.session import Session
+from batchplan.commands.arguments import PlanArguments, ShowArguments
 from batchplan.config.environments import settle
 from batchplan.config.load import load_config
 from batchplan.errors import (
@@ -31,6 +32,7 @@ from batchplan.state.location import (
     state_backend,
     state_location,
 )
+from batchplan.views.terminal import make_echo
 
 
 def render(plan: Plan, fmt: str, options: Options, *, compact: bool = False) -> str:
@@ -180,3 +182,24 @@ def show(
     saved = read_plan_file(path)
     echo(render(saved.plan, fmt, options, compact=compact).rstrip("\n"))
     return EXIT_OK
+
+
+def run_plan(args: PlanArguments) -> int:
+    """``batchplan plan`` with its parsed arguments."""
+    return plan(
+        args.paths,
+        args.options,
+        args.plan_options,
+        make_echo(args.options.color),
+        fmt=args.format,
+        out=args.out,
+        detailed_exitcode=args.detailed_exitcode,
+        compact=args.compact,
+        explicit=args.explicit,
+    )
+
+
+def run_show(args: ShowArguments) -> int:
+    """``batchplan show`` with its parsed arguments."""
+    echo = make_echo(args.options.color)
+    return show(args.planfile, args.options, echo, fmt=args.format, compact=args.compact)

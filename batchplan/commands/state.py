@@ -7,10 +7,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchplan.commands.arguments import (
+    StateListArguments,
+    StatePlace,
+    StatePullArguments,
+    StatePushArguments,
+    StateRmArguments,
+    StateShowArguments,
+    StateUnlockArguments,
+)
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
 from batchplan.model import BatchRecord, escaped, name_problem
+from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 from batchplan.state.location import repair_hint
+from batchplan.views.terminal import make_echo, tell
 
 
 def _stored(backend: StateBackend) -> State:
@@ -196,3 +207,77 @@ def state_unlock(backend: StateBackend, lock_id: str, echo: Callable[[str], None
     holder = backend.unlock(lock_id)
     echo(f"Lock {holder.id} broken (it was {holder.describe()}).")
     return EXIT_OK
+
+
+# --- the commands with their parsed arguments ---------------------------------------
+
+
+def place_of(place: StatePlace) -> tuple[str, str | None]:
+    """(endpoint, ``--state``) of a ``state`` command: ``--env``'s when given."""
+    endpoint, location = place.endpoint, place.state
+    if place.environment:
+        from batchplan.commands.arguments import default_paths
+        from batchplan.config.environments import settle
+
+        settled = settle(
+            default_paths(()),
+            Options(endpoint=endpoint, state=location, environment=place.environment),
+            explicit=place.explicit,
+            tell=tell,
+        )
+        endpoint, location = settled.endpoint, settled.state
+    return endpoint, location
+
+
+def backend_of(endpoint: str, location: str | None) -> StateBackend:
+    """``--state``, or the default state for this kind of endpoint."""
+    from batchplan.api.endpoint import Endpoint
+    from batchplan.state.location import backend_at
+
+    sandbox = Endpoint.parse(endpoint).sandbox
+    location = location or (DEFAULT_SANDBOX_STATE if sandbox else DEFAULT_STATE)
+    return backend_at(location)
+
+
+def backend_for(place: StatePlace) -> StateBackend:
+    """The state of the current folder's configuration, or of ``--env``'s environment."""
+    return backend_of(*place_of(place))
+
+
+def run_list(args: StateListArguments) -> int:
+    """``batchplan state list``."""
+    backend = backend_for(args.place)
+    return state_list(backend, make_echo(args.color), args.format, verbose=args.verbose)
+
+
+def run_show(args: StateShowArguments) -> int:
+    """``batchplan state show``."""
+    return state_show(backend_for(args.place), args.name, make_echo(args.color))
+
+
+def run_rm(args: StateRmArguments) -> int:
+    """``batchplan state rm``."""
+    backend = backend_for(args.place)
+    return state_rm(backend, args.names, args.lock_timeout, make_echo(args.color))
+
+
+def run_pull(args: StatePullArguments) -> int:
+    """``batchplan state pull``."""
+    return state_pull(backend_for(args.place), make_echo(args.color))
+
+
+def run_push(args: StatePushArguments) -> int:
+    """``batchplan state push``: the endpoint's identity is read, not served."""
+    from batchplan.api.endpoint import Endpoint
+
+    endpoint, location = place_of(args.place)
+    # Read, not served: pushing a state starts no sandbox.
+    identity = Endpoint.parse(endpoint).read_identity()
+    backend = backend_of(endpoint, location)
+    echo = make_echo(args.color)
+    return state_push(backend, args.path, args.force, args.lock_timeout, echo, endpoint=identity)
+
+
+def run_unlock(args: StateUnlockArguments) -> int:
+    """``batchplan state unlock``."""
+    return state_unlock(backend_for(args.place), args.lock_id, make_echo(args.color))

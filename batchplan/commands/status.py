@@ -19,12 +19,15 @@ from typing import Any, TextIO
 
 from batchplan.api.client import NotFoundError, ScaleClient
 from batchplan.api.session import Session
+from batchplan.commands.arguments import StatusArguments
+from batchplan.config.environments import settle
 from batchplan.config.load import load_names
 from batchplan.errors import EXIT_OK, UsageError
 from batchplan.escaping import escape_controls
 from batchplan.model import COMPLETED, IN_PROGRESS, STATUSES, Config
 from batchplan.options import Options
 from batchplan.state.location import read_state, state_backend
+from batchplan.views.terminal import tell
 
 NOT_CREATED = "not_created"
 BAR_WIDTH = 20
@@ -380,3 +383,9 @@ def _report(
             sleep(watch)
     except KeyboardInterrupt:
         return EXIT_OK
+
+
+def run(args: StatusArguments) -> int:
+    """``batchplan status`` with its parsed arguments (``--env`` settled first)."""
+    options = settle(args.paths, args.options, explicit=args.explicit, tell=tell)
+    return status(args.paths, options, fmt=args.format, watch=args.watch)

@@ -12,9 +12,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from batchplan.commands.arguments import ValidateArguments
 from batchplan.config.load import ConfigCheck, ConfigProblem, check_config
 from batchplan.diagnostics import Severity
 from batchplan.errors import EXIT_ERROR, EXIT_OK, ConfigError
+from batchplan.views.terminal import make_echo
 
 FORMATS = ("text", "json", "github")
 
@@ -125,3 +127,14 @@ def _escape_data(text: str) -> str:
 
 def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def run(args: ValidateArguments) -> int:
+    """``batchplan validate`` with its parsed arguments."""
+    return validate(
+        args.paths,
+        make_echo(args.color),
+        fmt=args.format,
+        variables=dict(args.variables),
+        verbose=args.verbose,
+    )
