@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from batchplan.commands.arguments import (
     StateListArguments,
@@ -17,10 +16,11 @@ from batchplan.commands.arguments import (
     StateUnlockArguments,
 )
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
-from batchplan.model import BatchRecord, escaped, name_problem
+from batchplan.model import escaped, name_problem
 from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 from batchplan.state.location import repair_hint
+from batchplan.views.state import DamagedRecord, StateListing, record_json, state_list_view
 from batchplan.views.terminal import make_echo, tell
 
 
@@ -30,17 +30,6 @@ def _stored(backend: StateBackend) -> State:
     if state is None:
         raise StateError(f"no state at {backend.location} yet")
     return state
-
-
-def _record_json(record: BatchRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "project": record.project,
-        "priority": record.priority,
-        "calibration_batch": record.calibration_batch,
-        "self_label_batch": record.self_label_batch,
-        "updated_at": record.updated_at,
-    }
 
 
 def state_list(
@@ -57,71 +46,26 @@ def state_list(
     flags it never saw).
     """
     state = backend.read(keep_damaged=True)
-    if output_format == "json":
-        records = [] if state is None else [_record_json(r) for r in iter_sorted(state)]
-        damaged = [] if state is None else _damaged_json(state)
-        document: dict[str, Any] = {"state": backend.location, "batches": records}
-        if damaged:
-            document["damaged"] = damaged
-        echo(json.dumps(document, ensure_ascii=False))
-        return EXIT_OK
-    if state is None or not (state.batches or state.damaged):
-        echo(f"No batches in state {backend.location}.")
-        return EXIT_OK
-    if verbose:
-        echo(
-            f"State {backend.location}: serial {state.serial}, lineage {state.lineage}, "
-            f"endpoint {state.endpoint}"
-        )
-        echo("")
-    header = ["NAME", "PROJECT", "PRIORITY"]
-    if verbose:
-        header += ["CALIBRATION", "SELF_LABEL"]
-    rows = []
-    for r in iter_sorted(state):
-        row = [r.name, r.project, "(unknown)" if r.priority is None else str(r.priority)]
-        if verbose:
-            row += [_flag(r.calibration_batch), _flag(r.self_label_batch)]
-        rows.append((row, r.updated_at or ""))
-    widths = [
-        max(len(row[i]) for row in [header, *(r for r, _ in rows)]) for i in range(len(header))
-    ]
-
-    def line(cells: list[str], last: str) -> str:
-        return "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)) + (
-            f"  {last}"
-        )
-
-    echo(line(header, "UPDATED"))
-    for row, updated in rows:
-        echo(line(row, updated))
-    _echo_damaged(backend, state, echo)
+    state_list_view(output_format, echo, verbose=verbose).show(listing_of(backend, state))
     return EXIT_OK
 
 
-def _damaged_json(state: State) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "problem": state.damaged[name].problem} for name in sorted(state.damaged)
-    ]
-
-
-def _echo_damaged(backend: StateBackend, state: State, echo: Callable[[str], None]) -> None:
-    """Each damaged record, named escaped (it may hold a line break), and the way out."""
-    if not state.damaged:
-        return
-    count = len(state.damaged)
-    echo("")
-    echo(
-        f"{count} damaged record{'s' if count != 1 else ''} (every other command refuses "
-        "this state until it is removed or fixed):"
+def listing_of(backend: StateBackend, state: State | None) -> StateListing:
+    """The plain values ``state list`` shows of ``state`` (None: nothing stored yet)."""
+    if state is None:
+        return StateListing(backend.location)
+    damaged = tuple(
+        DamagedRecord(name, state.damaged[name].problem, repair_hint(backend.location, name))
+        for name in sorted(state.damaged)
     )
-    for name in sorted(state.damaged):
-        echo(f"  {escaped(name)}: {state.damaged[name].problem}")
-        echo(f"    remove it: {repair_hint(backend.location, name)}")
-
-
-def _flag(value: bool | None) -> str:
-    return "-" if value is None else str(value).lower()
+    return StateListing(
+        backend.location,
+        tuple(iter_sorted(state)),
+        damaged,
+        state.serial,
+        state.lineage,
+        state.endpoint,
+    )
 
 
 def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
@@ -132,7 +76,7 @@ def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) ->
         raise StateError(f"{state.damaged[bad].problem}; {repair_hint(backend.location, bad)}")
     if record is None:
         raise StateError(f"batch {name!r} is not in state {backend.location}")
-    echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
+    echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
