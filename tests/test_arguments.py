@@ -7,6 +7,7 @@ the arguments object it is given, so nothing reads a config or calls an API.
 from __future__ import annotations
 
 import importlib
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,14 @@ import pytest
 
 from batchplan import cli as cli_module
 from batchplan.commands import arguments as a
+from batchplan.errors import BatchplanError
 from batchplan.options import Options
 from batchplan.plan.changes import PlanOptions
+from batchplan.views import importing as import_views
+from batchplan.views import plan as plan_views
+from batchplan.views import state as state_views
+from batchplan.views import status as status_views
+from batchplan.views import validate as validate_views
 
 
 def parse(monkeypatch: pytest.MonkeyPatch, module: str, function: str, argv: list[str]) -> Any:
@@ -241,3 +248,122 @@ def test_a_bad_var_is_refused_before_the_command(
     assert cli_module.run(["plan", "c.yaml", "--var", "NOEQUALS"]) == 1
     assert called == []
     assert "the 1st --var: expected NAME=VALUE" in capsys.readouterr().err
+
+
+# --- views: one per command, chosen once from --format ------------------------------
+
+
+def _lines() -> tuple[list[str], Any]:
+    printed: list[str] = []
+    return printed, printed.append
+
+
+@pytest.mark.parametrize(
+    ("output_format", "kind"),
+    [
+        ("text", validate_views.ValidateText),
+        ("json", validate_views.ValidateJSON),
+        ("github", validate_views.ValidateGitHub),
+    ],
+)
+def test_validate_view_kind_follows_format(output_format: str, kind: type) -> None:
+    _, echo = _lines()
+    assert type(validate_views.validate_view(output_format, echo)) is kind
+
+
+@pytest.mark.parametrize(
+    ("output_format", "kind"),
+    [
+        ("text", plan_views.PlanText),
+        ("json", plan_views.PlanJSON),
+        ("markdown", plan_views.PlanMarkdown),
+    ],
+)
+def test_plan_view_kind_follows_format(output_format: str, kind: type) -> None:
+    _, echo = _lines()
+    assert type(plan_views.plan_view(output_format, echo)) is kind
+
+
+def test_plan_json_view_refuses_compact() -> None:
+    _, echo = _lines()
+    with pytest.raises(BatchplanError, match="--compact applies to --format text and markdown"):
+        plan_views.plan_view("json", echo, compact=True)
+
+
+@pytest.mark.parametrize(
+    ("output_format", "kind"),
+    [
+        ("text", status_views.StatusText),
+        ("json", status_views.StatusJSON),
+        ("openmetrics", status_views.StatusOpenMetrics),
+    ],
+)
+def test_status_view_kind_follows_format(output_format: str, kind: type) -> None:
+    assert type(status_views.status_view(output_format, io.StringIO())) is kind
+
+
+def test_status_openmetrics_view_refuses_watch() -> None:
+    with pytest.raises(BatchplanError, match="--watch does not apply to --format openmetrics"):
+        status_views.status_view("openmetrics", io.StringIO(), watch=2.0)
+
+
+@pytest.mark.parametrize(
+    ("output_format", "kind"),
+    [("text", state_views.StateListText), ("json", state_views.StateListJSON)],
+)
+def test_state_list_view_kind_follows_format(output_format: str, kind: type) -> None:
+    _, echo = _lines()
+    assert type(state_views.state_list_view(output_format, echo)) is kind
+
+
+@pytest.mark.parametrize(
+    ("out", "kind"),
+    [(None, import_views.ImportToStdout), ("-", import_views.ImportToStdout),
+     ("imported.yaml", import_views.ImportToFile)],
+)  # fmt: skip
+def test_import_view_kind_follows_out(out: str | None, kind: type) -> None:
+    _, echo = _lines()
+    assert type(import_views.import_view(out, echo)) is kind
+
+
+class Chosen(BatchplanError):
+    """Raised by a stubbed view factory: the command stops once its view is chosen."""
+
+
+@pytest.mark.parametrize(
+    ("module", "factory", "argv", "chosen"),
+    [
+        ("batchplan.commands.validate", "validate_view",
+         ["validate", "c.yaml", "--format", "github"], "github"),
+        ("batchplan.commands.plan", "plan_view",
+         ["plan", "c.yaml", "--format", "markdown", "--compact"], "markdown"),
+        ("batchplan.commands.plan", "plan_view", ["show", "p.plan", "--format", "json"], "json"),
+        ("batchplan.commands.status", "status_view",
+         ["status", "c.yaml", "--format", "openmetrics"], "openmetrics"),
+        ("batchplan.commands.state", "state_list_view",
+         ["state", "list", "--state", "STATE", "--format", "json"], "json"),
+        ("batchplan.commands.importing", "import_view",
+         ["import", "--project", "p", "--out", "-"], "-"),
+    ],
+)  # fmt: skip
+def test_each_command_chooses_its_view_once_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    module: str,
+    factory: str,
+    argv: list[str],
+    chosen: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    calls: list[str] = []
+
+    def stub(choice: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(choice)
+        raise Chosen(f"view {choice}")
+
+    monkeypatch.setattr(importlib.import_module(module), factory, stub)
+    argv = [str(tmp_path / "s.json") if arg == "STATE" else arg for arg in argv]
+    assert cli_module.run(argv) == 1
+    assert calls == [chosen]
+    assert f"view {chosen}" in capsys.readouterr().err
