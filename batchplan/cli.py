@@ -22,41 +22,44 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from batchplan import __version__
-from batchplan.commands.arguments import (
-    SCHEMAS,
-    ApplyArguments,
-    ImportArguments,
-    InitArguments,
-    PlanArguments,
-    SandboxServeArguments,
-    SchemaArguments,
-    ShowArguments,
-    StateListArguments,
-    StatePullArguments,
-    StatePushArguments,
-    StateRmArguments,
-    StateShowArguments,
-    StateUnlockArguments,
-    StatusArguments,
-    ValidateArguments,
-    default_paths,
-)
+from batchplan.commands import SCHEMAS
 from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError
 from batchplan.options import DEFAULT_ENDPOINT, DEFAULT_SANDBOX_STATE, DEFAULT_STATE
 from batchplan.redact import redact
 from batchplan.views.terminal import colour_wanted, make_echo, tell, use_color
 
+if TYPE_CHECKING:
+    # Built inside each callback: the module defines many classes, so `--version`
+    # does not load it.
+    from batchplan.commands.arguments import (
+        ApplyArguments,
+        ImportArguments,
+        InitArguments,
+        PlanArguments,
+        SandboxServeArguments,
+        SchemaArguments,
+        ShowArguments,
+        StateListArguments,
+        StatePullArguments,
+        StatePushArguments,
+        StateRmArguments,
+        StateShowArguments,
+        StateUnlockArguments,
+        StatusArguments,
+        ValidateArguments,
+    )
+
 F = TypeVar("F", bound=Callable[..., Any])
 A = TypeVar("A")
 
 # Re-exported: the command line's helpers, where scripts and tests have found them.
-__all__ = ["cli", "colour_wanted", "default_paths", "main", "make_echo", "run", "tell", "use_color"]
+__all__ = ["cli", "colour_wanted", "main", "make_echo", "run", "tell", "use_color"]
 
 
 class FiniteFloat(click.types.FloatParamType):
@@ -192,28 +195,29 @@ def explicit_options(*names: str) -> list[str]:
     ]
 
 
-def taking(
-    build: Callable[[Mapping[str, Any], Sequence[str]], A],
-) -> Callable[[Callable[[A], int]], Callable[..., int]]:
-    """A click callback that turns click's values into ``build``'s arguments, then runs.
+def taking(command: Callable[[A], int]) -> Callable[..., int]:
+    """A click callback that turns click's values into ``command``'s arguments, then runs it.
 
-    Every command's values go through its ``*Arguments.build`` in
-    :mod:`batchplan.commands.arguments`, the one place that reads them; the
-    command itself only sees the typed value. ``explicit`` (the endpoint and
-    state options the user gave, not defaulted) is worked out here, where
-    click's context is at hand.
+    The arguments' class is the one ``command`` annotates ``args`` with, in
+    :mod:`batchplan.commands.arguments`, the one place that reads click's
+    values; the command itself only sees the typed value. ``explicit`` (the
+    endpoint and state options the user gave, not defaulted) is worked out
+    here, where click's context is at hand.
     """
+    class_name = str(command.__annotations__["args"])
 
-    def decorate(command: Callable[[A], int]) -> Callable[..., int]:
-        def callback(**params: Any) -> int:
-            explicit = explicit_options(*(name for name in ("endpoint", "state") if name in params))
-            return command(build(params, explicit))
+    def callback(**params: Any) -> int:
+        from batchplan.commands import arguments
 
-        callback.__name__ = command.__name__
-        callback.__doc__ = command.__doc__
-        return callback
+        build: Callable[[Mapping[str, Any], Sequence[str]], A] = getattr(
+            arguments, class_name
+        ).build
+        explicit = explicit_options(*(name for name in ("endpoint", "state") if name in params))
+        return command(build(params, explicit))
 
-    return decorate
+    callback.__name__ = command.__name__
+    callback.__doc__ = command.__doc__
+    return callback
 
 
 lock_timeout_option = click.option(
@@ -382,7 +386,7 @@ def cli(**_: Any) -> None:
 )
 @output_options
 @verbose_option
-@taking(ValidateArguments.build)
+@taking
 def validate(args: ValidateArguments) -> int:
     """Check the configuration files; no network (an unset ${NAME} is only a note)."""
     from batchplan.commands.validate import run as run
@@ -416,7 +420,7 @@ plan_format_option = format_option(
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @compact_plan_option
 @env_option
-@taking(PlanArguments.build)
+@taking
 def plan(args: PlanArguments) -> int:
     """Show what apply would do."""
     from batchplan.commands.plan import run_plan as run
@@ -430,7 +434,7 @@ def plan(args: PlanArguments) -> int:
 @output_options
 @verbose_option
 @compact_plan_option
-@taking(ShowArguments.build)
+@taking
 def show(args: ShowArguments) -> int:
     """Print a saved plan (from `plan --out`)."""
     from batchplan.commands.plan import run_show as run
@@ -456,7 +460,7 @@ def show(args: ShowArguments) -> int:
 )
 @click.option("--compact", is_flag=True, help="Print only failures and the summary.")
 @env_option
-@taking(ApplyArguments.build)
+@taking
 def apply(args: ApplyArguments) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
     from batchplan.commands.apply import run as run
@@ -482,7 +486,7 @@ def apply(args: ApplyArguments) -> int:
     help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
 )
 @env_option
-@taking(StatusArguments.build)
+@taking
 def status(args: StatusArguments) -> int:
     """Show how far the labeling of the managed batches has got."""
     from batchplan.commands.status import run as run
@@ -543,7 +547,7 @@ def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: A
 @variable_options
 @lock_timeout_option
 @env_option
-@taking(ImportArguments.build)
+@taking
 def import_(args: ImportArguments) -> int:
     """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
     from batchplan.commands.importing import run as run
@@ -554,7 +558,7 @@ def import_(args: ImportArguments) -> int:
 @cli.command()
 @click.argument("name", type=click.Choice(list(SCHEMAS)))
 @output_options
-@taking(SchemaArguments.build)
+@taking
 def schema(args: SchemaArguments) -> int:
     """Print a JSON Schema: the config file, the saved plan or apply's JSON events."""
     from batchplan.commands.schema import run as run
@@ -565,7 +569,7 @@ def schema(args: SchemaArguments) -> int:
 @cli.command()
 @click.argument("folder", default=".", type=click.Path(file_okay=False))
 @output_options
-@taking(InitArguments.build)
+@taking
 def init(args: InitArguments) -> int:
     """Start a project: a starter batchplan.yaml, its schema, .batchplan/ in .gitignore.
 
@@ -589,7 +593,7 @@ state_options = stacked(endpoint_option, state_option, env_option, output_option
 @format_option("text", "json", help="text for people, json for machines.")
 @state_options
 @verbose_option
-@taking(StateListArguments.build)
+@taking
 def state_list(args: StateListArguments) -> int:
     """List the batches in state (--verbose: serial, lineage, create-time flags)."""
     from batchplan.commands.state import run_list as run
@@ -600,7 +604,7 @@ def state_list(args: StateListArguments) -> int:
 @state.command("show")
 @click.argument("name")
 @state_options
-@taking(StateShowArguments.build)
+@taking
 def state_show(args: StateShowArguments) -> int:
     """Show one batch's record as JSON."""
     from batchplan.commands.state import run_show as run
@@ -612,7 +616,7 @@ def state_show(args: StateShowArguments) -> int:
 @click.argument("names", nargs=-1, required=True)
 @state_options
 @lock_timeout_option
-@taking(StateRmArguments.build)
+@taking
 def state_rm(args: StateRmArguments) -> int:
     """Drop batches from state; the batches themselves stay."""
     from batchplan.commands.state import run_rm as run
@@ -622,7 +626,7 @@ def state_rm(args: StateRmArguments) -> int:
 
 @state.command("pull")
 @state_options
-@taking(StatePullArguments.build)
+@taking
 def state_pull(args: StatePullArguments) -> int:
     """Print the state as JSON."""
     from batchplan.commands.state import run_pull as run
@@ -639,7 +643,7 @@ def state_pull(args: StatePullArguments) -> int:
 )
 @state_options
 @lock_timeout_option
-@taking(StatePushArguments.build)
+@taking
 def state_push(args: StatePushArguments) -> int:
     """Replace the stored state with FILE."""
     from batchplan.commands.state import run_push as run
@@ -650,7 +654,7 @@ def state_push(args: StatePushArguments) -> int:
 @state.command("unlock")
 @click.argument("lock_id")
 @state_options
-@taking(StateUnlockArguments.build)
+@taking
 def state_unlock(args: StateUnlockArguments) -> int:
     """Break a stale state lock."""
     from batchplan.commands.state import run_unlock as run
@@ -727,7 +731,7 @@ def sandbox() -> None:
     "the connection waiting longest for a request.",
 )
 @output_options
-@taking(SandboxServeArguments.build)
+@taking
 def sandbox_serve(args: SandboxServeArguments) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
     from batchplan.commands.sandbox import run as run

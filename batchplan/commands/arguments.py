@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import click
 
+from batchplan.commands import SCHEMAS
 from batchplan.errors import UsageError
 from batchplan.options import ClientOptions, Options
 from batchplan.views.terminal import use_color
@@ -35,13 +36,6 @@ Params = Mapping[str, Any]
 
 #: The config read when no PATHS are given, in this order of preference.
 DEFAULT_CONFIGS: Final = ("batchplan.yaml", "batchplan.yml")
-
-#: ``batchplan schema NAME``: the file of each schema batchplan ships.
-SCHEMAS: Final = {
-    "config": "batchplan.schema.json",
-    "plan": "plan.schema.json",
-    "apply-events": "apply-events.schema.json",
-}
 
 
 # --- shared pieces ------------------------------------------------------------
