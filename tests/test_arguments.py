@@ -367,3 +367,18 @@ def test_each_command_chooses_its_view_once_from_the_command_line(
     assert cli_module.run(argv) == 1
     assert calls == [chosen]
     assert f"view {chosen}" in capsys.readouterr().err
+
+
+def test_validate_arguments_keep_variables_out_of_their_repr(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    args = parse(
+        monkeypatch,
+        "batchplan.commands.validate",
+        "run",
+        ["validate", "c.yaml", "--var", "TOKEN=s3cret", "--format", "json"],
+    )
+    assert isinstance(args, a.ValidateArguments)
+    assert dict(args.variables) == {"TOKEN": "s3cret"}
+    assert (args.paths, args.format) == (("c.yaml",), "json")
+    assert "s3cret" not in repr(args) and "1 hidden" in repr(args)

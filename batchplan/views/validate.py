@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from batchplan.diagnostics import Diagnostic, Severity
 
 Echo = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class FileCount:
+class FileCount(NamedTuple):
     """How many batches one config file holds, and how many ``for_each`` generated."""
 
     file: str
@@ -25,8 +23,7 @@ class FileCount:
     generated: int
 
 
-@dataclass(frozen=True)
-class ConfigSummary:
+class ConfigSummary(NamedTuple):
     """The size of a valid configuration."""
 
     batches: int
@@ -35,8 +32,7 @@ class ConfigSummary:
     per_file: tuple[FileCount, ...] = ()
 
 
-@dataclass(frozen=True)
-class Validation:
+class Validation(NamedTuple):
     """What validate found: every problem (errors and notes) and, when valid, the summary."""
 
     problems: tuple[Diagnostic, ...]
@@ -72,8 +68,7 @@ def summary_line(summary: ConfigSummary) -> str:
     )
 
 
-@dataclass(frozen=True)
-class ValidateText:
+class ValidateText(NamedTuple):
     """Notes, then the summary (``verbose``: a line per file); errors go to the error handler."""
 
     echo: Echo
@@ -93,8 +88,7 @@ class ValidateText:
                 self.echo(line + generated)
 
 
-@dataclass(frozen=True)
-class ValidateJSON:
+class ValidateJSON(NamedTuple):
     """One JSON document (``format_version`` 1): valid, problems with their codes, summary."""
 
     echo: Echo
@@ -117,8 +111,7 @@ def validation_document(validation: Validation) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class ValidateGitHub:
+class ValidateGitHub(NamedTuple):
     """GitHub workflow commands, which annotate the lines of a pull request."""
 
     echo: Echo
