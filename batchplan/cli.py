@@ -389,7 +389,7 @@ def cli(**_: Any) -> None:
 @taking
 def validate(args: ValidateArguments) -> int:
     """Check the configuration files; no network (an unset ${NAME} is only a note)."""
-    from batchplan.commands.validate import run as run
+    from batchplan.commands.validate import run
 
     return run(args)
 
@@ -463,7 +463,7 @@ def show(args: ShowArguments) -> int:
 @taking
 def apply(args: ApplyArguments) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
-    from batchplan.commands.apply import run as run
+    from batchplan.commands.apply import run
 
     return run(args)
 
@@ -489,7 +489,7 @@ def apply(args: ApplyArguments) -> int:
 @taking
 def status(args: StatusArguments) -> int:
     """Show how far the labeling of the managed batches has got."""
-    from batchplan.commands.status import run as run
+    from batchplan.commands.status import run
 
     return run(args)
 
@@ -550,7 +550,7 @@ def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: A
 @taking
 def import_(args: ImportArguments) -> int:
     """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
-    from batchplan.commands.importing import run as run
+    from batchplan.commands.importing import run
 
     return run(args)
 
@@ -561,7 +561,7 @@ def import_(args: ImportArguments) -> int:
 @taking
 def schema(args: SchemaArguments) -> int:
     """Print a JSON Schema: the config file, the saved plan or apply's JSON events."""
-    from batchplan.commands.schema import run as run
+    from batchplan.commands.schema import run
 
     return run(args)
 
@@ -575,7 +575,7 @@ def init(args: InitArguments) -> int:
 
     Never overwrites: an existing config or schema copy is left as it is.
     """
-    from batchplan.commands.init import run as run
+    from batchplan.commands.init import run
 
     return run(args)
 
@@ -734,7 +734,7 @@ def sandbox() -> None:
 @taking
 def sandbox_serve(args: SandboxServeArguments) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
-    from batchplan.commands.sandbox import run as run
+    from batchplan.commands.sandbox import run
 
     return run(args)
 
