@@ -6,8 +6,10 @@ own 2 is remapped); 2 changes pending (only with ``--detailed-exitcode``);
 
 Global options (``--endpoint``, ``--state``, ``--no-color``, ``--verbose``,
 ``--debug``) are accepted before the command name and after it; each command
-declares only those that mean something to it. Adding an option to a command
-is one decorator: its value arrives in the command's keyword arguments.
+declares only those that mean something to it. Each callback is one line:
+click's values become the command's typed arguments
+(:mod:`batchplan.commands.arguments`), and the command runs with them.
+Adding an option is one decorator here and one field in its arguments.
 """
 
 from __future__ import annotations
@@ -17,36 +19,47 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Final, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import click
 from click.core import ParameterSource
 
 from batchplan import __version__
-from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError, UsageError
-from batchplan.options import (
-    DEFAULT_ENDPOINT,
-    DEFAULT_SANDBOX_STATE,
-    DEFAULT_STATE,
-    ClientOptions,
-    Options,
-)
+from batchplan.commands import SCHEMAS
+from batchplan.errors import EXIT_ERROR, EXIT_INTERRUPTED, BatchplanError
+from batchplan.options import DEFAULT_ENDPOINT, DEFAULT_SANDBOX_STATE, DEFAULT_STATE
 from batchplan.redact import redact
+from batchplan.views.terminal import colour_wanted, make_echo, tell, use_color
 
 if TYPE_CHECKING:
-    # Each command imports the layers it uses inside its callback, so that
-    # `--version` or `validate` does not pay for the API client or the state.
-    from batchplan.plan.changes import PlanOptions
-    from batchplan.state import StateBackend
+    # Built inside each callback: the module defines many classes, so `--version`
+    # does not load it.
+    from batchplan.commands.arguments import (
+        ApplyArguments,
+        ImportArguments,
+        InitArguments,
+        PlanArguments,
+        SandboxServeArguments,
+        SchemaArguments,
+        ShowArguments,
+        StateListArguments,
+        StatePullArguments,
+        StatePushArguments,
+        StateRmArguments,
+        StateShowArguments,
+        StateUnlockArguments,
+        StatusArguments,
+        ValidateArguments,
+    )
 
 F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A")
 
-#: The config read when no PATHS are given, in this order of preference.
-DEFAULT_CONFIGS = ("batchplan.yaml", "batchplan.yml")
+# Re-exported: the command line's helpers, where scripts and tests have found them.
+__all__ = ["cli", "colour_wanted", "main", "make_echo", "run", "tell", "use_color"]
 
 
 class FiniteFloat(click.types.FloatParamType):
@@ -91,76 +104,6 @@ class FiniteFloat(click.types.FloatParamType):
 
 #: The longest wait any option may ask for: a day.
 _DAY: Final = 86_400.0
-
-
-def default_paths(paths: tuple[str, ...]) -> tuple[str, ...]:
-    """PATHS as given, or the one default config file of the current folder.
-
-    Both ``batchplan.yaml`` and ``batchplan.yml`` present is refused rather
-    than picking one: the other would be silently ignored, and a batch
-    missing from the config is a batch plan proposes to forget.
-    """
-    if paths:
-        return paths
-    found = [name for name in DEFAULT_CONFIGS if Path(name).exists()]
-    if len(found) > 1:
-        raise UsageError(
-            "both batchplan.yaml and batchplan.yml are in this folder: "
-            "remove one, or name the files to read as arguments"
-        )
-    if not found:
-        raise UsageError(
-            "no batchplan.yaml (or batchplan.yml) in this folder: "
-            "create one, or name the config files or folders as arguments"
-        )
-    return (found[0],)
-
-
-# --- colour --------------------------------------------------------------------
-
-
-def colour_wanted(no_color: bool) -> bool | None:
-    """The colour policy from the flag and the environment; None: ask the terminal.
-
-    ``--no-color`` and ``NO_COLOR`` win over ``FORCE_COLOR``, which wins over
-    the terminal test. The same answer applies to stdout and stderr.
-    """
-    if no_color or os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR", "") not in ("", "0"):
-        return True
-    return None
-
-
-def use_color(no_color: bool, stream: TextIO | None = None) -> bool:
-    """Whether to colour what goes to ``stream`` (stdout by default)."""
-    wanted = colour_wanted(no_color)
-    if wanted is not None:
-        return wanted
-    target = sys.stdout if stream is None else stream
-    try:
-        return target.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def make_echo(color: bool) -> Callable[[str], None]:
-    """A line printer for stdout that keeps or strips ANSI colour as decided."""
-
-    def echo(line: str) -> None:
-        click.echo(line, color=color)
-
-    return echo
-
-
-def echo(line: str) -> None:
-    """Print a line on stdout (colour stripped unless stdout is a terminal)."""
-    click.echo(line)
-
-
-def tell(line: str) -> None:
-    """Print a line on stderr: what a run chose, beside its output."""
-    click.echo(line, err=True)
 
 
 # --- global options ----------------------------------------------------------------
@@ -252,6 +195,31 @@ def explicit_options(*names: str) -> list[str]:
     ]
 
 
+def taking(command: Callable[[A], int]) -> Callable[..., int]:
+    """A click callback that turns click's values into ``command``'s arguments, then runs it.
+
+    The arguments' class is the one ``command`` annotates ``args`` with, in
+    :mod:`batchplan.commands.arguments`, the one place that reads click's
+    values; the command itself only sees the typed value. ``explicit`` (the
+    endpoint and state options the user gave, not defaulted) is worked out
+    here, where click's context is at hand.
+    """
+    class_name = str(command.__annotations__["args"])
+
+    def callback(**params: Any) -> int:
+        from batchplan.commands import arguments
+
+        build: Callable[[Mapping[str, Any], Sequence[str]], A] = getattr(
+            arguments, class_name
+        ).build
+        explicit = explicit_options(*(name for name in ("endpoint", "state") if name in params))
+        return command(build(params, explicit))
+
+    callback.__name__ = command.__name__
+    callback.__doc__ = command.__doc__
+    return callback
+
+
 lock_timeout_option = click.option(
     "--lock-timeout",
     default=0.0,
@@ -333,42 +301,6 @@ def format_option(*choices: str, help: str) -> Callable[[F], F]:
     )
 
 
-def make_variables(kw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    from batchplan.config.load import read_variables
-
-    return tuple(read_variables(kw.pop("var", ()), kw.pop("var_file", ())).items())
-
-
-def _var_names(assignments: Sequence[str]) -> tuple[str, ...]:
-    """The names of ``--var NAME=VALUE`` (malformed ones are refused by read_variables)."""
-    return tuple(sorted({a.partition("=")[0] for a in assignments if "=" in a}))
-
-
-def make_options(kw: dict[str, Any]) -> Options:
-    """The shared options from a command's keyword arguments (popped from ``kw``)."""
-    var_files = tuple(kw.get("var_file", ()))
-    var_names = _var_names(kw.get("var", ()))
-    return Options(
-        var_files=var_files,
-        var_names=var_names,
-        environment=kw.pop("env", None) or None,
-        variables=make_variables(kw),
-        endpoint=kw.pop("endpoint"),
-        state=kw.pop("state"),
-        lock_timeout=kw.pop("lock_timeout", 0.0),
-        parallelism=kw.pop("parallelism"),
-        color=use_color(kw.pop("no_color")),
-        verbose=kw.pop("verbose", False),
-        debug=kw.pop("debug"),
-        client=ClientOptions(
-            read_timeout=kw.pop("request_timeout"),
-            max_attempts=kw.pop("max_retries") + 1,
-            max_retry_time=kw.pop("retry_max_time"),
-            adaptive=not kw.pop("fixed_parallelism"),
-        ),
-    )
-
-
 class Command(click.Command):
     """A command that refuses a global option given before it that it does not take."""
 
@@ -414,19 +346,6 @@ limit_options = stacked(
 )
 
 
-def make_plan_options(kw: dict[str, Any]) -> PlanOptions:
-    from batchplan.plan.changes import PlanOptions
-
-    return PlanOptions(
-        targets=tuple(kw.pop("targets")),
-        reassert_priority=kw.pop("reassert_priority"),
-        max_finalize=kw.pop("max_finalize"),
-        max_changes=kw.pop("max_changes"),
-        max_forget=kw.pop("max_forget"),
-        force=kw.pop("force"),
-    )
-
-
 paths_argument = click.argument("paths", nargs=-1, type=click.Path())
 target_option = click.option(
     "--target",
@@ -467,17 +386,12 @@ def cli(**_: Any) -> None:
 )
 @output_options
 @verbose_option
-def validate(paths: tuple[str, ...], fmt: str, verbose: bool, **kw: Any) -> int:
+@taking
+def validate(args: ValidateArguments) -> int:
     """Check the configuration files; no network (an unset ${NAME} is only a note)."""
-    from batchplan.commands.validate import validate as run
+    from batchplan.commands.validate import run
 
-    return run(
-        default_paths(paths),
-        make_echo(use_color(kw["no_color"])),
-        fmt=fmt,
-        variables=dict(make_variables(kw)),
-        verbose=verbose,
-    )
+    return run(args)
 
 
 compact_plan_option = click.option(
@@ -506,23 +420,12 @@ plan_format_option = format_option(
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @compact_plan_option
 @env_option
-def plan(paths: tuple[str, ...], **kw: Any) -> int:
+@taking
+def plan(args: PlanArguments) -> int:
     """Show what apply would do."""
-    from batchplan.commands.plan import plan as run
+    from batchplan.commands.plan import run_plan as run
 
-    explicit = explicit_options("endpoint", "state")
-    options, plan_options = make_options(kw), make_plan_options(kw)
-    return run(
-        default_paths(paths),
-        options,
-        plan_options,
-        make_echo(options.color),
-        fmt=kw["fmt"],
-        out=kw["out"],
-        detailed_exitcode=kw["detailed_exitcode"],
-        compact=kw["compact"],
-        explicit=explicit,
-    )
+    return run(args)
 
 
 @cli.command()
@@ -531,12 +434,12 @@ def plan(paths: tuple[str, ...], **kw: Any) -> int:
 @output_options
 @verbose_option
 @compact_plan_option
-def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool, compact: bool) -> int:
+@taking
+def show(args: ShowArguments) -> int:
     """Print a saved plan (from `plan --out`)."""
-    from batchplan.commands.plan import show as run
+    from batchplan.commands.plan import run_show as run
 
-    options = Options(color=use_color(no_color), verbose=verbose, debug=debug)
-    return run(planfile, options, make_echo(options.color), fmt=fmt, compact=compact)
+    return run(args)
 
 
 @cli.command()
@@ -557,25 +460,12 @@ def show(planfile: str, fmt: str, no_color: bool, verbose: bool, debug: bool, co
 )
 @click.option("--compact", is_flag=True, help="Print only failures and the summary.")
 @env_option
-def apply(paths: tuple[str, ...], **kw: Any) -> int:
+@taking
+def apply(args: ApplyArguments) -> int:
     """Make the calls that bring the account in line (PATHS or one saved PLANFILE)."""
-    from batchplan.commands.apply import apply as run
-    from batchplan.commands.apply import ask_approval
-    from batchplan.commands.applying import ApplyOutput
+    from batchplan.commands.apply import run
 
-    explicit = explicit_options("endpoint", "state")
-    options, plan_options = make_options(kw), make_plan_options(kw)
-    return run(
-        paths if paths else default_paths(paths),
-        options,
-        plan_options,
-        make_echo(options.color),
-        confirm=ask_approval if sys.stdin.isatty() else None,
-        auto_approve=kw["auto_approve"],
-        fail_fast=kw["fail_fast"],
-        explicit=explicit,
-        output=ApplyOutput(kw["fmt"], kw["compact"], make_echo(options.color)),
-    )
+    return run(args)
 
 
 @cli.command()
@@ -596,16 +486,12 @@ def apply(paths: tuple[str, ...], **kw: Any) -> int:
     help="Redraw every SECONDS until no managed batch is in progress (or Ctrl-C).",
 )
 @env_option
-def status(paths: tuple[str, ...], **kw: Any) -> int:
+@taking
+def status(args: StatusArguments) -> int:
     """Show how far the labeling of the managed batches has got."""
-    from batchplan.commands.status import status as run
-    from batchplan.config.environments import settle
+    from batchplan.commands.status import run
 
-    fmt, watch = kw.pop("fmt"), kw.pop("watch")
-    paths = default_paths(paths)
-    explicit = explicit_options("endpoint", "state")
-    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
-    return run(paths, options, fmt=fmt, watch=watch)
+    return run(args)
 
 
 def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -661,65 +547,37 @@ def _projects_or_from_state(ctx: click.Context, param: click.Parameter, value: A
 @variable_options
 @lock_timeout_option
 @env_option
-def import_(
-    paths: tuple[str, ...],
-    projects: tuple[str, ...],
-    out: str | None,
-    patterns: tuple[str, ...],
-    assume_priority: int | None,
-    take_ownership: bool,
-    from_state: bool,
-    force: bool,
-    **kw: Any,
-) -> int:
+@taking
+def import_(args: ImportArguments) -> int:
     """Preview YAML for live batches not managed yet (by state or config PATHS); --out adopts."""
-    from batchplan.commands.importing import import_batches
-    from batchplan.config.environments import settle
+    from batchplan.commands.importing import run
 
-    explicit = explicit_options("endpoint", "state")
-    options = settle(paths, make_options(kw), explicit=explicit, tell=tell)
-    return import_batches(
-        projects,
-        options,
-        make_echo(options.color),
-        out=out,
-        assume_priority=assume_priority,
-        force=force,
-        paths=paths,
-        patterns=patterns,
-        take_ownership=take_ownership,
-        from_state=from_state,
-    )
-
-
-SCHEMAS = {
-    "config": "batchplan.schema.json",
-    "plan": "plan.schema.json",
-    "apply-events": "apply-events.schema.json",
-}
+    return run(args)
 
 
 @cli.command()
 @click.argument("name", type=click.Choice(list(SCHEMAS)))
 @output_options
-def schema(name: str, **kw: Any) -> int:
+@taking
+def schema(args: SchemaArguments) -> int:
     """Print a JSON Schema: the config file, the saved plan or apply's JSON events."""
-    from batchplan.commands.schema import print_schema
+    from batchplan.commands.schema import run
 
-    return print_schema(SCHEMAS[name], make_echo(False))
+    return run(args)
 
 
 @cli.command()
 @click.argument("folder", default=".", type=click.Path(file_okay=False))
 @output_options
-def init(folder: str, **kw: Any) -> int:
+@taking
+def init(args: InitArguments) -> int:
     """Start a project: a starter batchplan.yaml, its schema, .batchplan/ in .gitignore.
 
     Never overwrites: an existing config or schema copy is left as it is.
     """
-    from batchplan.commands.init import init as run
+    from batchplan.commands.init import run
 
-    return run(folder, make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 @cli.group()
@@ -731,84 +589,49 @@ def state() -> None:
 state_options = stacked(endpoint_option, state_option, env_option, output_options)
 
 
-def state_backend_for(kw: dict[str, Any]) -> StateBackend:
-    """The state of the current folder's configuration, or of ``--env``'s environment."""
-    return backend_of(*state_place(kw))
-
-
-def backend_of(endpoint: str, location: str | None) -> StateBackend:
-    """``--state``, or the default state for this kind of endpoint."""
-    from batchplan.api.endpoint import Endpoint
-    from batchplan.state.location import backend_at
-
-    sandbox = Endpoint.parse(endpoint).sandbox
-    location = location or (DEFAULT_SANDBOX_STATE if sandbox else DEFAULT_STATE)
-    return backend_at(location)
-
-
-def state_place(kw: dict[str, Any]) -> tuple[str, str | None]:
-    """(endpoint, ``--state``) of a ``state`` command: ``--env``'s when given (popped from kw)."""
-    endpoint: str = kw.pop("endpoint")
-    location: str | None = kw.pop("state")
-    environment = kw.pop("env", None)
-    if environment:
-        from batchplan.config.environments import settle
-
-        settled = settle(
-            default_paths(()),
-            Options(endpoint=endpoint, state=location, environment=environment),
-            explicit=explicit_options("endpoint", "state"),
-            tell=tell,
-        )
-        endpoint, location = settled.endpoint, settled.state
-    return endpoint, location
-
-
 @state.command("list")
 @format_option("text", "json", help="text for people, json for machines.")
 @state_options
 @verbose_option
-def state_list(fmt: str, verbose: bool, **kw: Any) -> int:
+@taking
+def state_list(args: StateListArguments) -> int:
     """List the batches in state (--verbose: serial, lineage, create-time flags)."""
-    from batchplan.commands.state import state_list as run
+    from batchplan.commands.state import run_list as run
 
-    return run(
-        state_backend_for(kw),
-        make_echo(use_color(kw["no_color"])),
-        fmt,
-        verbose=verbose,
-    )
+    return run(args)
 
 
 @state.command("show")
 @click.argument("name")
 @state_options
-def state_show(name: str, **kw: Any) -> int:
+@taking
+def state_show(args: StateShowArguments) -> int:
     """Show one batch's record as JSON."""
-    from batchplan.commands.state import state_show as run
+    from batchplan.commands.state import run_show as run
 
-    return run(state_backend_for(kw), name, make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 @state.command("rm")
 @click.argument("names", nargs=-1, required=True)
 @state_options
 @lock_timeout_option
-def state_rm(names: tuple[str, ...], **kw: Any) -> int:
+@taking
+def state_rm(args: StateRmArguments) -> int:
     """Drop batches from state; the batches themselves stay."""
-    from batchplan.commands.state import state_rm as run
+    from batchplan.commands.state import run_rm as run
 
-    backend = state_backend_for(kw)
-    return run(backend, names, kw["lock_timeout"], make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 @state.command("pull")
 @state_options
-def state_pull(**kw: Any) -> int:
+@taking
+def state_pull(args: StatePullArguments) -> int:
     """Print the state as JSON."""
-    from batchplan.commands.state import state_pull as run
+    from batchplan.commands.state import run_pull as run
 
-    return run(state_backend_for(kw), make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 @state.command("push")
@@ -820,33 +643,23 @@ def state_pull(**kw: Any) -> int:
 )
 @state_options
 @lock_timeout_option
-def state_push(path: str, force: bool, **kw: Any) -> int:
+@taking
+def state_push(args: StatePushArguments) -> int:
     """Replace the stored state with FILE."""
-    from batchplan.api.endpoint import Endpoint
-    from batchplan.commands.state import state_push as run
+    from batchplan.commands.state import run_push as run
 
-    endpoint, location = state_place(kw)
-    # Read, not served: pushing a state starts no sandbox.
-    identity = Endpoint.parse(endpoint).read_identity()
-    backend = backend_of(endpoint, location)
-    return run(
-        backend,
-        path,
-        force,
-        kw["lock_timeout"],
-        make_echo(use_color(kw["no_color"])),
-        endpoint=identity,
-    )
+    return run(args)
 
 
 @state.command("unlock")
 @click.argument("lock_id")
 @state_options
-def state_unlock(lock_id: str, **kw: Any) -> int:
+@taking
+def state_unlock(args: StateUnlockArguments) -> int:
     """Break a stale state lock."""
-    from batchplan.commands.state import state_unlock as run
+    from batchplan.commands.state import run_unlock as run
 
-    return run(state_backend_for(kw), lock_id, make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 @cli.group()
@@ -918,39 +731,12 @@ def sandbox() -> None:
     "the connection waiting longest for a request.",
 )
 @output_options
-def sandbox_serve(
-    host: str,
-    port: int,
-    db_path: str,
-    api_key: str | None,
-    latency_ms: float,
-    fault_rate: float,
-    rate_limit: float | None,
-    burst: int | None,
-    seed: int | None,
-    strict_projects: bool,
-    max_connections: int,
-    **kw: Any,
-) -> int:
+@taking
+def sandbox_serve(args: SandboxServeArguments) -> int:
     """Serve the sandbox API until Ctrl-C or SIGTERM."""
-    from batchplan.sandbox import SandboxOptions, serve
+    from batchplan.commands.sandbox import run
 
-    if burst is not None and rate_limit is None:
-        raise click.UsageError("--burst needs --rate-limit")
-    options = SandboxOptions(
-        host=host,
-        port=port,
-        db_path=db_path,
-        api_key=api_key,
-        latency_ms=latency_ms,
-        fault_rate=fault_rate,
-        rate_limit=rate_limit,
-        burst=burst,
-        seed=seed,
-        strict_projects=strict_projects,
-        max_connections=max_connections,
-    )
-    return serve(options, echo=make_echo(use_color(kw["no_color"])))
+    return run(args)
 
 
 def report(message: str, no_color: bool) -> None:

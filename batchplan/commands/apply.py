@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 
@@ -9,6 +10,7 @@ import click
 
 from batchplan.api.session import Session
 from batchplan.commands.applying import ApplyOutput
+from batchplan.commands.arguments import ApplyArguments
 from batchplan.commands.plan import tell_if_no_state
 from batchplan.config.environments import settle
 from batchplan.config.load import load_config
@@ -36,6 +38,7 @@ from batchplan.plan.planfile import (
 from batchplan.plan.planning import Planned, make_plan
 from batchplan.plan.words import breach_text
 from batchplan.state.location import state_backend
+from batchplan.views.terminal import make_echo
 from batchplan.views.text import render_text
 
 CANCELLED = "Apply cancelled. No call was made."
@@ -220,4 +223,20 @@ def _refuse_or_apply(
         planned.state,
         parallelism=options.parallelism,
         fail_fast=fail_fast,
+    )
+
+
+def run(args: ApplyArguments) -> int:
+    """``batchplan apply`` with its parsed arguments; asks for approval only on a terminal."""
+    echo = make_echo(args.options.color)
+    return apply(
+        args.paths,
+        args.options,
+        args.plan_options,
+        echo,
+        confirm=ask_approval if sys.stdin.isatty() else None,
+        auto_approve=args.auto_approve,
+        fail_fast=args.fail_fast,
+        explicit=args.explicit,
+        output=ApplyOutput(args.format, args.compact, echo),
     )

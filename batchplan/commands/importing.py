@@ -34,10 +34,11 @@ import yaml
 from batchplan.api.client import ScaleClient
 from batchplan.api.session import Session
 from batchplan.apply.engine import utc_now
+from batchplan.commands.arguments import ImportArguments
+from batchplan.config.environments import settle
 from batchplan.config.load import load_names
 from batchplan.config.yamlload import _core_value as core_value
-from batchplan.errors import EXIT_OK, PlanError, UsageError, os_reason
-from batchplan.escaping import escape_controls
+from batchplan.errors import EXIT_OK, PlanError, UsageError
 from batchplan.model import (
     COMPLETED,
     IN_PROGRESS,
@@ -53,6 +54,8 @@ from batchplan.plan.planning import first_lineage
 from batchplan.state import State, StateBackend
 from batchplan.state.location import read_state
 from batchplan.state.location import state_backend as open_state
+from batchplan.views.importing import STDOUT, ImportView, import_view
+from batchplan.views.terminal import make_echo, tell
 
 CALLBACK_VARIABLE = "BATCHPLAN_CALLBACK_{}"
 
@@ -183,9 +186,6 @@ def config_yaml(
     return ImportedYaml("\n".join(header) + "\n" + body, tuple(variables))
 
 
-STDOUT = "-"
-
-
 @dataclass(frozen=True)
 class ImportRequest:
     """What ``batchplan import`` was asked: the command line, as values."""
@@ -290,18 +290,6 @@ def _read_config(request: ImportRequest, variables: Mapping[str, str]) -> Config
     return config
 
 
-def _write_output(request: ImportRequest, text: str) -> None:
-    if request.to_stdout:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    assert request.out is not None
-    try:
-        Path(request.out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write import output {request.out}: {os_reason(exc)}") from None
-
-
 def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
@@ -377,20 +365,12 @@ def import_batches(
         raise UsageError(f"{out} exists; choose another --out or pass --force to overwrite it")
     _refuse_redirect_into_config(request)
 
-    def note(message: str) -> None:
-        # Live names reach these messages: never let them drive the terminal.
-        message = escape_controls(message)
-        # With the YAML on standard output, messages go to standard error.
-        if request.to_stdout:
-            print(message, file=sys.stderr)
-        else:
-            echo(message)
-
+    view = import_view(out, echo)
     config = _read_config(request, dict(options.variables))
     in_config = frozenset(b.name for b in config.batches) if config is not None else frozenset()
     ownership = config is not None and config.settings.ownership
     with Session(options) as session:
-        return _import_through(request, session, in_config, ownership, options, note)
+        return _import_through(request, session, in_config, ownership, options, view)
 
 
 def _import_through(
@@ -399,7 +379,7 @@ def _import_through(
     in_config: frozenset[str],
     ownership: bool,
     options: Options,
-    note: Callable[[str], None],
+    view: ImportView,
 ) -> int:
     """Import over one session, closed by the caller however this ends."""
     endpoint, client = session.endpoint, session.client
@@ -413,15 +393,15 @@ def _import_through(
         return state
 
     if request.from_state:
-        return _from_state(request, client, current_state(), in_config, options, note)
+        return _from_state(request, client, current_state(), in_config, options, view)
     if not request.adopts:
         # A preview takes no lock: it writes nothing.
         return _import(
-            request, client, backend, current_state(), in_config, ownership, options, note
+            request, client, backend, current_state(), in_config, ownership, options, view
         )
     with backend.lock("import", options.lock_timeout):
         return _import(
-            request, client, backend, current_state(), in_config, ownership, options, note
+            request, client, backend, current_state(), in_config, ownership, options, view
         )
 
 
@@ -433,7 +413,7 @@ def _import(
     in_config: frozenset[str],
     ownership: bool,
     options: Options,
-    note: Callable[[str], None],
+    view: ImportView,
 ) -> int:
     projects = request.projects
     missing = [p for p in projects if not client.project_exists(p)]
@@ -449,7 +429,7 @@ def _import(
     imported = config_yaml(batches, list(projects), request.assume_priority)
     if request.adopts:
         claimed = _claim(client, batches, state.lineage, ownership, request.take_ownership)
-        _write_output(request, imported.text)
+        view.write_yaml(imported.text)
         now = utc_now()
         backend.write(
             state.successor(
@@ -466,25 +446,27 @@ def _import(
         )
     else:
         claimed = 0
-        _write_output(request, imported.text)
+        view.write_yaml(imported.text)
     for name in sorted_.managed:
-        note(f"{escaped(name)}: already managed, skipped")
+        view.note(f"{escaped(name)}: already managed, skipped")
     for name, problem in sorted_.unmanageable:
-        note(f"{escaped(name)}: {problem}, which batchplan cannot manage; skipped")
+        view.note(f"{escaped(name)}: {problem}, which batchplan cannot manage; skipped")
     for name, owner in sorted_.owned:
-        note(
+        view.note(
             f"{escaped(name)}: managed by another state, lineage {owner}; skipped "
             "(--take-ownership adopts it)"
         )
     for variable, name in imported.variables:
-        note(f"{escaped(name)}: its callback carries credentials; set {variable} to its live value")
+        view.note(
+            f"{escaped(name)}: its callback carries credentials; set {variable} to its live value"
+        )
     skipped = len(sorted_.managed) + len(sorted_.unmanageable) + len(sorted_.owned)
     tail = f"; {skipped} skipped." if skipped else "."
     counted = _plural(len(batches), "batch", "batches")
     sources = _plural(len(projects), "project", "projects")
     if not request.adopts:
         suggested = "batchplan.yaml" if not _config_paths(request.paths) else "imported.yaml"
-        note(
+        view.note(
             f"Preview: {counted} from {sources} not managed yet{tail} Nothing was written, "
             f"state included. To write this YAML and adopt them: "
             f"{request.adopt_command(suggested)}"
@@ -492,7 +474,7 @@ def _import(
         return EXIT_OK
     where = "standard output" if request.to_stdout else request.out
     owned = f" ({claimed} marked with this state's lineage)" if claimed else ""
-    note(
+    view.note(
         f"Imported {counted}{owned} from {sources} into {where} and state {backend.location}{tail}"
     )
     return EXIT_OK
@@ -529,7 +511,7 @@ def _from_state(
     state: State,
     in_config: frozenset[str],
     options: Options,
-    note: Callable[[str], None],
+    view: ImportView,
 ) -> int:
     """YAML for the batches the state manages that no config declares; nothing changes.
 
@@ -548,19 +530,38 @@ def _from_state(
     batches: list[LiveBatch] = []
     for record, batch in zip(records, live, strict=True):
         if batch is None:
-            note(f"{escaped(record.name)}: in state but not live, not written")
+            view.note(f"{escaped(record.name)}: in state but not live, not written")
         else:
             batches.append(batch)
     batches.sort(key=lambda b: (b.project, b.name))
     projects = sorted({b.project for b in batches})
     priorities = {r.name: r.priority for r in records}
     imported = config_yaml(batches, projects, None, priorities)
-    _write_output(request, imported.text)
+    view.write_yaml(imported.text)
     for variable, name in imported.variables:
-        note(f"{escaped(name)}: its callback carries credentials; set {variable} to its live value")
+        view.note(
+            f"{escaped(name)}: its callback carries credentials; set {variable} to its live value"
+        )
     where = "standard output" if request.to_stdout else request.out
-    note(
+    view.note(
         f"Wrote {_plural(len(batches), 'batch', 'batches')} the state manages and no config "
         f"declares to {where}; nothing else was changed."
     )
     return EXIT_OK
+
+
+def run(args: ImportArguments) -> int:
+    """``batchplan import`` with its parsed arguments (``--env`` settled first)."""
+    options = settle(args.paths, args.options, explicit=args.explicit, tell=tell)
+    return import_batches(
+        args.projects,
+        options,
+        make_echo(options.color),
+        out=args.out,
+        assume_priority=args.assume_priority,
+        force=args.force,
+        paths=args.paths,
+        patterns=args.patterns,
+        take_ownership=args.take_ownership,
+        from_state=args.from_state,
+    )

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from batchplan.commands.arguments import InitArguments
 from batchplan.config.schema import CONFIG_SCHEMA, schema_dir
 from batchplan.errors import EXIT_OK, BatchplanError, os_reason
+from batchplan.views.terminal import make_echo
 
 #: The copy of the config schema the starter config's first line points at.
 SCHEMA_COPY = ".batchplan.schema.json"
@@ -116,3 +118,8 @@ def init(folder: str, echo: Callable[[str], None]) -> int:
 
     echo(_ignore_state(root))
     return EXIT_OK
+
+
+def run(args: InitArguments) -> int:
+    """``batchplan init`` with its parsed arguments."""
+    return init(args.folder, make_echo(args.color))

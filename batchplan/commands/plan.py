@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import click
 
 from batchplan.api.session import Session
+from batchplan.commands.arguments import PlanArguments, ShowArguments
 from batchplan.config.environments import settle
 from batchplan.config.load import load_config
 from batchplan.errors import (
@@ -16,7 +17,6 @@ from batchplan.errors import (
     EXIT_ERROR,
     EXIT_OK,
     EXIT_UNSAFE,
-    UsageError,
     first_exit,
 )
 from batchplan.options import Options
@@ -31,30 +31,8 @@ from batchplan.state.location import (
     state_backend,
     state_location,
 )
-
-
-def render(plan: Plan, fmt: str, options: Options, *, compact: bool = False) -> str:
-    """The plan in ``text``, ``json`` or ``markdown``; the same for a plan read back.
-
-    ``compact`` (text and markdown): one line per batch, grouped by project.
-    """
-    if fmt == "json":
-        from batchplan.views.json import render_json
-
-        return render_json(plan)
-    if fmt == "markdown":
-        from batchplan.views.markdown import render_markdown
-
-        return render_markdown(plan, compact=compact)
-    from batchplan.views.text import render_text
-
-    return render_text(plan, color=options.color, verbose=options.verbose, compact=compact)
-
-
-def check_compact(fmt: str, compact: bool) -> None:
-    """``--compact`` shapes text and Markdown; JSON is for programs and stays whole."""
-    if compact and fmt == "json":
-        raise UsageError("--compact applies to --format text and markdown, not json")
+from batchplan.views.plan import plan_view
+from batchplan.views.terminal import make_echo
 
 
 def plan_exit_code(plan: Plan, *, detailed_exitcode: bool) -> int:
@@ -90,7 +68,7 @@ def plan(
     the plan was saved, the environment's overridden values and a missing
     state go to stderr. ``explicit`` names the options given on the command line.
     """
-    check_compact(fmt, compact)
+    view = plan_view(fmt, echo, color=options.color, verbose=options.verbose, compact=compact)
     options = settle(paths, options, explicit=explicit, tell=_stderr)
     if out is not None:
         check_out_path(out, reserved_for_state(options))
@@ -99,7 +77,7 @@ def plan(
         backend = state_backend(options, session.endpoint)
         planned = make_plan(config, session, backend, plan_options)
         tell_if_no_state(planned.state, backend.location)
-        echo(render(planned.plan, fmt, options, compact=compact).rstrip("\n"))
+        view.show(planned.plan)
         if out is not None:
             write_plan_file(
                 out,
@@ -176,7 +154,28 @@ def show(
     compact: bool = False,
 ) -> int:
     """Print a saved plan exactly as ``plan --format FMT [--compact]`` printed it."""
-    check_compact(fmt, compact)
+    view = plan_view(fmt, echo, color=options.color, verbose=options.verbose, compact=compact)
     saved = read_plan_file(path)
-    echo(render(saved.plan, fmt, options, compact=compact).rstrip("\n"))
+    view.show(saved.plan)
     return EXIT_OK
+
+
+def run_plan(args: PlanArguments) -> int:
+    """``batchplan plan`` with its parsed arguments."""
+    return plan(
+        args.paths,
+        args.options,
+        args.plan_options,
+        make_echo(args.options.color),
+        fmt=args.format,
+        out=args.out,
+        detailed_exitcode=args.detailed_exitcode,
+        compact=args.compact,
+        explicit=args.explicit,
+    )
+
+
+def run_show(args: ShowArguments) -> int:
+    """``batchplan show`` with its parsed arguments."""
+    echo = make_echo(args.options.color)
+    return show(args.planfile, args.options, echo, fmt=args.format, compact=args.compact)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from batchplan.commands.arguments import SchemaArguments
 from batchplan.config.schema import schema_dir
 from batchplan.errors import EXIT_OK, BatchplanError
+from batchplan.views.terminal import make_echo
 
 
 def print_schema(filename: str, echo: Callable[[str], None]) -> int:
@@ -24,3 +26,8 @@ def print_schema(filename: str, echo: Callable[[str], None]) -> int:
         ) from None
     echo(text.rstrip("\n"))
     return EXIT_OK
+
+
+def run(args: SchemaArguments) -> int:
+    """``batchplan schema`` with its parsed arguments; a schema is never coloured."""
+    return print_schema(args.filename, make_echo(False))

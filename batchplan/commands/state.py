@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from batchplan.commands.arguments import (
+    StateListArguments,
+    StatePlace,
+    StatePullArguments,
+    StatePushArguments,
+    StateRmArguments,
+    StateShowArguments,
+    StateUnlockArguments,
+)
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
-from batchplan.model import BatchRecord, escaped, name_problem
+from batchplan.model import escaped, name_problem
+from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 from batchplan.state.location import repair_hint
+from batchplan.views.state import DamagedRecord, StateListing, record_json, state_list_view
+from batchplan.views.terminal import make_echo, tell
 
 
 def _stored(backend: StateBackend) -> State:
@@ -19,17 +30,6 @@ def _stored(backend: StateBackend) -> State:
     if state is None:
         raise StateError(f"no state at {backend.location} yet")
     return state
-
-
-def _record_json(record: BatchRecord) -> dict[str, Any]:
-    return {
-        "name": record.name,
-        "project": record.project,
-        "priority": record.priority,
-        "calibration_batch": record.calibration_batch,
-        "self_label_batch": record.self_label_batch,
-        "updated_at": record.updated_at,
-    }
 
 
 def state_list(
@@ -46,71 +46,26 @@ def state_list(
     flags it never saw).
     """
     state = backend.read(keep_damaged=True)
-    if output_format == "json":
-        records = [] if state is None else [_record_json(r) for r in iter_sorted(state)]
-        damaged = [] if state is None else _damaged_json(state)
-        document: dict[str, Any] = {"state": backend.location, "batches": records}
-        if damaged:
-            document["damaged"] = damaged
-        echo(json.dumps(document, ensure_ascii=False))
-        return EXIT_OK
-    if state is None or not (state.batches or state.damaged):
-        echo(f"No batches in state {backend.location}.")
-        return EXIT_OK
-    if verbose:
-        echo(
-            f"State {backend.location}: serial {state.serial}, lineage {state.lineage}, "
-            f"endpoint {state.endpoint}"
-        )
-        echo("")
-    header = ["NAME", "PROJECT", "PRIORITY"]
-    if verbose:
-        header += ["CALIBRATION", "SELF_LABEL"]
-    rows = []
-    for r in iter_sorted(state):
-        row = [r.name, r.project, "(unknown)" if r.priority is None else str(r.priority)]
-        if verbose:
-            row += [_flag(r.calibration_batch), _flag(r.self_label_batch)]
-        rows.append((row, r.updated_at or ""))
-    widths = [
-        max(len(row[i]) for row in [header, *(r for r, _ in rows)]) for i in range(len(header))
-    ]
-
-    def line(cells: list[str], last: str) -> str:
-        return "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)) + (
-            f"  {last}"
-        )
-
-    echo(line(header, "UPDATED"))
-    for row, updated in rows:
-        echo(line(row, updated))
-    _echo_damaged(backend, state, echo)
+    state_list_view(output_format, echo, verbose=verbose).show(listing_of(backend, state))
     return EXIT_OK
 
 
-def _damaged_json(state: State) -> list[dict[str, Any]]:
-    return [
-        {"name": name, "problem": state.damaged[name].problem} for name in sorted(state.damaged)
-    ]
-
-
-def _echo_damaged(backend: StateBackend, state: State, echo: Callable[[str], None]) -> None:
-    """Each damaged record, named escaped (it may hold a line break), and the way out."""
-    if not state.damaged:
-        return
-    count = len(state.damaged)
-    echo("")
-    echo(
-        f"{count} damaged record{'s' if count != 1 else ''} (every other command refuses "
-        "this state until it is removed or fixed):"
+def listing_of(backend: StateBackend, state: State | None) -> StateListing:
+    """The plain values ``state list`` shows of ``state`` (None: nothing stored yet)."""
+    if state is None:
+        return StateListing(backend.location)
+    damaged = tuple(
+        DamagedRecord(name, state.damaged[name].problem, repair_hint(backend.location, name))
+        for name in sorted(state.damaged)
     )
-    for name in sorted(state.damaged):
-        echo(f"  {escaped(name)}: {state.damaged[name].problem}")
-        echo(f"    remove it: {repair_hint(backend.location, name)}")
-
-
-def _flag(value: bool | None) -> str:
-    return "-" if value is None else str(value).lower()
+    return StateListing(
+        backend.location,
+        tuple(iter_sorted(state)),
+        damaged,
+        state.serial,
+        state.lineage,
+        state.endpoint,
+    )
 
 
 def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
@@ -121,7 +76,7 @@ def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) ->
         raise StateError(f"{state.damaged[bad].problem}; {repair_hint(backend.location, bad)}")
     if record is None:
         raise StateError(f"batch {name!r} is not in state {backend.location}")
-    echo(json.dumps(_record_json(record), indent=2, ensure_ascii=False))
+    echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
     return EXIT_OK
 
 
@@ -196,3 +151,77 @@ def state_unlock(backend: StateBackend, lock_id: str, echo: Callable[[str], None
     holder = backend.unlock(lock_id)
     echo(f"Lock {holder.id} broken (it was {holder.describe()}).")
     return EXIT_OK
+
+
+# --- the commands with their parsed arguments ---------------------------------------
+
+
+def place_of(place: StatePlace) -> tuple[str, str | None]:
+    """(endpoint, ``--state``) of a ``state`` command: ``--env``'s when given."""
+    endpoint, location = place.endpoint, place.state
+    if place.environment:
+        from batchplan.commands.arguments import default_paths
+        from batchplan.config.environments import settle
+
+        settled = settle(
+            default_paths(()),
+            Options(endpoint=endpoint, state=location, environment=place.environment),
+            explicit=place.explicit,
+            tell=tell,
+        )
+        endpoint, location = settled.endpoint, settled.state
+    return endpoint, location
+
+
+def backend_of(endpoint: str, location: str | None) -> StateBackend:
+    """``--state``, or the default state for this kind of endpoint."""
+    from batchplan.api.endpoint import Endpoint
+    from batchplan.state.location import backend_at
+
+    sandbox = Endpoint.parse(endpoint).sandbox
+    location = location or (DEFAULT_SANDBOX_STATE if sandbox else DEFAULT_STATE)
+    return backend_at(location)
+
+
+def backend_for(place: StatePlace) -> StateBackend:
+    """The state of the current folder's configuration, or of ``--env``'s environment."""
+    return backend_of(*place_of(place))
+
+
+def run_list(args: StateListArguments) -> int:
+    """``batchplan state list``."""
+    backend = backend_for(args.place)
+    return state_list(backend, make_echo(args.color), args.format, verbose=args.verbose)
+
+
+def run_show(args: StateShowArguments) -> int:
+    """``batchplan state show``."""
+    return state_show(backend_for(args.place), args.name, make_echo(args.color))
+
+
+def run_rm(args: StateRmArguments) -> int:
+    """``batchplan state rm``."""
+    backend = backend_for(args.place)
+    return state_rm(backend, args.names, args.lock_timeout, make_echo(args.color))
+
+
+def run_pull(args: StatePullArguments) -> int:
+    """``batchplan state pull``."""
+    return state_pull(backend_for(args.place), make_echo(args.color))
+
+
+def run_push(args: StatePushArguments) -> int:
+    """``batchplan state push``: the endpoint's identity is read, not served."""
+    from batchplan.api.endpoint import Endpoint
+
+    endpoint, location = place_of(args.place)
+    # Read, not served: pushing a state starts no sandbox.
+    identity = Endpoint.parse(endpoint).read_identity()
+    backend = backend_of(endpoint, location)
+    echo = make_echo(args.color)
+    return state_push(backend, args.path, args.force, args.lock_timeout, echo, endpoint=identity)
+
+
+def run_unlock(args: StateUnlockArguments) -> int:
+    """``batchplan state unlock``."""
+    return state_unlock(backend_for(args.place), args.lock_id, make_echo(args.color))
