@@ -23,6 +23,21 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(autouse=True)
+def no_remembered_secrets() -> Iterator[None]:
+    """Each test starts with no secrets remembered by an earlier one in this process.
+
+    The redaction remembers every variable value a command reads, for the
+    life of the process; tests run many commands in one process, and a value
+    such as "true" remembered by one would mask that word in the next.
+    """
+    from batchplan.redact import forget_all
+
+    forget_all()
+    yield
+    forget_all()
+
+
+@pytest.fixture(autouse=True)
 def no_terminal_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """No COLUMNS/LINES from the runner: a test that wants a width sets one.
 
