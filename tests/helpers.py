@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import textwrap
@@ -131,3 +133,35 @@ def state_record(name: str, priority: int | None = 20) -> BatchRecord:
 def next_version(state: State, **records: BatchRecord) -> State:
     """The state after one write that records ``records``."""
     return state.successor(records)
+
+
+#: What a bounded ``batchplan`` process may use: memory, and seconds before it is a hang.
+MEMORY_CAP = 1024 * 1024 * 1024
+TIMEOUT = 30
+
+
+def bounded(
+    folder: Path, *args: str, fsize: int | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``batchplan ARGS`` in its own process: 1 GiB of memory, ``fsize`` bytes per file."""
+
+    def limits() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+        if fsize is not None:
+            # A write past the limit then fails with EFBIG, as on a full disk.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
+
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "batchplan", *args],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=TIMEOUT,
+            preexec_fn=limits,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"batchplan {' '.join(args)} still running after {TIMEOUT} s")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 import requests
 
 from batchplan.model import BatchRecord
@@ -24,11 +23,6 @@ from tests.helpers import CLI, api_calls, batch_record, clear_calls, mutating_ca
 BAD_NAME = "imp_nl\n  - name: injected"
 # The metadata key ownership writes: spelled out, as users see it.
 LINEAGE_KEY = "batchplan.lineage"
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 def create_live(sandbox: SandboxServer, name: str, project: str = "imp", **fields: Any) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 import requests
 
 from batchplan.sandbox import SandboxServer
@@ -23,11 +20,6 @@ FORBIDDEN = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))] + [
     *(chr(c) for c in range(0x2066, 0x206A)),
     "\ufeff",
 ]
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 def create_live(sandbox: SandboxServer, name: str, project: str, **fields: str) -> None:

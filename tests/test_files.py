@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +15,7 @@ import pytest
 from batchplan.errors import PlanError, StateError
 from batchplan.sandbox import SandboxServer
 from batchplan.state.local import LocalState
-from tests.helpers import CLI, mutating_calls
+from tests.helpers import CLI, bounded, mutating_calls
 
 CONFIG = """\
     version: 1
@@ -31,39 +27,6 @@ CONFIG = """\
       - name: f2
       - name: f3
 """
-
-MEMORY_CAP = 1024 * 1024 * 1024
-TIMEOUT = 30
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
-
-
-def bounded(folder: Path, *args: str, fsize: int | None = None) -> subprocess.CompletedProcess[str]:
-    """``batchplan ARGS`` in its own process: 1 GiB of memory, ``fsize`` bytes per file."""
-
-    def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-        if fsize is not None:
-            # A write past the limit then fails with EFBIG, as on a full disk.
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-
-    try:
-        return subprocess.run(
-            [sys.executable, "-m", "batchplan", *args],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-            timeout=TIMEOUT,
-            preexec_fn=limits,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"batchplan {' '.join(args)} still running after {TIMEOUT} s")
 
 
 def state_path(folder: Path) -> Path:

@@ -7,16 +7,10 @@ from pathlib import Path
 import pytest
 
 from batchplan.errors import LockError
-from batchplan.sandbox import SandboxServer
 from batchplan.state.local import LocalState
 from tests.helpers import CLI
 
 BATCH = "version: 1\nbatches:\n  - {name: b1, project: p}\n"
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 def test_skipped_sub_folders_are_named_once_on_stderr(cli: CLI) -> None:

@@ -15,13 +15,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batchplan.config.load import check_config, load_config
 from batchplan.errors import ConfigError
-from batchplan.sandbox import SandboxServer
 from tests.helpers import CLI
 
 ENV = {"HOOK": "https://hooks.example.com/x", "HUGE": "0x" + "f" * 3600, "EMPTY": ""}
@@ -270,11 +268,6 @@ plannable = st.builds(
     ),
     st.dictionaries(st.text(max_size=5), json_values, max_size=2),
 )
-
-
-@pytest.fixture
-def cli(sandbox: SandboxServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> CLI:
-    return CLI(sandbox, tmp_path, capsys)
 
 
 @PLAN

@@ -10,9 +10,6 @@ written as usual.
 from __future__ import annotations
 
 import json
-import os
-import resource
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +26,7 @@ from batchplan.state import State
 from batchplan.state.local import LocalState
 from batchplan.state.writer import StateWriter
 from batchplan.views.apply import JsonView, TextView
-from tests.helpers import sandbox_get
+from tests.helpers import bounded, sandbox_get
 from tests.test_apply import plan_for
 from tests.test_reliability import write_batches
 
@@ -43,28 +40,6 @@ def full_log(folder: Path) -> Path:
     log = folder / "requests.log"
     log.write_bytes(b"earlier runs\n" * (FSIZE // 8))
     return log
-
-
-def batchplan_with_full_log(
-    folder: Path, *args: str, env: dict[str, str]
-) -> subprocess.CompletedProcess[str]:
-    """Like ``batchplan``, with a file-size limit the state file stays far below."""
-
-    def limits() -> None:
-        # A write past the limit then fails with EFBIG instead of killing the process.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE))
-
-    return subprocess.run(
-        [sys.executable, "-m", "batchplan", *args],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        preexec_fn=limits,
-        env={**os.environ, **env},
-    )
 
 
 def live_batches(sandbox: SandboxServer) -> int:
@@ -128,8 +103,8 @@ def test_a_request_log_on_a_full_disk_never_halts_apply(
     write_batches(tmp_path, 30)
     log = full_log(tmp_path)
     env = {"BATCHPLAN_LOG": "info", "BATCHPLAN_LOG_PATH": str(log)}
-    done = batchplan_with_full_log(
-        tmp_path, "apply", "--auto-approve", "--endpoint", sandbox.url, env=env
+    done = bounded(
+        tmp_path, "apply", "--auto-approve", "--endpoint", sandbox.url, fsize=FSIZE, env=env
     )
     assert done.returncode == 0, done.stderr
     assert "Apply complete: 30 created" in done.stdout
@@ -146,7 +121,7 @@ def test_a_plan_with_an_unwritable_log_ends_with_a_clear_message(
     write_batches(tmp_path, 3)
     log = full_log(tmp_path)
     env = {"BATCHPLAN_LOG": "debug", "BATCHPLAN_LOG_PATH": str(log)}
-    done = batchplan_with_full_log(tmp_path, "plan", "--endpoint", sandbox.url, env=env)
+    done = bounded(tmp_path, "plan", "--endpoint", sandbox.url, fsize=FSIZE, env=env)
     assert "a bug in batchplan" not in done.stderr
     assert "unexpected" not in done.stderr
     assert f"request log {log} (BATCHPLAN_LOG_PATH) cannot be written" in done.stderr
