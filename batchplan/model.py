@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,14 +36,30 @@ def known_status(status: str) -> bool:
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
+#: The longest name the config schema accepts (its ``maxLength``).
+MAX_NAME_LENGTH: Final = 1024
+# Bidirectional controls and zero-width characters: the schema's name pattern refuses them.
+_DECEPTIVE = re.compile("[\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+
+
 def name_problem(name: str) -> str | None:
-    """Why batchplan cannot manage a batch of this name (the config refuses it), or None."""
+    """Why batchplan cannot manage a batch of this name (the config refuses it), or None.
+
+    The same rules the config applies to a name, so a live batch whose name
+    no config could hold is never imported or adopted.
+    """
     if not name:
         return "the name is empty"
     if name in (".", ".."):
         return f"{name!r} is not a batch name"
     if _CONTROL.search(name):
         return "the name holds a control character"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"the name is longer than {MAX_NAME_LENGTH} characters"
+    if _DECEPTIVE.search(name):
+        return "the name holds a bidirectional control or a zero-width character"
+    if not name.isascii() and not unicodedata.is_normalized("NFC", name):
+        return "the name is not in Unicode NFC form"
     return None
 
 

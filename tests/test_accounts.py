@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import requests
 
 from batchplan.model import BatchRecord
@@ -452,3 +453,23 @@ def test_import_skips_a_batch_another_state_owns_unless_taking_ownership(
     assert LINEAGE_KEY not in (cli.folder / "taken.yaml").read_text()
     plan = cli("plan", "--detailed-exitcode", "imported.yaml", "taken.yaml")
     assert plan.code == 0, plan.out + plan.err
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["rtl\u202eexe", "zero\u200bwidth", "cafe\u0301", "n" * 1025],
+    ids=["bidi", "zero-width", "nfd", "too-long"],
+)
+def test_names_the_config_refuses_are_never_imported(
+    cli: CLI, sandbox: SandboxServer, name: str
+) -> None:
+    # Found in review: only control characters made a live name unmanageable,
+    # so import wrote YAML that validate then refused (bidi, zero-width, NFD,
+    # over 1,024 characters).
+    create_live(sandbox, name)
+
+    result = cli("import", "--project", "imp", "--out", "imported.yaml")
+
+    assert result.code == 0, result.err
+    assert "cannot be managed" in result.out or "cannot manage" in result.out
+    assert cli("validate", "imported.yaml").code == 0

@@ -843,7 +843,7 @@ class _Builder:
             return None
         name = entry["name"]
         if not name.isascii() and f"{where}.name" not in file.unknown:
-            message = name_problem(name, entry.written.get("name"))
+            message = nfc_problem(name, entry.written.get("name"))
             if message is not None:
                 self._problem(file, entry.value_marks["name"], f"{where}.name", message)
                 return None
@@ -1129,7 +1129,7 @@ class _Builder:
                         bad.extend(("name", m) for m in _field_problems(name, None, name_check))
                     elif not name.isascii():
                         shown = name_t.render_shown(combo) if name_t.shown else None
-                        nfc = name_problem(name, shown)
+                        nfc = nfc_problem(name, shown)
                         if nfc is not None:
                             bad.append(("name", nfc))
             if project_t is not None:
@@ -1349,7 +1349,7 @@ def _field_problems(value: str, shown: str | None, validator: SchemaCheck) -> li
     return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
 
 
-def name_problem(name: str, written: str | None = None) -> str | None:
+def nfc_problem(name: str, written: str | None = None) -> str | None:
     """Why ``name`` is not in Unicode NFC, or None when it is.
 
     Two spellings of one word (é as one code point, or as e and a combining
