@@ -26,7 +26,6 @@ import json
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable
 from typing import Any, TextIO
 
@@ -260,6 +259,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *, what: str, error:
     if is_symlink(name):
         raise error(symlink_refusal(name, what))
     folder = os.path.dirname(name) or "."
+    import tempfile  # here, not at the top: only commands that write pay its import
+
     try:
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(name) + ".", dir=folder)
     except OSError as exc:

@@ -15,7 +15,6 @@ and the config loader locates them.
 
 from __future__ import annotations
 
-import calendar
 import datetime
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -215,6 +214,8 @@ def _add_months(start: datetime.date, months: int) -> datetime.date:
     index = start.year * 12 + start.month - 1 + months
     year, month = divmod(index, 12)
     month += 1
+    import calendar  # here, not at the top: only month loops pay its import
+
     return datetime.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 

@@ -9,7 +9,6 @@ maps a path inside the document to where it was written.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -275,6 +274,8 @@ def _count(instance: Any) -> str:
 
 
 def _unknown_field(key: str, known: Sequence[str]) -> str:
+    import difflib  # here, not at the top: only a config with a typo pays its import
+
     message = f"unknown field '{key}'"
     close = difflib.get_close_matches(key, known, n=1)
     if close:
