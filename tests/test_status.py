@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from batchplan.sandbox import SandboxServer
+from batchplan.views.status import BatchProgress, status_openmetrics, status_text, totals
 from tests.helpers import CLI
 from tests.test_apply_events import Running
 
@@ -308,3 +309,42 @@ def test_openmetrics_with_watch_is_refused(cli: CLI) -> None:
         endpoint=False,
     )
     assert result.code == 1 and "--watch" in result.err
+
+
+# Statuses beyond the three batchplan acts on (a real account's paused,
+# cancelled, and whatever comes next) are counted and shown, not dropped.
+NEWER = [
+    BatchProgress("a", "cats", "staging", 1, 0, 0, 0),
+    BatchProgress("b", "cats", "paused", 2, 1, 0, 0),
+    BatchProgress("c", "cats", "cancelled", 0, 0, 0, 3),
+    BatchProgress("d", "cats", "weird_new_status", 1, 1, 0, 0),
+]
+
+
+def test_the_summary_counts_every_status_the_account_has() -> None:
+    summary = status_text(NEWER).splitlines()[-1]
+    assert summary.startswith("cats: 4 batches (1 staging, 1 cancelled, 1 paused, ")
+    assert "1 weird new status" in summary
+    counted = sum(int(count) for count in re.findall(r"(\d+) [a-z ]+(?:,|\))", summary))
+    assert counted == 4
+
+
+def test_openmetrics_gives_each_batch_its_status_whatever_it_is() -> None:
+    text = status_openmetrics(NEWER)
+    ones = re.findall(
+        r'batchplan_batch_status\{project="cats",batch="(\w)",status="(\w+)"\} 1', text
+    )
+    assert sorted(ones) == [
+        ("a", "staging"),
+        ("b", "paused"),
+        ("c", "cancelled"),
+        ("d", "weird_new_status"),
+    ]
+
+
+def test_a_status_named_like_a_total_does_not_overwrite_it() -> None:
+    rows = [BatchProgress("a", "p", "batches", 0, 0, 0, 0), BatchProgress("b", "p", "staging")]
+    total = totals(rows)["all"]
+    assert total["batches"] == 2
+    assert total["statuses"] == {"staging": 1, "batches": 1}
+    assert (total["staging"], total["in_progress"], total["not_created"]) == (1, 0, 0)

@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TextIO
 
@@ -72,13 +72,35 @@ class BatchProgress:
 TASK_COUNTS = ("tasks_pending", "tasks_completed", "tasks_error", "tasks_canceled")
 
 
-def _tally(rows: Sequence[BatchProgress]) -> dict[str, int]:
-    counts = {"batches": len(rows), NOT_CREATED: 0, **dict.fromkeys(STATUSES, 0)}
-    counts.update(dict.fromkeys(TASK_COUNTS, 0))
+def statuses_seen(seen: Iterable[str]) -> tuple[str, ...]:
+    """The statuses to show: batchplan's own three first, then any other the account has.
+
+    A real account has more (``paused``, ``cancelled``, whatever comes next);
+    each is counted under its own name, never dropped from a total.
+    """
+    others = sorted(set(seen) - {*STATUSES, NOT_CREATED})
+    return (*STATUSES, *others, NOT_CREATED)
+
+
+def _tally(rows: Sequence[BatchProgress]) -> dict[str, Any]:
+    """``batches``, the four task counts, and batches per status.
+
+    Every status seen is counted in ``statuses``; the three batchplan acts on
+    and ``not_created`` also have a key of their own, as before there were
+    others. Another status never gets a key beside ``batches``: a status an
+    API names ``batches`` must not overwrite the count of batches.
+    """
+    by_status: dict[str, int] = {}
+    counts: dict[str, Any] = {"batches": len(rows), **dict.fromkeys(TASK_COUNTS, 0)}
     for row in rows:
-        counts[row.status] = counts.get(row.status, 0) + 1
+        by_status[row.status] = by_status.get(row.status, 0) + 1
         for key in TASK_COUNTS:
             counts[key] += getattr(row, key) or 0
+    for status in (NOT_CREATED, *STATUSES):
+        counts[status] = by_status.get(status, 0)
+    counts["statuses"] = {
+        status: by_status[status] for status in statuses_seen(by_status) if status in by_status
+    }
     return counts
 
 
@@ -115,11 +137,10 @@ def _tasks(row: BatchProgress) -> str:
     return text
 
 
-def _summary_line(label: str, tally: dict[str, int]) -> str:
+def _summary_line(label: str, tally: dict[str, Any]) -> str:
     parts = [
-        f"{tally[key]} {key.replace('_', ' ')}"
-        for key in (*STATUSES, NOT_CREATED)
-        if tally.get(key)
+        f"{count} {escape_controls(status).replace('_', ' ')}"
+        for status, count in tally["statuses"].items()
     ]
     completed = tally["tasks_completed"]
     total = sum(tally[key] for key in TASK_COUNTS)
@@ -222,6 +243,8 @@ def status_openmetrics(rows: Sequence[BatchProgress]) -> str:
     node_exporter textfile collector accepts the file as it is.
     """
     lines = []
+    seen = statuses_seen(row.status for row in rows)
+    statuses = (NOT_CREATED, *(status for status in seen if status != NOT_CREATED))
     for metric, help_text in _METRICS:
         lines += [f"# TYPE {metric} gauge", f"# HELP {metric} {help_text}"]
         for row in rows:
@@ -233,7 +256,7 @@ def status_openmetrics(rows: Sequence[BatchProgress]) -> str:
                     state = key.removeprefix("tasks_")
                     lines.append(f'{metric}{{{labels},state="{state}"}} {getattr(row, key)}')
             else:
-                for status in (NOT_CREATED, *STATUSES):
+                for status in statuses:
                     value = 1 if row.status == status else 0
                     lines.append(f'{metric}{{{labels},status="{status}"}} {value}')
     lines.append("# EOF")
