@@ -246,6 +246,62 @@ def test_a_trickling_answer_is_cut_at_the_whole_answer_deadline() -> None:
     assert "timed out" in str(caught.value)
 
 
+def test_a_trickling_head_is_cut_at_the_whole_answer_deadline() -> None:
+    # Found: the deadline covered the body only. A status line and headers
+    # sent a byte every 0.05 s, each read inside the 0.5 s timeout, held the
+    # call for as long as the endpoint went on (up to 100 header lines of
+    # 64 KiB). The head must end at the deadline too.
+    endless_header = b"X-Padding: " + b"a" * 10_000
+
+    def trickle(conn: socket.socket, _request: bytes) -> None:
+        with contextlib.suppress(OSError):
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            for index in range(len(endless_header)):
+                conn.sendall(endless_header[index : index + 1])
+                time.sleep(0.05)
+
+    outcome: list[BaseException] = []
+
+    def call(url: str) -> None:
+        api = ScaleClient(url, None, ClientOptions(max_attempts=1, read_timeout=0.5))
+        try:
+            api.get_batch("b")
+        except BaseException as exc:  # handed to the test thread, which asserts on it
+            outcome.append(exc)
+
+    with raw_server(trickle) as (url, _seen):
+        caller = threading.Thread(target=call, args=(url,), daemon=True)
+        caller.start()
+        # Unbounded before: the head would trickle for 500 s. Twenty times
+        # the deadline is room for any loaded machine, and far from that.
+        caller.join(timeout=10)
+        assert not caller.is_alive(), "the call was still reading the answer's head"
+    assert len(outcome) == 1 and isinstance(outcome[0], ApiUnreachableError)
+    assert "timed out" in str(outcome[0])
+
+
+def test_connections_are_still_reused_under_the_answer_deadline() -> None:
+    body = json.dumps(BATCH).encode()
+    served = 0
+
+    def keep_alive(conn: socket.socket, request: bytes) -> None:
+        nonlocal served
+        answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        answer += b"Content-Length: %d\r\n\r\n" % len(body) + body
+        while request:
+            served += 1
+            conn.sendall(answer)
+            request = conn.recv(65536)
+
+    with raw_server(keep_alive) as (url, seen):
+        api = ScaleClient(url, None, ClientOptions(max_attempts=1, read_timeout=0.5))
+        for _ in range(3):
+            assert api.get_batch("b") is not None
+            time.sleep(0.6)  # past the first call's deadline: its socket is not shut
+    assert served == 3
+    assert len(seen) == 1  # one connection carried all three calls
+
+
 def test_a_trickling_answer_is_retried_like_a_timeout() -> None:
     body = json.dumps(BATCH).encode()
     calls = 0

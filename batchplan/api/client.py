@@ -39,9 +39,9 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from batchplan import __version__
+from batchplan.api.deadline import DeadlineAdapter, answer_deadline
 from batchplan.api.limiter import Cancelled, Limiter, LimiterSettings, Signal
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError, UsageError
 from batchplan.model import DesiredBatch, LiveBatch
@@ -444,7 +444,7 @@ class ScaleClient:
         self._session = requests.Session()
         # One pool large enough for every attempt the limiter lets through, so
         # connections are reused instead of opened and dropped under concurrency.
-        adapter = HTTPAdapter(
+        adapter = DeadlineAdapter(
             pool_connections=1,
             pool_maxsize=max(1, options.pool_size, options.concurrency),
             max_retries=0,
@@ -600,6 +600,16 @@ class ScaleClient:
         return sent
 
     def _exchange(self, call: _Call, attempt: int, started: float) -> _Sent:
+        """Send ``call`` and read its answer, head and body, within ``read_timeout``."""
+        with answer_deadline(started + self.options.read_timeout) as watch:
+            sent = self._exchange_within(call, attempt, started)
+        if watch.expired and sent.failure is not None and sent.reply is None:
+            # The deadline shut the socket: whatever the read then raised,
+            # the answer did not come in time.
+            return self._no_answer(call, attempt, started, "timed out", Signal.UNKNOWN)
+        return sent
+
+    def _exchange_within(self, call: _Call, attempt: int, started: float) -> _Sent:
         """Send ``call`` and read its answer; every outcome becomes a ``_Sent``."""
         method, path = call.method, call.path
         try:
