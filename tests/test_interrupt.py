@@ -69,3 +69,30 @@ def test_ctrl_c_while_status_waits_ends_at_once(
     result = interrupted_while_waiting(tmp_path, silent_endpoint, "status")
     assert result.returncode == 0
     assert "Traceback" not in result.stderr
+
+
+# The installed ``batchplan`` script imports its entry point before anything
+# else runs: a Ctrl-C while the CLI is still being imported must end as any
+# other Ctrl-C does, not with a traceback.
+CTRL_C_WHILE_IMPORTING = """
+import importlib.metadata, sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "batchplan.cli":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+(script,) = importlib.metadata.entry_points(group="console_scripts", name="batchplan")
+script.load()()
+"""
+
+
+def test_ctrl_c_while_the_installed_script_imports_the_cli_ends_quietly(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_WHILE_IMPORTING],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stderr) == (130, "Interrupted.\n")

@@ -69,7 +69,7 @@ def test_the_wheel_is_scale_batchplan_with_its_schemas(wheel: Path) -> None:
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     assert "\nName: scale-batchplan\n" in headers
-    assert "batchplan = batchplan.cli:main" in scripts
+    assert "batchplan = batchplan.__main__:main" in scripts
     for schema in SCHEMAS.glob("*.schema.json"):
         assert f"batchplan/_schemas/{schema.name}" in names
     assert "batchplan/cli.py" in names and "batchplan/sandbox/__init__.py" in names
