@@ -752,6 +752,15 @@ def report(message: str, no_color: bool) -> None:
 _NO_ARGS_IS_HELP: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
+def _out_of_resources(exc: BaseException) -> str | None:
+    """What the system refused, when ``exc`` is the machine's limit and not a bug."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, RuntimeError) and str(exc) == "can't start new thread":
+        return "another thread"
+    return None
+
+
 def run(args: list[str] | None = None) -> int:
     """Run the CLI and return the exit code; every expected error becomes a message."""
     argv = sys.argv[1:] if args is None else args
@@ -785,6 +794,13 @@ def run(args: list[str] | None = None) -> int:
         click.echo("Interrupted.", err=True)
         return EXIT_INTERRUPTED
     except Exception as exc:
+        if refused := _out_of_resources(exc):
+            report(
+                f"the system refused batchplan {refused} (a limit such as "
+                "ulimit -v or -u, or the machine is out of memory); try a lower --parallelism",
+                given.values.get("no_color", False),
+            )
+            return EXIT_ERROR
         if given.values.get("debug", False):
             import traceback
 

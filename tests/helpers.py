@@ -141,12 +141,16 @@ TIMEOUT = 30
 
 
 def bounded(
-    folder: Path, *args: str, fsize: int | None = None, env: dict[str, str] | None = None
+    folder: Path,
+    *args: str,
+    fsize: int | None = None,
+    env: dict[str, str] | None = None,
+    memory: int = MEMORY_CAP,
 ) -> subprocess.CompletedProcess[str]:
-    """``batchplan ARGS`` in its own process: 1 GiB of memory, ``fsize`` bytes per file."""
+    """``batchplan ARGS`` in its own process: ``memory`` bytes (1 GiB), ``fsize`` per file."""
 
     def limits() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         if fsize is not None:
             # A write past the limit then fails with EFBIG, as on a full disk.
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -161,7 +165,11 @@ def bounded(
             stdin=subprocess.DEVNULL,
             timeout=TIMEOUT,
             preexec_fn=limits,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
+            # glibc reserves 64 MiB of address space per thread's malloc
+            # arena, not memory used; under RLIMIT_AS a run of many threads
+            # could fail to start one ("can't start new thread") by chance.
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2"}
+            | (env or {}),
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"batchplan {' '.join(args)} still running after {TIMEOUT} s")

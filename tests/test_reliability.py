@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from batchplan.sandbox import SandboxServer
-from tests.helpers import events, sandbox_get, start_apply
+from tests.helpers import bounded, events, sandbox_get, start_apply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -253,3 +253,31 @@ def test_api_key_never_appears_in_any_output_or_file(sandbox_factory: Any, tmp_p
     for path in tmp_path.rglob("*"):
         if path.is_file():
             assert key.encode() not in path.read_bytes(), path
+
+
+def test_a_thread_the_system_refuses_is_named_not_called_a_bug(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    # Found: under a memory limit (ulimit -v) a large --parallelism ended with
+    # "unexpected RuntimeError: can't start new thread (a bug in batchplan)".
+    # 64 threads of 8 MiB stack each cannot fit in 400 MiB of address space.
+    write_batches(tmp_path, 100)
+    done = bounded(
+        tmp_path,
+        "apply",
+        "--auto-approve",
+        "--parallelism",
+        "64",
+        "--endpoint",
+        sandbox.url,
+        memory=400 * 1024 * 1024,
+    )
+    assert done.returncode == 1
+    assert "a bug in batchplan" not in done.stderr
+    assert "the system refused batchplan another thread" in done.stderr
+    assert "try a lower --parallelism" in done.stderr
+    # What was created before the refusal is in state, each created once.
+    state = json.loads((tmp_path / ".batchplan" / "state.json").read_text("utf-8"))
+    created = created_per_batch(sandbox)
+    assert set(state["batches"]) <= set(created)
+    assert set(created.values()) <= {1}
