@@ -157,3 +157,155 @@ def test_a_right_way_import_passes(module: str, source: str) -> None:
 def test_a_module_in_no_layer_is_named() -> None:
     with pytest.raises(ValueError, match=r"batchplan\.engine"):
         wrong_way_imports("import json\n", "batchplan.engine.run")
+
+
+# -- commands word nothing: their views do -------------------------------------
+
+COMMANDS = PACKAGE / "commands"
+# What writes a line out: click's and print's, a view's or stream's ``write``, ``tell``.
+PRINTERS = frozenset({"echo", "secho", "print", "tell", "write", "writelines"})
+# Wording still in a command outside the views, each with where it is. A site
+# that no longer words anything must leave this list (the test below says so).
+KNOWN_WORDING = frozenset(
+    {
+        ("batchplan.commands.plan", "tell_if_no_state"),
+        ("batchplan.commands.applying", "run"),
+    }
+)
+
+
+class WordedOutput(NamedTuple):
+    module: str
+    function: str
+    line: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.module}:{self.line} (in {self.function}): prints wording of its own; "
+            "hand the facts to the command's view in batchplan/views/ instead"
+        )
+
+
+def _callee(call: ast.Call) -> str | None:
+    """The name a call is made through: ``echo`` for ``echo(...)``, ``click.echo(...)``, ..."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
+
+
+def _has_words(node: ast.AST, helpers: frozenset[str]) -> bool:
+    """A sentence built here: an f-string, a worded literal, or a helper's result.
+
+    A literal is worded when it holds a letter or digit and is more than one
+    bare name: ``"stdout"`` names a stream, ``"Removed "`` starts a sentence.
+    """
+    for part in ast.walk(node):
+        if isinstance(part, ast.JoinedStr):
+            return True
+        if isinstance(part, ast.Constant) and isinstance(part.value, str):
+            text = part.value
+            if any(char.isalnum() for char in text) and not text.isidentifier():
+                return True
+        if isinstance(part, ast.Call) and _callee(part) in helpers:
+            return True  # ``echo(_what_was_done(...))``: the helper words the line
+    return False
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+
+
+def _printers_of(tree: ast.Module) -> frozenset[str]:
+    """The printers, and this module's functions that pass their argument to one (``_stderr``)."""
+    wrappers = {
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and len([s for s in node.body if not _is_docstring(s)]) == 1
+        and any(isinstance(c, ast.Call) and _callee(c) in PRINTERS for c in ast.walk(node))
+    }
+    return PRINTERS | wrappers
+
+
+def worded_output(source: str, module: str) -> list[WordedOutput]:
+    """Every printer call in ``source`` (a command module) whose line is worded here."""
+    tree = ast.parse(source)
+    helpers = frozenset(
+        node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)
+    )
+    printers = _printers_of(tree)
+    found = []
+    functions = [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)]
+    for function in functions:
+        for call in ast.walk(function):
+            if not (isinstance(call, ast.Call) and _callee(call) in printers):
+                continue
+            arguments = [*call.args, *(keyword.value for keyword in call.keywords)]
+            if any(_has_words(argument, helpers) for argument in arguments):
+                found.append(WordedOutput(module, function.name, call.lineno))
+    return sorted(set(found), key=lambda site: (site.module, site.line))
+
+
+def command_modules() -> list[tuple[str, Path]]:
+    return [
+        (f"batchplan.commands.{path.stem}", path)
+        for path in sorted(COMMANDS.glob("*.py"))
+        if path.stem != "__init__"
+    ]
+
+
+def test_no_command_words_its_output_a_view_does() -> None:
+    modules = command_modules()
+    assert len(modules) >= 10  # the walk found the commands
+    found = [
+        site
+        for module, path in modules
+        for site in worded_output(path.read_text(encoding="utf-8"), module)
+        if (site.module, site.function) not in KNOWN_WORDING
+    ]
+    assert [str(site) for site in found] == []
+
+
+def test_every_known_wording_site_is_still_there() -> None:
+    """Once a listed command hands its wording to a view, it leaves ``KNOWN_WORDING``."""
+    sites = {
+        (site.module, site.function)
+        for module, path in command_modules()
+        for site in worded_output(path.read_text(encoding="utf-8"), module)
+    }
+    assert sorted(KNOWN_WORDING - sites) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        'def f(echo):\n    echo(f"Removed {name}.")\n',
+        'def f(echo):\n    echo("Removed " + name)\n',
+        'def f():\n    click.echo("Done.", err=True)\n',
+        'def f(view):\n    view.echo("{} done".format(name))\n',
+        'def f():\n    print(f"{x}")\n',
+        'def f():\n    sys.stderr.write("Stopped now.\\n")\n',
+        'def g():\n    return "done"\ndef f(echo):\n    echo(g())\n',
+        'def _err(line):\n    click.echo(line, err=True)\ndef f():\n    _err(f"no state at {x}")\n',
+        'def _err(line):\n    "Doc."\n    click.echo(line, err=True)\ndef f():\n    _err("No.")\n',
+    ],
+)
+def test_a_worded_line_in_a_command_is_caught(source: str) -> None:
+    assert [site.function for site in worded_output(source, "batchplan.commands.x")] == ["f"]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "def f(view, path):\n    view.wrote_config(path)\n",
+        "def f(echo, text):\n    echo(text)\n",
+        'def f():\n    click.echo("")\n',  # ends a prompt's line: no wording
+        'def f(state):\n    raise StateError(f"no state at {state}")\n',
+        'def f(path):\n    path.write_text("x")\n',
+        'def f(trouble, exc):\n    trouble.tell("stdout", exc)\n',  # a stream's name
+    ],
+)
+def test_a_command_handing_facts_to_its_view_passes(source: str) -> None:
+    assert worded_output(source, "batchplan.commands.x") == []

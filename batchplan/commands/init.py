@@ -2,18 +2,17 @@
 
 Nothing a user already has is replaced: an existing config is left as it
 is, an existing schema copy is kept, and ``.gitignore`` is only appended to,
-once. Every step says what it did.
+once. Every step is reported through :class:`InitView`, which words it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 from batchplan.commands.arguments import InitArguments
 from batchplan.config.schema import CONFIG_SCHEMA, schema_dir
 from batchplan.errors import EXIT_OK, BatchplanError, os_reason
-from batchplan.views.terminal import make_echo
+from batchplan.views.init import InitView, init_view
 
 #: The copy of the config schema the starter config's first line points at.
 SCHEMA_COPY = ".batchplan.schema.json"
@@ -59,22 +58,26 @@ def _ignores_state(text: str) -> bool:
     return any(line.strip() in wanted for line in text.splitlines())
 
 
-def _ignore_state(folder: Path) -> str:
-    """Add ``.batchplan/`` to ``.gitignore`` (creating it) unless already there; what was done."""
+def _ignore_state(folder: Path, view: InitView) -> None:
+    """Add ``.batchplan/`` to ``.gitignore`` (creating it) unless already there; say which."""
     path = folder / ".gitignore"
     try:
         text = path.read_text(encoding="utf-8") if path.exists() else None
         if text is None:
             path.write_text(IGNORED + "\n", encoding="utf-8")
-            return f"Created {path} ignoring {IGNORED} (local state, locks and sandbox data)."
-        if _ignores_state(text):
-            return f"{path} already ignores {IGNORED}."
-        with path.open("a", encoding="utf-8") as file:
-            file.write(("" if text.endswith("\n") or not text else "\n") + IGNORED + "\n")
+        elif not _ignores_state(text):
+            with path.open("a", encoding="utf-8") as file:
+                file.write(("" if text.endswith("\n") or not text else "\n") + IGNORED + "\n")
     except (OSError, UnicodeDecodeError) as exc:
         reason = os_reason(exc) if isinstance(exc, OSError) else "not UTF-8 text"
         raise BatchplanError(f"cannot update {path}: {reason}") from None
-    return f"Added {IGNORED} to {path} (local state, locks and sandbox data)."
+    # Said once the file is done: a failure to print is not a failure to update it.
+    if text is None:
+        view.created_ignore(path, IGNORED)
+    elif _ignores_state(text):
+        view.already_ignored(path, IGNORED)
+    else:
+        view.added_ignore(path, IGNORED)
 
 
 def _existing_config(folder: Path) -> Path | None:
@@ -84,19 +87,19 @@ def _existing_config(folder: Path) -> Path | None:
     return None
 
 
-def init(folder: str, echo: Callable[[str], None]) -> int:
-    """Write the starter files into ``folder`` and say, line by line, what was done."""
+def init(folder: str, view: InitView) -> int:
+    """Write the starter files into ``folder``; ``view`` says, line by line, what was done."""
     root = Path(folder)
     if not root.is_dir():
         raise BatchplanError(f"{folder}: no such folder")
     existing = _existing_config(root)
     config = root / "batchplan.yaml"
     if existing is not None:
-        echo(f"{existing} already exists: left as it is.")
+        view.left_alone(existing)
     elif _write_new(config, STARTER):
-        echo(f"Wrote {config}: a starter config; edit it, then `batchplan validate`.")
+        view.wrote_config(config)
     else:
-        echo(f"{config} already exists: left as it is.")
+        view.left_alone(config)
 
     schema = root / SCHEMA_COPY
     try:
@@ -106,20 +109,14 @@ def init(folder: str, echo: Callable[[str], None]) -> int:
             f"cannot read the config schema ({os_reason(exc)}); reinstall batchplan"
         ) from None
     if _write_new(schema, text):
-        echo(
-            f"Wrote {schema}: the config schema, for editors "
-            "(after an upgrade: batchplan schema config > " + SCHEMA_COPY + ")."
-        )
+        view.wrote_schema(schema)
     else:
-        echo(
-            f"{schema} already exists: kept (after an upgrade: batchplan schema config > "
-            f"{SCHEMA_COPY})."
-        )
+        view.kept_schema(schema)
 
-    echo(_ignore_state(root))
+    _ignore_state(root, view)
     return EXIT_OK
 
 
 def run(args: InitArguments) -> int:
     """``batchplan init`` with its parsed arguments."""
-    return init(args.folder, make_echo(args.color))
+    return init(args.folder, init_view(args.color))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from batchplan.commands.arguments import SchemaArguments
 from batchplan.config.schema import schema_dir
 from batchplan.errors import EXIT_OK, BatchplanError
-from batchplan.views.terminal import make_echo
+from batchplan.views.schema import SchemaView, schema_view
 
 
-def print_schema(filename: str, echo: Callable[[str], None]) -> int:
+def print_schema(filename: str, view: SchemaView) -> int:
     """Print the schema file exactly as shipped, for an editor or a CI linter.
 
     The file is read by name, so a schema added to ``schemas/`` is printed
@@ -24,10 +22,10 @@ def print_schema(filename: str, echo: Callable[[str], None]) -> int:
         raise BatchplanError(
             f"{path}: cannot read the schema ({exc.strerror}); reinstall batchplan"
         ) from None
-    echo(text.rstrip("\n"))
+    view.schema(text)
     return EXIT_OK
 
 
 def run(args: SchemaArguments) -> int:
-    """``batchplan schema`` with its parsed arguments; a schema is never coloured."""
-    return print_schema(args.filename, make_echo(False))
+    """``batchplan schema`` with its parsed arguments."""
+    return print_schema(args.filename, schema_view())

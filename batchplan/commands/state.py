@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,11 +15,17 @@ from batchplan.commands.arguments import (
     StateUnlockArguments,
 )
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
-from batchplan.model import escaped, name_problem
+from batchplan.model import escaped
 from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 from batchplan.state.location import repair_hint
-from batchplan.views.state import DamagedRecord, StateListing, record_json, state_list_view
+from batchplan.views.state import (
+    DamagedRecord,
+    StateListing,
+    StateView,
+    state_list_view,
+    state_view,
+)
 from batchplan.views.terminal import make_echo, tell
 
 
@@ -68,7 +73,8 @@ def listing_of(backend: StateBackend, state: State | None) -> StateListing:
     )
 
 
-def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) -> int:
+def state_show(backend: StateBackend, name: str, view: StateView) -> int:
+    """One record as JSON; a damaged one is refused with the way to remove it."""
     state = _stored(backend)
     record = state.batches.get(name)
     bad = _damaged_name(state, name)
@@ -76,12 +82,12 @@ def state_show(backend: StateBackend, name: str, echo: Callable[[str], None]) ->
         raise StateError(f"{state.damaged[bad].problem}; {repair_hint(backend.location, bad)}")
     if record is None:
         raise StateError(f"batch {name!r} is not in state {backend.location}")
-    echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
+    view.record(record)
     return EXIT_OK
 
 
 def state_rm(
-    backend: StateBackend, names: tuple[str, ...], lock_timeout: float, echo: Callable[[str], None]
+    backend: StateBackend, names: tuple[str, ...], lock_timeout: float, view: StateView
 ) -> int:
     """Drop records from state (the batches themselves stay): the next plan adopts them."""
     with backend.lock("state rm", lock_timeout):
@@ -94,10 +100,7 @@ def state_rm(
             )
         removed = [key for key in keys if key is not None]
         backend.write(state.successor(dict.fromkeys(removed)))
-    for key in removed:
-        # Escaped: a damaged record's name may hold a line break.
-        shown = key if name_problem(key) is None else escaped(key)
-        echo(f"Removed {shown} from state (the batch itself is not deleted).")
+    view.removed(removed)
     return EXIT_OK
 
 
@@ -114,8 +117,9 @@ def _damaged_name(state: State, given: str) -> str | None:
     return None
 
 
-def state_pull(backend: StateBackend, echo: Callable[[str], None]) -> int:
-    echo(dumps(_stored(backend)).rstrip("\n"))
+def state_pull(backend: StateBackend, view: StateView) -> int:
+    """The stored document, damaged records included, as the store holds it."""
+    view.document(dumps(_stored(backend)))
     return EXIT_OK
 
 
@@ -124,7 +128,7 @@ def state_push(
     path: str,
     force: bool,
     lock_timeout: float,
-    echo: Callable[[str], None],
+    view: StateView,
     *,
     endpoint: str | None,
 ) -> int:
@@ -141,15 +145,15 @@ def state_push(
     with backend.lock("state push", lock_timeout):
         serial = backend.push(pushed, path, endpoint=endpoint, force=force)
     if serial is None:
-        echo(f"{backend.location} already holds this state; nothing pushed.")
+        view.already_held(backend.location)
     else:
-        echo(f"Pushed {path} to {backend.location} (serial {serial}).")
+        view.pushed(path, backend.location, serial)
     return EXIT_OK
 
 
-def state_unlock(backend: StateBackend, lock_id: str, echo: Callable[[str], None]) -> int:
-    holder = backend.unlock(lock_id)
-    echo(f"Lock {holder.id} broken (it was {holder.describe()}).")
+def state_unlock(backend: StateBackend, lock_id: str, view: StateView) -> int:
+    """Break the lock ``lock_id`` (refused when another one is held) and say whose it was."""
+    view.broke_lock(backend.unlock(lock_id))
     return EXIT_OK
 
 
@@ -196,18 +200,18 @@ def run_list(args: StateListArguments) -> int:
 
 def run_show(args: StateShowArguments) -> int:
     """``batchplan state show``."""
-    return state_show(backend_for(args.place), args.name, make_echo(args.color))
+    return state_show(backend_for(args.place), args.name, state_view(args.color))
 
 
 def run_rm(args: StateRmArguments) -> int:
     """``batchplan state rm``."""
     backend = backend_for(args.place)
-    return state_rm(backend, args.names, args.lock_timeout, make_echo(args.color))
+    return state_rm(backend, args.names, args.lock_timeout, state_view(args.color))
 
 
 def run_pull(args: StatePullArguments) -> int:
     """``batchplan state pull``."""
-    return state_pull(backend_for(args.place), make_echo(args.color))
+    return state_pull(backend_for(args.place), state_view(args.color))
 
 
 def run_push(args: StatePushArguments) -> int:
@@ -218,10 +222,10 @@ def run_push(args: StatePushArguments) -> int:
     # Read, not served: pushing a state starts no sandbox.
     identity = Endpoint.parse(endpoint).read_identity()
     backend = backend_of(endpoint, location)
-    echo = make_echo(args.color)
-    return state_push(backend, args.path, args.force, args.lock_timeout, echo, endpoint=identity)
+    view = state_view(args.color)
+    return state_push(backend, args.path, args.force, args.lock_timeout, view, endpoint=identity)
 
 
 def run_unlock(args: StateUnlockArguments) -> int:
     """``batchplan state unlock``."""
-    return state_unlock(backend_for(args.place), args.lock_id, make_echo(args.color))
+    return state_unlock(backend_for(args.place), args.lock_id, state_view(args.color))

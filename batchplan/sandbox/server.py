@@ -12,10 +12,9 @@ import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from batchplan.errors import BatchplanError
 from batchplan.sandbox.app import SandboxApp
@@ -251,16 +250,26 @@ def start_sandbox(db_path: str, **options: Any) -> SandboxServer:
     return server
 
 
-def serve(options: SandboxOptions, echo: Callable[[str], None]) -> int:
+class ServeReport(Protocol):
+    """What ``serve`` tells the person who started it (worded by the command's view)."""
+
+    def listening(self, url: str, instance_id: str) -> None:
+        """The sandbox answers at ``url`` from now on."""
+
+    def cannot_start(self, problem: str) -> None:
+        """The sandbox could not start: its port is taken, its database unusable, ..."""
+
+
+def serve(options: SandboxOptions, report: ServeReport) -> int:
     """Serve in the foreground until SIGINT or SIGTERM; 0 on a clean stop, 1 if it cannot start.
 
-    Prints exactly one line, ``Sandbox listening on URL (instance ID)``, once listening.
+    Reports once: ``listening`` when it answers, or ``cannot_start``.
     """
     server = SandboxServer(options)
     try:
         server.start()
     except SandboxError as error:
-        echo(f"Error: {error}")
+        report.cannot_start(str(error))
         return 1
     stopping: list[int] = []
 
@@ -274,7 +283,7 @@ def serve(options: SandboxOptions, echo: Callable[[str], None]) -> int:
         else {}
     )
     try:
-        echo(f"Sandbox listening on {server.url} (instance {server.instance_id})")
+        report.listening(server.url, server.instance_id)
         # A flag polled by sleep, not an Event: setting an Event from a signal
         # handler can deadlock on the Event's own lock.
         while not stopping:

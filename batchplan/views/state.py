@@ -1,17 +1,19 @@
-"""The views of ``batchplan state list``: a table for people, one JSON document for scripts.
+"""The views of ``batchplan state``: list's table or JSON, and what the other subcommands did.
 
 May import: the core. The command reads the state and hands over plain values
-(its records, where it is, its damaged records with the way to remove each).
+(its records, where it is, its damaged records with the way to remove each,
+what was removed or pushed, whose lock was broken); every line is worded here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchplan.model import BatchRecord, escaped
+from batchplan.model import BatchRecord, escaped, name_problem
+from batchplan.views.terminal import make_echo
 
 Echo = Callable[[str], None]
 
@@ -137,3 +139,51 @@ def state_list_view(output_format: str, echo: Echo, *, verbose: bool = False) ->
     if output_format == "json":
         return StateListJSON(echo)
     return StateListText(echo, verbose)
+
+
+class LockHolder(Protocol):
+    """The lock a run held, as the state store read it back."""
+
+    @property
+    def id(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What ``state show``, ``rm``, ``pull``, ``push`` and ``unlock`` report."""
+
+    echo: Echo
+
+    def record(self, record: BatchRecord) -> None:
+        """``state show``: one record, as indented JSON (the fields ``state list`` gives)."""
+        self.echo(json.dumps(record_json(record), indent=2, ensure_ascii=False))
+
+    def document(self, text: str) -> None:
+        """``state pull``: the stored document as it is serialized, for a file or a pipe."""
+        self.echo(text.rstrip("\n"))
+
+    def removed(self, names: Iterable[str]) -> None:
+        """``state rm``: one line per record removed; the batches themselves stay."""
+        for name in names:
+            # Escaped: a damaged record's name may hold a line break.
+            shown = name if name_problem(name) is None else escaped(name)
+            self.echo(f"Removed {shown} from state (the batch itself is not deleted).")
+
+    def pushed(self, path: str, location: str, serial: int) -> None:
+        """``state push``: ``path`` now is the state at ``location``, with a new serial."""
+        self.echo(f"Pushed {path} to {location} (serial {serial}).")
+
+    def already_held(self, location: str) -> None:
+        """``state push`` of what ``location`` already holds: nothing was written."""
+        self.echo(f"{location} already holds this state; nothing pushed.")
+
+    def broke_lock(self, holder: LockHolder) -> None:
+        """``state unlock``: the lock removed, and who held it."""
+        self.echo(f"Lock {holder.id} broken (it was {holder.describe()}).")
+
+
+def state_view(color: bool) -> StateView:
+    """The view of the state subcommands on standard output, coloured or not as decided."""
+    return StateView(make_echo(color))
