@@ -164,14 +164,6 @@ def test_a_module_in_no_layer_is_named() -> None:
 COMMANDS = PACKAGE / "commands"
 # What writes a line out: click's and print's, a view's or stream's ``write``, ``tell``.
 PRINTERS = frozenset({"echo", "secho", "print", "tell", "write", "writelines"})
-# Wording still in a command outside the views, each with where it is. A site
-# that no longer words anything must leave this list (the test below says so).
-KNOWN_WORDING = frozenset(
-    {
-        ("batchplan.commands.plan", "tell_if_no_state"),
-        ("batchplan.commands.applying", "run"),
-    }
-)
 
 
 class WordedOutput(NamedTuple):
@@ -263,19 +255,8 @@ def test_no_command_words_its_output_a_view_does() -> None:
         site
         for module, path in modules
         for site in worded_output(path.read_text(encoding="utf-8"), module)
-        if (site.module, site.function) not in KNOWN_WORDING
     ]
     assert [str(site) for site in found] == []
-
-
-def test_every_known_wording_site_is_still_there() -> None:
-    """Once a listed command hands its wording to a view, it leaves ``KNOWN_WORDING``."""
-    sites = {
-        (site.module, site.function)
-        for module, path in command_modules()
-        for site in worded_output(path.read_text(encoding="utf-8"), module)
-    }
-    assert sorted(KNOWN_WORDING - sites) == []
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,9 @@ from batchplan.redact import redact
 from batchplan.state import State, StateBackend
 from batchplan.state.writer import StateWriter
 from batchplan.views.apply import (
+    APPLY_VIEW,
     HEARTBEAT_SECONDS,
+    STOPPED_NOW,
     GuardedStream,
     JsonView,
     OutputTrouble,
@@ -201,16 +203,13 @@ class ApplyOutput:
             # Calls still on the wire run on in daemon threads that end with
             # the process; whatever they did, the next plan reads it from live.
             view.close()
-            self.err.write(
-                "Stopped now: calls that were in flight may have been made. State keeps "
-                "every result it recorded; the next plan reads live and adopts the rest.\n"
-            )
+            self.err.write(STOPPED_NOW)
             self.err.flush()
             return EXIT_INTERRUPTED
         finally:
             view.close()
         if result.output_error is not None and self.trouble.problem is None:
-            self.trouble.tell("the apply view", RuntimeError(redact(result.output_error)))
+            self.trouble.tell(APPLY_VIEW, RuntimeError(redact(result.output_error)))
         try:
             writer.close()
         except BatchplanError:

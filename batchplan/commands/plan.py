@@ -31,7 +31,7 @@ from batchplan.state.location import (
     state_backend,
     state_location,
 )
-from batchplan.views.plan import plan_view
+from batchplan.views.plan import no_state_line, plan_view
 from batchplan.views.terminal import make_echo
 
 
@@ -103,7 +103,7 @@ def plan(
 def tell_if_no_state(state: State, location: str) -> None:
     """A plan from no state adopts or creates everything: say why, once, on stderr."""
     if state.serial == 0:
-        _stderr(f"no state at {location}: starting empty")
+        _stderr(no_state_line(location))
 
 
 def saved_lines(plan: Plan, out: str, var_names: Sequence[str] = ()) -> list[str]:

@@ -149,6 +149,16 @@ def retries_text(count: int) -> str:
     return "1 retry" if count == 1 else f"{count} retries"
 
 
+#: How a failure to print the apply view is named (``OutputTrouble.tell``).
+APPLY_VIEW = "the apply view"
+
+#: After a second Ctrl-C: what may have happened, and how the next run catches up.
+STOPPED_NOW = (
+    "Stopped now: calls that were in flight may have been made. State keeps "
+    "every result it recorded; the next plan reads live and adopts the rest.\n"
+)
+
+
 def interrupt_message(in_flight: int) -> str:
     """The first Ctrl-C's notice; ``in_flight`` counts HTTP requests awaiting an answer."""
     if not in_flight:

@@ -78,6 +78,11 @@ class PlanMarkdown(_Printing):
         return render_markdown(plan, compact=self.compact)
 
 
+def no_state_line(location: str) -> str:
+    """Said once, on stderr, by a plan from no state: it adopts or creates everything."""
+    return f"no state at {location}: starting empty"
+
+
 def plan_view(
     output_format: str,
     echo: Echo,
