@@ -162,8 +162,8 @@ def test_a_module_in_no_layer_is_named() -> None:
 # -- commands word nothing: their views do -------------------------------------
 
 COMMANDS = PACKAGE / "commands"
-# What writes a line out: click's and print's, a view's or stream's ``write``, ``tell``.
-PRINTERS = frozenset({"echo", "secho", "print", "tell", "write", "writelines"})
+# What writes a line out: click's and print's, a view's or stream's ``write``, ``tell``, ``note``.
+PRINTERS = frozenset({"echo", "secho", "print", "tell", "write", "writelines", "note"})
 
 
 class WordedOutput(NamedTuple):

@@ -46,7 +46,6 @@ from batchplan.model import (
     BatchRecord,
     Config,
     LiveBatch,
-    escaped,
     name_problem,
 )
 from batchplan.options import Options
@@ -54,7 +53,7 @@ from batchplan.plan.planning import first_lineage
 from batchplan.state import State, StateBackend
 from batchplan.state.location import read_state
 from batchplan.state.location import state_backend as open_state
-from batchplan.views.importing import STDOUT, ImportView, import_view
+from batchplan.views.importing import STDOUT, ImportTally, ImportView, import_view
 from batchplan.views.terminal import make_echo, tell
 
 CALLBACK_VARIABLE = "BATCHPLAN_CALLBACK_{}"
@@ -290,10 +289,6 @@ def _read_config(request: ImportRequest, variables: Mapping[str, str]) -> Config
     return config
 
 
-def _plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
 @dataclass
 class _Sorted:
     """The listed batches, by what import does with them."""
@@ -448,35 +443,20 @@ def _import(
         claimed = 0
         view.write_yaml(imported.text)
     for name in sorted_.managed:
-        view.note(f"{escaped(name)}: already managed, skipped")
+        view.skipped_managed(name)
     for name, problem in sorted_.unmanageable:
-        view.note(f"{escaped(name)}: {problem}, which batchplan cannot manage; skipped")
+        view.skipped_unmanageable(name, problem)
     for name, owner in sorted_.owned:
-        view.note(
-            f"{escaped(name)}: managed by another state, lineage {owner}; skipped "
-            "(--take-ownership adopts it)"
-        )
+        view.skipped_owned(name, owner)
     for variable, name in imported.variables:
-        view.note(
-            f"{escaped(name)}: its callback carries credentials; set {variable} to its live value"
-        )
+        view.credentials(name, variable)
     skipped = len(sorted_.managed) + len(sorted_.unmanageable) + len(sorted_.owned)
-    tail = f"; {skipped} skipped." if skipped else "."
-    counted = _plural(len(batches), "batch", "batches")
-    sources = _plural(len(projects), "project", "projects")
+    tally = ImportTally(len(batches), len(projects), skipped)
     if not request.adopts:
         suggested = "batchplan.yaml" if not _config_paths(request.paths) else "imported.yaml"
-        view.note(
-            f"Preview: {counted} from {sources} not managed yet{tail} Nothing was written, "
-            f"state included. To write this YAML and adopt them: "
-            f"{request.adopt_command(suggested)}"
-        )
+        view.previewed(tally, request.adopt_command(suggested))
         return EXIT_OK
-    where = "standard output" if request.to_stdout else request.out
-    owned = f" ({claimed} marked with this state's lineage)" if claimed else ""
-    view.note(
-        f"Imported {counted}{owned} from {sources} into {where} and state {backend.location}{tail}"
-    )
+    view.imported(tally, claimed, request.out, backend.location)
     return EXIT_OK
 
 
@@ -530,7 +510,7 @@ def _from_state(
     batches: list[LiveBatch] = []
     for record, batch in zip(records, live, strict=True):
         if batch is None:
-            view.note(f"{escaped(record.name)}: in state but not live, not written")
+            view.not_live(record.name)
         else:
             batches.append(batch)
     batches.sort(key=lambda b: (b.project, b.name))
@@ -539,14 +519,8 @@ def _from_state(
     imported = config_yaml(batches, projects, None, priorities)
     view.write_yaml(imported.text)
     for variable, name in imported.variables:
-        view.note(
-            f"{escaped(name)}: its callback carries credentials; set {variable} to its live value"
-        )
-    where = "standard output" if request.to_stdout else request.out
-    view.note(
-        f"Wrote {_plural(len(batches), 'batch', 'batches')} the state manages and no config "
-        f"declares to {where}; nothing else was changed."
-    )
+        view.credentials(name, variable)
+    view.wrote_from_state(len(batches), request.out)
     return EXIT_OK
 
 
