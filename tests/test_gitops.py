@@ -447,9 +447,10 @@ def test_a_declined_prompt_is_exit_1_apply_cancelled(
 ) -> None:
     import click
 
-    from batchplan.commands.apply import apply, ask_approval
+    from batchplan.commands.apply import apply
     from batchplan.options import Options
     from batchplan.plan.changes import PlanOptions
+    from batchplan.views.apply import ask_approval
 
     (tmp_path / "batchplan.yaml").write_text(textwrap.dedent(CONFIG))
     monkeypatch.chdir(tmp_path)

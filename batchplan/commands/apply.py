@@ -38,24 +38,9 @@ from batchplan.plan.planfile import (
 from batchplan.plan.planning import Planned, make_plan
 from batchplan.plan.words import breach_text
 from batchplan.state.location import state_backend
+from batchplan.views.apply import CANCELLED, ask_approval
 from batchplan.views.terminal import make_echo
 from batchplan.views.text import render_text
-
-CANCELLED = "Apply cancelled. No call was made."
-
-
-def ask_approval() -> bool:
-    """Ask on the terminal; only ``yes`` approves. "no", Ctrl-D or Ctrl-C at the prompt decline."""
-    try:
-        answer = click.prompt(
-            "\nDo you want to perform these actions? Only 'yes' will be accepted",
-            default="",
-            show_default=False,
-        )
-    except (click.exceptions.Abort, EOFError):
-        click.echo("")
-        return False
-    return bool(answer.strip() == "yes")
 
 
 def apply(

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import click
+
 from batchplan.apply.events import (
     ApplyEvent,
     ApplyStart,
@@ -147,6 +149,24 @@ def plural(count: int, word: str) -> str:
 
 def retries_text(count: int) -> str:
     return "1 retry" if count == 1 else f"{count} retries"
+
+
+#: Said instead of applying when the prompt is declined.
+CANCELLED = "Apply cancelled. No call was made."
+
+
+def ask_approval() -> bool:
+    """Ask on the terminal; only ``yes`` approves. "no", Ctrl-D or Ctrl-C at the prompt decline."""
+    try:
+        answer = click.prompt(
+            "\nDo you want to perform these actions? Only 'yes' will be accepted",
+            default="",
+            show_default=False,
+        )
+    except (click.exceptions.Abort, EOFError):
+        click.echo("")
+        return False
+    return bool(answer.strip() == "yes")
 
 
 #: How a failure to print the apply view is named (``OutputTrouble.tell``).
