@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -420,3 +421,21 @@ def test_a_500_too_large_to_read_is_retried_like_any_500() -> None:
         batch = ScaleClient(url, None, options).get_batch("b")
     assert batch is not None and batch.name == "b"
     assert calls == 2
+
+
+def test_the_deadline_thread_never_takes_a_ctrl_c_meant_for_the_main_thread() -> None:
+    # Found: Ctrl-C sometimes left plan and status waiting (6 runs in 40):
+    # the kernel handed SIGINT to the watchdog thread, and the main thread,
+    # blocked on a result, never saw it. The thread must block every signal.
+    body = json.dumps(BATCH).encode()
+
+    def answer(conn: socket.socket, _request: bytes) -> None:
+        conn.sendall(head("200 OK", {"Content-Length": str(len(body))}) + body)
+
+    with raw_server(answer) as (url, _seen):
+        ScaleClient(url, None, ONE_TRY).get_batch("b")
+    (watchdog,) = [t for t in threading.enumerate() if t.name == "batchplan-answer-deadline"]
+    status = Path(f"/proc/self/task/{watchdog.native_id}/status").read_text(encoding="utf-8")
+    (blocked,) = [line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")]
+    assert int(blocked, 16) & (1 << (signal.SIGINT - 1)), status
+    assert int(blocked, 16) & (1 << (signal.SIGTERM - 1)), status
