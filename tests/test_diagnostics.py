@@ -11,6 +11,7 @@ import pytest
 from batchplan.config.load import check_config, load_config
 from batchplan.diagnostics import CODES, Diagnostic, Severity
 from batchplan.errors import ConfigError
+from batchplan.model import Position
 from batchplan.plan.changes import Finding, FindingCode
 from batchplan.plan.words import finding_diagnostic
 from tests.helpers import CLI
@@ -50,7 +51,7 @@ def test_every_kind_of_config_problem_has_its_code(
     path = tmp_path / "batchplan.yaml"
     path.write_text(text, encoding="utf-8")
     check = check_config([str(path)], {}, require_variables=False)
-    found = [problem.diagnostic() for problem in check.problems]
+    found = list(check.problems)
     assert [d.code for d in found] == codes, [str(d) for d in found]
     assert all(d.code in CODES for d in found)
     assert all(d.file == str(path) and d.line and d.column for d in found)
@@ -76,7 +77,7 @@ def test_config_error_carries_diagnostics_and_prints_as_before(tmp_path: Path) -
         str(path),
         3,
         37,
-        "batches[0].priority",
+        ("batches", 0, "priority"),
     )
     assert raised.value.problems == (f"{path}:3:37: batches[0].priority: {diagnostic.message}",)
     # A plain sentence still makes a ConfigError, coded as a configuration problem.
@@ -86,7 +87,7 @@ def test_config_error_carries_diagnostics_and_prints_as_before(tmp_path: Path) -
 @pytest.mark.parametrize("name", sorted(p.name for p in BAD.iterdir()))
 def test_every_bad_example_gives_known_codes(name: str) -> None:
     check = check_config([str(BAD / name)], {}, require_variables=False)
-    codes = [problem.diagnostic().code for problem in check.errors]
+    codes = [problem.code for problem in check.errors]
     assert codes, name
     assert set(codes) <= CODES.keys()
 
@@ -106,7 +107,7 @@ def test_a_finding_is_a_diagnostic_with_its_plan_code() -> None:
         "b1",
         "p",
         (("configured", "https://a.example"), ("live", "https://b.example")),
-        where="teams/a.yaml:7:5",
+        position=Position("teams/a.yaml", 7, 5),
     )
     diagnostic = finding_diagnostic(finding)
     assert (diagnostic.severity, diagnostic.code) == (Severity.ERROR, "callback_changed")
