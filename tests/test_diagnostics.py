@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from batchplan.config.load import check_config, load_config, read_variables
+from batchplan.config.yamlload import MAX_PROBLEMS
 from batchplan.diagnostics import CODES, Diagnostic, LoopValues, Severity, path_text
 from batchplan.errors import ConfigError
 from batchplan.model import Position
@@ -176,6 +177,21 @@ def test_validate_json_gives_each_config_check_its_own_code_and_place(
     found = [(p["code"], p["line"], p["column"], p["path"]) for p in problems]
     assert found == [expected]
     assert problems[0]["file"] == "batchplan.yaml"
+
+
+def test_the_yaml_readers_own_problems_have_their_codes(tmp_path: Path) -> None:
+    path = tmp_path / "batchplan.yaml"
+    keys = "".join(f"    k: {i}\n" for i in range(MAX_PROBLEMS + 5))
+    path.write_text(
+        HEAD + "  - name: a\n    project: p\n    priority: " + "1" * 4_400 + "\n"
+        "    metadata:\n" + keys,
+        encoding="utf-8",
+    )
+    found = [(d.code, d.line, d.path_text) for d in check_config([str(path)], {}).errors]
+    assert found[0] == ("integer_too_long", 5, "batches[0].priority")
+    assert [code for code, _, _ in found[1:-1]] == ["duplicate_key"] * (MAX_PROBLEMS - 1)
+    # The count of the rest, at the last one hidden.
+    assert found[-1] == ("more_problems", 7 + MAX_PROBLEMS + 4, "")
 
 
 def test_a_second_variables_block_has_its_own_code(tmp_path: Path) -> None:
