@@ -254,8 +254,11 @@ def test_unset_variable_in_a_template_is_reported_once(tmp_path: Path) -> None:
 
 
 def test_loop_of_counts_without_building() -> None:
-    loop = foreach.loop_of("d", {"range": ["2000-01-01", "2000-12-31"]})
-    assert isinstance(loop, foreach.Loop) and loop.size == 366
+    problems: list[tuple[foreach.LoopPath, str]] = []
+    loop = foreach.loop_of(
+        "d", {"range": ["2000-01-01", "2000-12-31"]}, lambda *problem: problems.append(problem)
+    )
+    assert isinstance(loop, foreach.Loop) and loop.size == 366 and problems == []
 
 
 def test_the_generated_example_applies_against_the_sandbox(

@@ -19,7 +19,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from batchplan.escaping import escape_controls
-from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, DesiredBatch, LiveBatch
+from batchplan.model import COMPLETED, IN_PROGRESS, STAGING, DesiredBatch, LiveBatch, Position
 from batchplan.plan.changes import (
     Action,
     BatchSide,
@@ -181,7 +181,7 @@ def full_plan() -> Plan:
                 "kitten_2020-06",
                 P,
                 (("config", "https://a.example"), ("live", "https://b.example")),
-                "batches.yaml:14:7",
+                Position("batches.yaml", 14, 7),
             ),
             Finding(
                 Severity.ERROR,
@@ -258,7 +258,7 @@ def hostile_plan() -> Plan:
                 "<b>x|y</b>",
                 "p*",
                 (("live_project", "@org/team; see [here](https://x)"),),
-                "dir|x/<a>.yaml:1:1",
+                Position("dir|x/<a>.yaml", 1, 1),
             ),
             Finding(
                 Severity.WARNING,
@@ -684,7 +684,12 @@ def test_markdown_truncates_conflicts_and_warnings_too() -> None:
         changes=big_plan(100).changes,
         findings=tuple(
             Finding(
-                Severity.ERROR, FindingCode.RECORDED_MISSING, f"gone_{i:04d}", P, (), "b.yaml:1:1"
+                Severity.ERROR,
+                FindingCode.RECORDED_MISSING,
+                f"gone_{i:04d}",
+                P,
+                (),
+                Position("b.yaml", 1, 1),
             )
             for i in range(2_000)
         )
@@ -850,7 +855,7 @@ def _kinds() -> dict[str, Plan]:
         "cats_9",
         P,
         (("live_project", "dogs"),),
-        "b.yaml:9:3",
+        Position("b.yaml", 9, 3),
     )
     warning = Finding(
         Severity.WARNING, FindingCode.ALREADY_FINALIZED, "cats_8", P, (("status", COMPLETED),)
@@ -986,7 +991,7 @@ def deceptive_plan() -> Plan:
                 f"c{osc}",
                 "p\x7f",
                 (("live_project", f"other{osc}"),),
-                f"dir/{osc}.yaml:1:1",
+                Position(f"dir/{osc}.yaml", 1, 1),
             ),
         ),
         unmanaged=(

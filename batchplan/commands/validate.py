@@ -53,7 +53,7 @@ def validate(
 
 def validation_of(check: ConfigCheck) -> Validation:
     """What the view prints: the diagnostics, and the summary of a valid configuration."""
-    problems = tuple(problem.diagnostic() for problem in check.problems)
+    problems = check.problems
     config = check.config
     if config is None:
         return Validation(problems, None)

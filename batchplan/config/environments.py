@@ -297,7 +297,7 @@ def _raise_config_errors(paths: Sequence[str]) -> None:
 
     errors = check_config(paths, require_variables=False).errors
     if errors:
-        raise ConfigError([str(problem) for problem in errors])
+        raise ConfigError(errors)
 
 
 def choose_environment(declarations: Declarations, name: str | None) -> Environment | None:

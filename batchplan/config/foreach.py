@@ -8,9 +8,10 @@ entry may use ``${each.NAME}``; such a field is compiled once into a
 :class:`FieldTemplate` and rendered per generated batch with ``str.format``, so
 generating 100,000 batches costs little more than building them.
 
-This module knows nothing about files: problems are returned as
-``(path, message)`` pairs relative to the ``for_each`` mapping or the field,
-and the config loader locates them.
+This module knows nothing about files: problems are handed to a ``report``
+callback, with the path below the loop (for :func:`loop_of`) or for the
+field, and the config loader, which knows the file and the marks, makes each
+one a :class:`~batchplan.diagnostics.Diagnostic`.
 """
 
 from __future__ import annotations
@@ -34,13 +35,19 @@ _UNITS: Final = ("day", "week", "month", "year")
 _DEFAULT_FORMAT: Final = {"day": "%Y-%m-%d", "week": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}
 
 
-class LoopProblem(NamedTuple):
-    """A problem with one loop: the path below ``for_each`` and the message."""
+#: Where a loop is wrong, below its name in ``for_each``: ``("range", 0)``.
+LoopPath = tuple[str | int, ...]
+#: Told each problem of a loop: where (a :data:`LoopPath`) and what.
+LoopReport = Callable[[LoopPath, str], None]
 
-    path: tuple[str | int, ...]
-    message: str
-    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
-    code: str = "bad_loop"
+
+class _BadLoop(Exception):
+    """Why a loop cannot be expanded; :func:`loop_of` reports it."""
+
+    def __init__(self, path: LoopPath, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
 
 
 class Loop(NamedTuple):
@@ -56,12 +63,20 @@ class Loop(NamedTuple):
     width: int = 0
 
 
-def loop_of(name: str, spec: Any) -> Loop | LoopProblem:
-    """The loop ``spec`` (already schema-valid) describes, or why it cannot be.
+def loop_of(name: str, spec: Any, report: LoopReport) -> Loop | None:
+    """The loop ``spec`` (already schema-valid) describes, or None after reporting why not.
 
     Counting comes first and needs no values, so a range of millions of days
     is refused by the cap without ever being built.
     """
+    try:
+        return _loop(name, spec)
+    except _BadLoop as bad:
+        report(bad.path, bad.message)
+        return None
+
+
+def _loop(name: str, spec: Any) -> Loop:
     if isinstance(spec, list):
         values = [_scalar_text(item) for item in spec]
         width = max(map(len, values), default=0)
@@ -76,15 +91,15 @@ def loop_of(name: str, spec: Any) -> Loop | LoopProblem:
         first, kind = _parse_point(start)
         last, last_kind = _parse_point(end)
         if first is None:
-            return LoopProblem(("range", 0), f"{start!r} is not a real date")
+            raise _BadLoop(("range", 0), f"{start!r} is not a real date")
         if last is None:
-            return LoopProblem(("range", 1), f"{end!r} is not a real date")
+            raise _BadLoop(("range", 1), f"{end!r} is not a real date")
         if kind != last_kind:
-            return LoopProblem(
+            raise _BadLoop(
                 ("range",), f"both ends must be {_kind_words(kind)}: {start!r} and {end!r}"
             )
         return _calendar_loop(name, first, last, kind, step, fmt)
-    return LoopProblem(
+    raise _BadLoop(
         ("range",), "both ends must be integers, or both dates (YYYY-MM-DD) or months (YYYY-MM)"
     )
 
@@ -112,16 +127,16 @@ def _parse_point(text: str) -> tuple[datetime.date | None, str]:
     return None, "day" if day else "month"
 
 
-def _integer_loop(name: str, start: int, end: int, step: Any, fmt: Any) -> Loop | LoopProblem:
+def _integer_loop(name: str, start: int, end: int, step: Any, fmt: Any) -> Loop:
     if step is None:
         step = 1
     step = _whole(step)
     if not isinstance(step, int):
-        return LoopProblem(("step",), f"an integer range steps by a whole number, not {step!r}")
+        raise _BadLoop(("step",), f"an integer range steps by a whole number, not {step!r}")
     if fmt is not None:
-        return LoopProblem(("format",), "'format' applies to date and month ranges only")
+        raise _BadLoop(("format",), "'format' applies to date and month ranges only")
     if end < start:
-        return LoopProblem(("range",), f"the range goes backwards: {start} is after {end}")
+        raise _BadLoop(("range",), f"the range goes backwards: {start} is after {end}")
     count = (end - start) // step + 1
     width = max(len(str(start)), len(str(end)))
     return Loop(name, count, lambda: [str(value) for value in range(start, end + 1, step)], width)
@@ -129,25 +144,25 @@ def _integer_loop(name: str, start: int, end: int, step: Any, fmt: Any) -> Loop 
 
 def _calendar_loop(
     name: str, first: datetime.date, last: datetime.date, kind: str, step: Any, fmt: Any
-) -> Loop | LoopProblem:
+) -> Loop:
     if last < first:
-        return LoopProblem(
+        raise _BadLoop(
             ("range",), f"the range goes backwards: {first.isoformat()} is after {last.isoformat()}"
         )
     unit = kind if step is None else _whole(step)
     if kind == "month" and unit in ("day", "week"):
-        return LoopProblem(("step",), f"a range of months cannot step by {unit}; use days")
+        raise _BadLoop(("step",), f"a range of months cannot step by {unit}; use days")
     if isinstance(unit, int):
         # A bare number counts the range's own unit: days or months.
         amount, unit = unit, kind
     else:
         amount = 1
     if not isinstance(unit, str) or unit not in _DEFAULT_FORMAT:
-        return LoopProblem(("step",), "expected day, week, month, year or a whole number")
+        raise _BadLoop(("step",), "expected day, week, month, year or a whole number")
     longest = _LONGEST_STEP[unit]
     if amount > longest:
         # Past every date there is, and past what date arithmetic can add.
-        return LoopProblem(
+        raise _BadLoop(
             ("step",),
             f"a step of more than {longest:,} {unit}s goes past the last date there is"
             " (9999-12-31); to take only the first date, list it: [FROM]",
@@ -155,11 +170,11 @@ def _calendar_loop(
     if fmt is None:
         fmt = _DEFAULT_FORMAT[unit]
     elif not _formats_dates(fmt):
-        return LoopProblem(("format",), f"{fmt!r} holds no date field (such as %Y, %m or %d)")
+        raise _BadLoop(("format",), f"{fmt!r} holds no date field (such as %Y, %m or %d)")
     try:
         sample = first.strftime(fmt)
     except ValueError as exc:  # e.g. a format that ends in a lone '%'
-        return LoopProblem(("format",), f"{fmt!r} is not a date format: {exc}")
+        raise _BadLoop(("format",), f"{fmt!r} is not a date format: {exc}") from None
     # A date field is at most a few characters wider for another date
     # (a month's name): enough slack for each one.
     width = len(sample) + 16 * fmt.count("%")

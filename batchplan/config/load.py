@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
@@ -36,7 +36,7 @@ from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
     Loop,
-    LoopProblem,
+    LoopPath,
     compile_template,
     loop_of,
 )
@@ -55,8 +55,9 @@ from batchplan.config.yamlload import (
     YamlMap,
     YamlRoot,
     load_yaml,
+    problem_at,
 )
-from batchplan.diagnostics import Diagnostic, Severity
+from batchplan.diagnostics import Diagnostic, FieldPath, LoopValues, Severity
 from batchplan.errors import ConfigError, os_reason
 from batchplan.model import Config, DesiredBatch, Position, Settings
 
@@ -79,67 +80,30 @@ _BATCH_FIELDS: Final = (
 )
 
 
-class ConfigProblem(NamedTuple):
-    """One problem in the configuration, sorted by file (in resolve order) then position.
-
-    ``line`` is 0 for a problem with a path as a whole (a missing file, an
-    unreadable one), whose ``message`` then names the path itself. A ``note``
-    is worth telling but does not make the configuration invalid.
-    """
-
-    order: int
-    line: int
-    column: int
-    file: str
-    path: str
-    message: str
-    note: bool = False
-    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
-    code: str = "invalid_config"
-
-    @property
-    def severity(self) -> str:
-        return "note" if self.note else "error"
-
-    def diagnostic(self) -> Diagnostic:
-        """This problem as the one type every command reports."""
-        return Diagnostic(
-            Severity.NOTE if self.note else Severity.ERROR,
-            self.code,
-            self.message,
-            self.file or None,
-            self.line or None,
-            self.column or None,
-            self.path or None,
-        )
-
-    def __str__(self) -> str:
-        return str(self.diagnostic())
-
-
 class ConfigCheck(NamedTuple):
     """What :func:`check_config` found: the config (``None`` if invalid) and every problem."""
 
     config: Config | None
-    problems: tuple[ConfigProblem, ...]
+    #: Sorted by file (in resolve order), then position.
+    problems: tuple[Diagnostic, ...]
 
     @property
-    def errors(self) -> tuple[ConfigProblem, ...]:
-        return tuple(p for p in self.problems if not p.note)
+    def errors(self) -> tuple[Diagnostic, ...]:
+        return tuple(p for p in self.problems if not p.is_note)
 
     @property
-    def notes(self) -> tuple[ConfigProblem, ...]:
-        return tuple(p for p in self.problems if p.note)
+    def notes(self) -> tuple[Diagnostic, ...]:
+        return tuple(p for p in self.problems if p.is_note)
 
 
 class _File(NamedTuple):
     order: int
     name: str
     root: YamlRoot
-    #: Field paths (as text) of this file's errors: the parts not to build.
-    broken: frozenset[str]
+    #: Field paths of this file's errors: the parts not to build.
+    broken: frozenset[FieldPath]
     #: Field paths whose value is unknown: an unset variable, only a note.
-    unknown: frozenset[str] = frozenset()
+    unknown: frozenset[FieldPath] = frozenset()
 
 
 def resolve_paths(paths: Sequence[str]) -> list[Path]:
@@ -241,7 +205,7 @@ def load_config(
     """
     check = check_config(paths, environ, variables=variables, require_variables=require_variables)
     if check.config is None:
-        raise ConfigError([problem.diagnostic() for problem in check.errors])
+        raise ConfigError(check.errors)
     return check.config
 
 
@@ -268,40 +232,33 @@ def check_config(
     )
     files, path_problems = _resolve(paths)
     problems = [
-        ConfigProblem(-1, 0, 0, given, "", message, code="path_problem")
+        Diagnostic(Severity.ERROR, "path_problem", message, given or None)
         for given, message in path_problems
     ]
     loaded: list[_File] = []
     for index, path in enumerate(files):
         name = str(path)
-        root, yaml_problems = load_yaml(path, env, require_variables=require_variables)
-        problems.extend(
-            ConfigProblem(index, p.line, p.column, name, p.path, p.message, p.note, p.code)
-            for p in yaml_problems
-        )
+        root, yaml_problems = load_yaml(path, env, require_variables=require_variables, name=name)
+        problems.extend(yaml_problems)
         if root is None:
             continue
         # A value already reported (an unset variable) would only be
         # reported again, less clearly, by the schema.
         reported = {p.path for p in yaml_problems if p.path}
         found = [
-            problem
-            for problem in _schema_problems(index, name, root)
-            if problem.path not in reported
+            problem for problem in _schema_problems(name, root) if problem.path not in reported
         ]
         problems.extend(found)
-        broken = frozenset(
-            [p.path for p in yaml_problems if not p.note] + [p.path for p in found if not p.note]
-        )
-        unknown = frozenset(p.path for p in yaml_problems if p.note)
+        broken = frozenset(p.path for p in (*yaml_problems, *found) if not p.is_note)
+        unknown = frozenset(p.path for p in yaml_problems if p.is_note)
         loaded.append(_File(index, name, root, broken, unknown))
     builder = _Builder(env, require_variables)
     batches = builder.build(loaded)
     problems.extend(builder.problems)
     problems.extend(_declaration_problems(loaded, declarations, env))
     batches = [_reshow(batch, env, declarations) for batch in batches]
-    problems.sort()
-    if any(not problem.note for problem in problems) or path_problems:
+    problems.sort(key=_in_order({str(path): index for index, path in enumerate(files)}))
+    if any(not problem.is_note for problem in problems) or path_problems:
         return ConfigCheck(None, tuple(problems))
     config = Config(
         batches=tuple(batches),
@@ -309,6 +266,26 @@ def check_config(
         files=tuple(str(path) for path in files),
     )
     return ConfigCheck(config, tuple(problems))
+
+
+def _in_order(
+    order: Mapping[str, int],
+) -> Callable[[Diagnostic], tuple[int, int, int, str, str, str, bool, str]]:
+    """The sort key of problems: by file in resolve order (a path problem first), then place."""
+
+    def key(problem: Diagnostic) -> tuple[int, int, int, str, str, str, bool, str]:
+        return (
+            order.get(problem.file or "", -1),
+            problem.line or 0,
+            problem.column or 0,
+            problem.file or "",
+            problem.path_text,
+            problem.message,
+            problem.is_note,
+            problem.code,
+        )
+
+    return key
 
 
 class _Recording(Mapping[str, str]):
@@ -345,7 +322,7 @@ class _Recording(Mapping[str, str]):
 
 def _declaration_problems(
     files: Sequence[_File], declarations: Declarations, env: _Recording
-) -> Iterator[ConfigProblem]:
+) -> Iterator[Diagnostic]:
     """``variables:`` and ``environments:`` in one file each; with ``variables:``, every
     ``${NAME}`` used must be declared there."""
     for block in ("variables", "environments"):
@@ -353,30 +330,29 @@ def _declaration_problems(
         for file in holders[1:]:
             first = holders[0]
             line, column = first.root.key_marks[block]
-            yield ConfigProblem(
-                file.order,
-                *file.root.key_marks[block],
+            yield problem_at(
                 file.name,
-                block,
+                file.root.key_marks[block],
+                (block,),
                 f"only one file may hold '{block}'; first at {first.name}:{line}:{column}",
+                "declared_twice",
             )
     declared = declarations.variables
     if declared is None:
         return
     for name in sorted(env.used - set(declared)):
-        order, line, column, where = _first_use(files, name)
-        yield ConfigProblem(
-            order,
-            line,
-            column,
+        where, mark = _first_use(files, name)
+        yield problem_at(
             where,
-            "",
+            mark,
+            (),
             f"variable '{name}' is not declared: add it to the variables: block"
             + (f" (declared: {', '.join(sorted(declared))})" if declared else ""),
+            "variable_undeclared",
         )
 
 
-def _first_use(files: Sequence[_File], name: str) -> tuple[int, int, int, str]:
+def _first_use(files: Sequence[_File], name: str) -> tuple[str, Mark]:
     """Where ``${NAME`` is first written, to point an undeclared variable out."""
     # Not "$${NAME" (an escape), not "${NAMEX" (another name).
     written = re.compile(r"(?<!\$)\$\{" + re.escape(name) + r"(?=[}:])")
@@ -389,9 +365,8 @@ def _first_use(files: Sequence[_File], name: str) -> tuple[int, int, int, str]:
         if found is not None:
             at = found.start()
             line = text.count("\n", 0, at) + 1
-            return file.order, line, at - (text.rfind("\n", 0, at) + 1) + 1, file.name
-    first = files[0] if files else None
-    return (first.order, 1, 1, first.name) if first else (0, 1, 1, "")
+            return file.name, (line, at - (text.rfind("\n", 0, at) + 1) + 1)
+    return (files[0].name, (1, 1)) if files else ("", (1, 1))
 
 
 def _reshow(
@@ -428,42 +403,41 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
     winning. A file is a YAML mapping of names to strings (an integer is taken
     as its digits). No message ever holds a value: they may be secrets.
     """
-    problems: list[str] = []
+    problems: list[Diagnostic] = []
     found: dict[str, str] = {}
     for file in files:
-        root, yaml_problems = load_yaml(Path(file), None, variables_file=True)
-        problems.extend(
-            str(ConfigProblem(0, p.line, p.column, file, p.path, p.message, code=p.code))
-            for p in yaml_problems
-        )
+        root, yaml_problems = load_yaml(Path(file), None, variables_file=True, name=file)
+        problems.extend(yaml_problems)
         if root is None:
             continue
         reported = {p.path for p in yaml_problems}
         for key, value in root.items():
-            line, column = root.key_marks[key]
-            if key in reported:
+            if (key,) in reported:
                 continue  # its value was refused while reading (a huge integer)
             if not _VARIABLE_NAME.fullmatch(key):
-                # A key that is no name may be a value typed in its place.
-                problems.append(f"{file}:{line}:{column}: {_BAD_NAME}")
+                # A key that is no name may be a value typed in its place:
+                # the problem has no path, which would show it.
+                mark = root.key_marks[key]
+                problems.append(problem_at(file, mark, (), _BAD_NAME, "variable_name_invalid"))
             elif isinstance(value, str):
                 found[key] = value
             elif isinstance(value, int) and not isinstance(value, bool):
                 found[key] = str(value)
             else:
-                line, column = root.value_marks[key]
-                problems.append(
-                    f"{file}:{line}:{column}: {key}: expected a string; quote the value"
-                )
+                message = "expected a string; quote the value"
+                mark = root.value_marks[key]
+                problems.append(problem_at(file, mark, (key,), message, "variable_not_text"))
     for number, assignment in enumerate(assignments, 1):
         # A malformed entry is named by its position only: its text may be a
         # secret typed with ':' for '=' (NAME:https://user:token@host).
         key, equals, value = assignment.partition("=")
         which = f"the {_ordinal(number)} --var"
         if not equals:
-            problems.append(f"{which}: expected NAME=VALUE, and it has no '='")
+            message = f"{which}: expected NAME=VALUE, and it has no '='"
+            problems.append(Diagnostic(Severity.ERROR, "var_malformed", message))
         elif not _VARIABLE_NAME.fullmatch(key):
-            problems.append(f"{which}: expected NAME=VALUE, and in NAME {_BAD_NAME}")
+            message = f"{which}: expected NAME=VALUE, and in NAME {_BAD_NAME}"
+            problems.append(Diagnostic(Severity.ERROR, "variable_name_invalid", message))
         else:
             found[key] = value
     if problems:
@@ -483,46 +457,34 @@ _VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BAD_NAME: Final = "a variable name is letters, digits and '_', not starting with a digit"
 
 
-def _path_text(path: JsonPath) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
-
-
-def _schema_problems(index: int, name: str, root: YamlMap) -> Iterable[ConfigProblem]:
+def _schema_problems(name: str, root: YamlMap) -> list[Diagnostic]:
     """Every schema problem of one file, each batch checked on its own.
 
     The file without its batches goes through jsonschema; each batch first
     through the schema's compiled yes/no check (see :func:`fast_check`), and
     through jsonschema only when it fails, for the wording.
     """
+
+    def shown(path: JsonPath) -> str | None:
+        return _written(root, path)
+
+    def locate(path: JsonPath, at_key: bool) -> Mark:
+        return _locate(root, path, at_key)
+
     entries = root.get("batches")
-    if isinstance(entries, list):
-        found = list(schema_problems({**root, "batches": []}, lambda path: _written(root, path)))
-        valid, validator = _batch_checks()
-        for number, entry in enumerate(entries):
-            if valid(entry):
-                continue
-            prefix: JsonPath = ("batches", number)
+    if not isinstance(entries, list):
+        return schema_problems(root, shown, file=name, locate=locate)
+    top = {**root, "batches": []}
+    found = schema_problems(top, shown, file=name, locate=locate)
+    valid, validator = _batch_checks()
+    for number, entry in enumerate(entries):
+        if not valid(entry):
             found.extend(
-                problem._replace(path=(*prefix, *problem.path))
-                for problem in schema_problems(
-                    entry,
-                    lambda path, prefix=prefix: _written(root, (*prefix, *path)),  # type: ignore[misc]
-                    validator,
+                schema_problems(
+                    entry, shown, validator, file=name, locate=locate, prefix=("batches", number)
                 )
             )
-    else:
-        found = schema_problems(root, lambda path: _written(root, path))
-    for problem in found:
-        line, column = _locate(root, problem.path, problem.at_key)
-        yield ConfigProblem(
-            index, line, column, name, _path_text(problem.path), problem.message, code=problem.code
-        )
+    return found
 
 
 @functools.cache
@@ -562,11 +524,15 @@ def _written(root: YamlMap, path: JsonPath) -> str | None:
     return None
 
 
-_ENTRY: Final = re.compile(r"batches\[([0-9]+)\]")
 _TYPED_FIELDS: Final = frozenset({"priority", "finalized", "calibration_batch", "self_label_batch"})
 _EACH_ONLY_IN_STRINGS: Final = (
     "'${each.NAME}' works only in string fields (name, project, callback, metadata values)"
 )
+
+
+def _typed_code(value: str) -> str:
+    """A typed field holding text: a loop value in the wrong place, or a wrong type."""
+    return "each_misuse" if isinstance(value, Template) else "wrong_type"
 
 
 def _typed_message(field: str, value: str) -> str:
@@ -575,11 +541,18 @@ def _typed_message(field: str, value: str) -> str:
     return f"expected {'an integer' if field == 'priority' else 'true or false'}, got {value!r}"
 
 
-def _is_broken(broken: frozenset[str], prefix: str) -> bool:
+def _is_broken(broken: frozenset[FieldPath], prefix: FieldPath) -> bool:
     """Whether some error path is ``prefix`` or lies below it."""
-    return any(
-        path == prefix or (path.startswith(prefix) and path[len(prefix)] in ".[") for path in broken
-    )
+    return any(path[: len(prefix)] == prefix for path in broken)
+
+
+def _broken_entries(broken: frozenset[FieldPath]) -> set[int]:
+    """The indices of the batch entries with an error at or below them."""
+    return {
+        path[1]
+        for path in broken
+        if len(path) > 1 and path[0] == "batches" and isinstance(path[1], int)
+    }
 
 
 class _Builder:
@@ -593,7 +566,7 @@ class _Builder:
     def __init__(self, environ: Mapping[str, str], require_variables: bool) -> None:
         self.environ = environ
         self.require_variables = require_variables
-        self.problems: list[ConfigProblem] = []
+        self.problems: list[Diagnostic] = []
         self.names: dict[str, tuple[_File, YamlMap, DesiredBatch]] = {}
         self.generated = 0
         #: Bytes the batches built so far stand for (see _charge).
@@ -608,7 +581,7 @@ class _Builder:
         #: The fields of the file being built, from its defaults.
         self.base: dict[str, Any] = {}
         #: Field paths whose value stays unknown (an unset variable, in validate).
-        self.unknown: set[str] = set()
+        self.unknown: set[FieldPath] = set()
         properties = cast(dict[str, Any], config_validator().schema)["properties"]
         batch = properties["batches"]["items"]["properties"]
         self.checks = {field: SchemaCheck(batch[field]) for field in _CHECKED_FIELDS}
@@ -628,25 +601,23 @@ class _Builder:
                     self._problem(
                         file,
                         mark,
-                        "settings",
+                        ("settings",),
                         f"only one file may hold 'settings'; first at {first}",
                         code="settings_twice",
                     )
             if file.root.templates and self._refuse_templates(file):
                 continue
             entries = root.get("batches")
-            if not isinstance(entries, YamlList) or _is_broken(file.broken, "defaults"):
+            if not isinstance(entries, YamlList) or _is_broken(file.broken, ("defaults",)):
                 continue
-            if file.broken & {"", "batches"}:
+            if file.broken & {(), ("batches",)}:
                 continue
             defaults = root.get("defaults")
             if not isinstance(defaults, YamlMap):
                 defaults = YamlMap(root.mark)
             if not self._defaults(file, defaults):
                 continue
-            broken_entries = {
-                int(match[1]) for match in map(_ENTRY.match, file.broken) if match is not None
-            }
+            broken_entries = _broken_entries(file.broken)
             for index, entry in enumerate(entries):
                 if self.over_budget:
                     break
@@ -654,7 +625,7 @@ class _Builder:
                     continue
                 if index in broken_entries:
                     # Its schema problems do not hide an independent one.
-                    self._no_project(file, f"batches[{index}]", entry)
+                    self._no_project(file, ("batches", index), entry)
                     continue
                 if "for_each" in entry:
                     batches.extend(self._expand(file, index, entry, defaults))
@@ -666,10 +637,8 @@ class _Builder:
                         batches.append(batch)
         return batches
 
-    def _problem(
-        self, file: _File, mark: Mark, path: str, message: str, code: str = "invalid_config"
-    ) -> None:
-        self.problems.append(ConfigProblem(file.order, *mark, file.name, path, message, code=code))
+    def _problem(self, file: _File, mark: Mark, path: FieldPath, message: str, code: str) -> None:
+        self.problems.append(problem_at(file.name, mark, path, message, code))
 
     def _charge(self, file: _File, index: int, entry: YamlMap, count: int, each: int) -> bool:
         """Count ``count`` batches of ``each`` bytes against the budget, before building them.
@@ -687,16 +656,17 @@ class _Builder:
         self._problem(
             file,
             entry.mark,
-            f"batches[{index}]",
+            ("batches", index),
             f"the configuration stands for more than {mib} MiB once defaults, aliases and"
             f" for_each are expanded ({what} for {count * each:,} bytes);"
             " split it and plan it in parts",
+            "config_too_large",
         )
         self.over_budget = True
         return False
 
     def _metadata_problem(
-        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap, metadata: Any
+        self, file: _File, where: FieldPath, entry: YamlMap, defaults: YamlMap, metadata: Any
     ) -> bool:
         """Report metadata past MAX_METADATA_BYTES as JSON; True if so."""
         if "metadata" in entry:
@@ -704,7 +674,8 @@ class _Builder:
             if size <= MAX_METADATA_BYTES:
                 return False
             mark = entry.value_marks["metadata"]
-            self._problem(file, mark, f"{where}.metadata", _metadata_message(size))
+            path = (*where, "metadata")
+            self._problem(file, mark, path, _metadata_message(size), "metadata_too_large")
             return True
         # The defaults' metadata alone, the same for every batch of the file:
         # measured and reported once, at the defaults.
@@ -713,7 +684,8 @@ class _Builder:
             size = self.defaults_metadata_bytes[key] = _json_bytes(metadata)
             if size > MAX_METADATA_BYTES:
                 mark = defaults.value_marks["metadata"]
-                self._problem(file, mark, "defaults.metadata", _metadata_message(size))
+                path = ("defaults", "metadata")
+                self._problem(file, mark, path, _metadata_message(size), "metadata_too_large")
         return self.defaults_metadata_bytes[key] > MAX_METADATA_BYTES
 
     def _refuse_templates(self, file: _File) -> bool:
@@ -722,7 +694,7 @@ class _Builder:
         for section in ("defaults", "settings"):
             values = file.root.get(section)
             if isinstance(values, YamlMap):
-                for path, mark in _templates_in(values, section):
+                for path, mark in _templates_in(values, (section,)):
                     self._problem(
                         file,
                         mark,
@@ -739,25 +711,26 @@ class _Builder:
         ok = True
         for field in _BATCH_FIELDS:
             value = defaults.get(field)
-            if f"defaults.{field}" in file.unknown:
+            if ("defaults", field) in file.unknown:
                 # An unset variable, told as a note: nothing more is known.
                 value = "" if field == "project" else None
             elif field in _TYPED_FIELDS and isinstance(value, str):
                 self._problem(
                     file,
                     defaults.value_marks[field],
-                    f"defaults.{field}",
+                    ("defaults", field),
                     _typed_message(field, value),
+                    _typed_code(value),
                 )
                 ok = False
-            elif field == "callback" and not self._callback_ok(file, defaults, "defaults"):
+            elif field == "callback" and not self._callback_ok(file, defaults, ("defaults",)):
                 ok = False
             base[field] = value
         self.base = base
         return ok
 
     def _fields(
-        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
+        self, file: _File, where: FieldPath, entry: YamlMap, defaults: YamlMap
     ) -> dict[str, Any] | None:
         """The entry's fields over the file's defaults, or None after a problem."""
         # Presence, not truth: an explicit null on the batch clears a default.
@@ -765,7 +738,7 @@ class _Builder:
         ok = True
         if file.unknown:
             for field in entry:
-                if f"{where}.{field}" in file.unknown and not isinstance(entry[field], Template):
+                if (*where, field) in file.unknown and not isinstance(entry[field], Template):
                     # An unset variable, told as a note: nothing more is known.
                     values[field] = "" if field == "project" else None
         if "callback" in entry and not self._callback_ok(file, entry, where):
@@ -775,15 +748,16 @@ class _Builder:
                 # The schema lets "${NAME}" through for editors; after expansion
                 # only an escaped "$${" or a loop value can be left.
                 message = _typed_message(field, values[field])
-                self._problem(file, entry.value_marks[field], f"{where}.{field}", message)
+                code = _typed_code(values[field])
+                self._problem(file, entry.value_marks[field], (*where, field), message, code)
                 ok = False
         if self._no_project(file, where, entry):
             ok = False
         return values if ok else None
 
-    def _no_project(self, file: _File, where: str, entry: YamlMap) -> bool:
+    def _no_project(self, file: _File, where: FieldPath, entry: YamlMap) -> bool:
         """Report a batch that has no project, on it or in the defaults; True if so."""
-        path = f"{where}.project"
+        path = (*where, "project")
         if path in file.unknown or _is_broken(file.broken, path):
             # An unset variable, or a value the schema already refused.
             return False
@@ -799,32 +773,32 @@ class _Builder:
             return False
         return True
 
-    def _callback_ok(self, file: _File, source: YamlMap, where: str) -> bool:
+    def _callback_ok(self, file: _File, source: YamlMap, where: FieldPath) -> bool:
         """Check ``source``'s callback as the API will parse it; False after a problem.
 
         A value with ``${each.NAME}`` is checked per generated batch instead,
         and one whose variable is unset (in validate) cannot be checked.
         """
         value = source.get("callback")
-        path = f"{where}.callback"
+        path = (*where, "callback")
         if not isinstance(value, str) or isinstance(value, Template) or path in file.unknown:
             return True
         message = callback_message(value, source.written.get("callback"))
         if message is None:
             return True
-        self._problem(file, source.value_marks["callback"], path, message)
+        self._problem(file, source.value_marks["callback"], path, message, "bad_callback")
         return False
 
     def _batch(
         self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
     ) -> DesiredBatch | None:
-        where = f"batches[{index}]"
+        where: FieldPath = ("batches", index)
         templates = (
             [
                 found
                 for field in _STRING_FIELDS
                 if field in entry
-                for found in _templates_at(entry, field, f"{where}.{field}")
+                for found in _templates_at(entry, field, (*where, field))
             ]
             if file.root.templates
             else []
@@ -842,10 +816,11 @@ class _Builder:
         if values is None or templates or metadata is False:
             return None
         name = entry["name"]
-        if not name.isascii() and f"{where}.name" not in file.unknown:
+        if not name.isascii() and (*where, "name") not in file.unknown:
             message = nfc_problem(name, entry.written.get("name"))
             if message is not None:
-                self._problem(file, entry.value_marks["name"], f"{where}.name", message)
+                mark = entry.value_marks["name"]
+                self._problem(file, mark, (*where, "name"), message, "name_not_nfc")
                 return None
         if (
             metadata
@@ -869,7 +844,7 @@ class _Builder:
         )
 
     def _metadata(
-        self, file: _File, where: str, entry: YamlMap, defaults: YamlMap
+        self, file: _File, where: FieldPath, entry: YamlMap, defaults: YamlMap
     ) -> tuple[dict[str, Any], dict[str, Any]] | Literal[False] | None:
         """(metadata, metadata as shown), None when unmanaged, False after a problem.
 
@@ -880,9 +855,9 @@ class _Builder:
             return None
         if "metadata" in entry and entry["metadata"] is None:
             return None
-        sources = [
+        sources: list[tuple[YamlMap, FieldPath]] = [
             (source["metadata"], prefix)
-            for source, prefix in ((defaults, "defaults"), (entry, where))
+            for source, prefix in ((defaults, ("defaults",)), (entry, where))
             if isinstance(source.get("metadata"), YamlMap)
         ]
         if not sources:
@@ -899,7 +874,7 @@ class _Builder:
                     self._problem(
                         file,
                         bad.mark or values.value_marks[key],
-                        f"{prefix}.metadata.{key}",
+                        (*prefix, "metadata", key),
                         f"{bad} is not a JSON value",
                         code="not_json",
                     )
@@ -910,21 +885,23 @@ class _Builder:
         self, file: _File, index: int, entry: YamlMap, defaults: YamlMap
     ) -> list[DesiredBatch]:
         """The batches a ``for_each`` entry stands for, each checked like a written one."""
-        where = f"batches[{index}]"
+        where: FieldPath = ("batches", index)
         for_each: YamlMap = entry["for_each"]
         ok = True
-        for path, mark in _templates_in(for_each, f"{where}.for_each"):
+        for path, mark in _templates_in(for_each, (*where, "for_each")):
             self._problem(
                 file, mark, path, "loop values cannot use '${each.NAME}'", code="each_misuse"
             )
             ok = False
         loops: list[Loop] = []
         for key, spec in for_each.items():
-            loop = loop_of(key, spec)
-            if isinstance(loop, LoopProblem):
-                mark = _locate(for_each, (key, *loop.path), False)
-                path = _path_text(("for_each", key, *loop.path))
-                self._problem(file, mark, f"{where}.{path}", loop.message, code=loop.code)
+
+            def bad_loop(at: LoopPath, message: str, key: str = key) -> None:
+                mark = _locate(for_each, (key, *at), False)
+                self._problem(file, mark, (*where, "for_each", key, *at), message, "bad_loop")
+
+            loop = loop_of(key, spec, bad_loop)
+            if loop is None:
                 ok = False
             else:
                 loops.append(loop)
@@ -938,7 +915,7 @@ class _Builder:
             self._problem(
                 file,
                 entry.key_marks["for_each"],
-                f"{where}.for_each",
+                (*where, "for_each"),
                 f"makes {count:,} batches{before}, more than the {MAX_GENERATED:,} a run may"
                 " generate; split the configuration and plan it in parts",
                 code="too_many_batches",
@@ -965,7 +942,7 @@ class _Builder:
             if isinstance(value, Template):
                 source = entry if field in entry else defaults
                 fields[field] = self._compile(
-                    file, source.value_marks[field], f"{where}.{field}", value, names
+                    file, source.value_marks[field], (*where, field), value, names
                 )
                 if fields[field] is None:
                     ok = False
@@ -979,7 +956,7 @@ class _Builder:
             self._problem(
                 file,
                 entry.value_marks["name"],
-                f"{where}.name",
+                (*where, "name"),
                 f"the name does not use '${{each.{unused[0]}}}', so generated batches would"
                 " share names; every loop with more than one value must appear in the name",
                 code="duplicate_name",
@@ -1003,7 +980,7 @@ class _Builder:
             self._problem(
                 file,
                 self.last_shown[(file.order, index)],
-                f"{where}.for_each",
+                (*where, "for_each"),
                 f"and {hidden:,} more problems with the batches it generates, like those above",
                 code="more_problems",
             )
@@ -1014,9 +991,9 @@ class _Builder:
         file: _File,
         index: int,
         mark: Mark,
-        path: str,
+        path: FieldPath,
         message: str,
-        code: str = "invalid_config",
+        code: str,
     ) -> None:
         """A problem of one generated batch; past a few per entry, only counted.
 
@@ -1033,17 +1010,15 @@ class _Builder:
             self.hidden[key] = self.hidden.get(key, 0) + 1
 
     def _compile(
-        self, file: _File, mark: Mark, path: str, raw: str, names: Sequence[str]
+        self, file: _File, mark: Mark, path: FieldPath, raw: str, names: Sequence[str]
     ) -> FieldTemplate | None:
         def report(message: str) -> None:
-            self.problems.append(
-                ConfigProblem(file.order, *mark, file.name, path, message, code="variable_invalid")
-            )
+            self.problems.append(problem_at(file.name, mark, path, message, "variable_invalid"))
 
         def note(message: str) -> None:
             self.unknown.add(path)
             self.problems.append(
-                ConfigProblem(file.order, *mark, file.name, path, message, True, "variable_unset")
+                problem_at(file.name, mark, path, message, "variable_unset", Severity.NOTE)
             )
 
         return compile_template(
@@ -1053,7 +1028,7 @@ class _Builder:
     def _compile_metadata(
         self,
         file: _File,
-        where: str,
+        where: FieldPath,
         entry: YamlMap,
         metadata: tuple[dict[str, Any], dict[str, Any]] | None,
         names: Sequence[str],
@@ -1075,7 +1050,7 @@ class _Builder:
 
             def compile_one(raw: str, key: str = key, mark: Mark = mark) -> FieldTemplate | None:
                 nonlocal ok
-                template = self._compile(file, mark, f"{where}.metadata.{key}", raw, names)
+                template = self._compile(file, mark, (*where, "metadata", key), raw, names)
                 ok = ok and template is not None
                 return template
 
@@ -1093,7 +1068,7 @@ class _Builder:
         dynamic: dict[str, Any],
         loops: Sequence[Loop],
     ) -> Iterator[DesiredBatch]:
-        where = f"batches[{index}]"
+        where: FieldPath = ("batches", index)
         names = tuple(loop.name for loop in loops)
         position = Position(file.name, *entry.mark)
         name_t, project_t, callback_t = fields["name"], fields["project"], fields["callback"]
@@ -1117,46 +1092,43 @@ class _Builder:
         calibration = bool(_flag(values["calibration_batch"]))
         self_label = bool(_flag(values["self_label_batch"]))
         name_known, project_known, callback_known = (
-            f"{where}.{field}" not in self.unknown for field in ("name", "project", "callback")
+            (*where, field) not in self.unknown for field in ("name", "project", "callback")
         )
         for combo in itertools.product(*(loop.values() for loop in loops)):
             each = tuple(zip(names, combo, strict=True))
-            bad: list[tuple[str, str]] = []
+            bad: list[tuple[str, str, str]] = []
             if name_t is not None:
                 name = name_t.render(combo)
                 if name_known:
                     if not name_ok(name):
-                        bad.extend(("name", m) for m in _field_problems(name, None, name_check))
+                        bad.extend(_field_problems("name", name, None, name_check))
                     elif not name.isascii():
                         shown = name_t.render_shown(combo) if name_t.shown else None
                         nfc = nfc_problem(name, shown)
                         if nfc is not None:
-                            bad.append(("name", nfc))
+                            bad.append(("name", nfc, "name_not_nfc"))
             if project_t is not None:
                 project = project_t.render(combo)
                 if project_known and not project_ok(project):
-                    bad.extend(
-                        ("project", m) for m in _field_problems(project, None, project_check)
-                    )
+                    bad.extend(_field_problems("project", project, None, project_check))
             if callback_t is not None:
                 callback = callback_t.render(combo) or None
                 callback_shown = callback_t.render_shown(combo) if callback else None
                 if callback and callback_known:
                     if not callback_ok(callback):
                         bad.extend(
-                            ("callback", m)
-                            for m in _field_problems(callback, callback_shown, callback_check)
+                            _field_problems("callback", callback, callback_shown, callback_check)
                         )
                     else:
                         message = callback_message(callback, callback_shown)
                         if message is not None:
-                            bad.append(("callback", message))
+                            bad.append(("callback", message, "bad_callback"))
             if bad:
-                label = f"{where} ({_each_text(each)})"
-                for field, message in bad:
+                label = (*where, LoopValues(each))
+                for field, message, code in bad:
                     source = entry if field in entry else None
                     mark = source.value_marks[field] if source is not None else entry.mark
-                    self._generated_problem(file, index, mark, f"{label}.{field}", message)
+                    self._generated_problem(file, index, mark, (*label, field), message, code)
                 continue
             batch_metadata = batch_shown = None
             if metadata is not None:
@@ -1171,8 +1143,11 @@ class _Builder:
                     size = _json_bytes(batch_metadata)
                     if size > MAX_METADATA_BYTES:
                         mark = entry.value_marks["metadata"] if "metadata" in entry else entry.mark
-                        label = f"{where} ({_each_text(each)}).metadata"
-                        self._generated_problem(file, index, mark, label, _metadata_message(size))
+                        label = (*where, LoopValues(each), "metadata")
+                        message = _metadata_message(size)
+                        self._generated_problem(
+                            file, index, mark, label, message, "metadata_too_large"
+                        )
                         continue
             batch = DesiredBatch(
                 name=name,
@@ -1197,19 +1172,26 @@ class _Builder:
         if first is None:
             self.names[batch.name] = (file, entry, batch)
             return True
-        label = f"batches[{index}]" + (f" ({_each_text(batch.each)})" if batch.each else "")
+        label: FieldPath = (
+            ("batches", index, LoopValues(batch.each))
+            if batch.each
+            else (
+                "batches",
+                index,
+            )
+        )
         first_file, first_entry, first_batch = first
         line, column = first_entry.value_marks["name"]
-        also = f" ({_each_text(first_batch.each)})" if first_batch.each else ""
+        also = f" ({LoopValues(first_batch.each)})" if first_batch.each else ""
         shown = batch.name if batch.each else entry.written.get("name", batch.name)
         message = (
             f"batch {shown!r} is declared twice; first at {first_file.name}:{line}:{column}{also}"
         )
         mark = entry.value_marks["name"]
         if batch.each:
-            self._generated_problem(file, index, mark, f"{label}.name", message, "duplicate_name")
+            self._generated_problem(file, index, mark, (*label, "name"), message, "duplicate_name")
         else:
-            self._problem(file, mark, f"{label}.name", message, code="duplicate_name")
+            self._problem(file, mark, (*label, "name"), message, "duplicate_name")
         return False
 
 
@@ -1289,23 +1271,23 @@ def _plain(value: Any, *, shown: bool, mark: Mark | None = None) -> Any:
     return value
 
 
-def _templates_in(node: Any, path: str) -> Iterator[tuple[str, Mark]]:
+def _templates_in(node: Any, path: FieldPath) -> Iterator[tuple[FieldPath, Mark]]:
     """Every ``${each.NAME}`` string below ``node``: its field path and position."""
     if isinstance(node, YamlMap):
         for key, value in node.items():
             if isinstance(value, Template):
-                yield f"{path}.{key}", node.value_marks[key]
+                yield (*path, key), node.value_marks[key]
             elif isinstance(value, YamlMap | YamlList):
-                yield from _templates_in(value, f"{path}.{key}")
+                yield from _templates_in(value, (*path, key))
     elif isinstance(node, YamlList):
         for index, value in enumerate(node):
             if isinstance(value, Template):
-                yield f"{path}[{index}]", node.item_marks[index]
+                yield (*path, index), node.item_marks[index]
             elif isinstance(value, YamlMap | YamlList):
-                yield from _templates_in(value, f"{path}[{index}]")
+                yield from _templates_in(value, (*path, index))
 
 
-def _templates_at(node: YamlMap, key: str, path: str) -> Iterator[tuple[str, Mark]]:
+def _templates_at(node: YamlMap, key: str, path: FieldPath) -> Iterator[tuple[FieldPath, Mark]]:
     """Every ``${each.NAME}`` string in ``node[key]``, itself included."""
     value = node[key]
     if isinstance(value, Template):
@@ -1344,9 +1326,15 @@ def _render(value: Any, combo: Sequence[str], *, shown: bool) -> Any:
     return value
 
 
-def _field_problems(value: str, shown: str | None, validator: SchemaCheck) -> list[str]:
+def _field_problems(
+    field: str, value: str, shown: str | None, validator: SchemaCheck
+) -> list[tuple[str, str, str]]:
+    """(field, message, code) of each way a generated value breaks its field's schema."""
     written = shown if shown != value else None
-    return [problem.message for problem in schema_problems(value, lambda _: written, validator)]
+    return [
+        (field, problem.message, problem.code)
+        for problem in schema_problems(value, lambda _: written, validator)
+    ]
 
 
 def nfc_problem(name: str, written: str | None = None) -> str | None:
@@ -1418,13 +1406,6 @@ def _placeholders(node: Any) -> int:
     return 0
 
 
-def _each_text(each: Sequence[tuple[str, str]]) -> str:
-    # A loop value may be as long as a list item can be: a label shows its start.
-    return ", ".join(
-        f"{name}={value if len(value) <= 40 else value[:37] + '...'}" for name, value in each
-    )
-
-
 def _shown_callback(entry: YamlMap, defaults: YamlMap, callback: str | None) -> str | None:
     if not callback:
         return None
@@ -1458,10 +1439,9 @@ def _settings(files: Sequence[_File]) -> Settings:
     return Settings()
 
 
-def _identifies_a_batch(path: str) -> bool:
+def _identifies_a_batch(path: FieldPath) -> bool:
     """Whether a config field at ``path`` goes into a batch's name or project."""
-    fields = path.replace("[", ".[").split(".")
-    return fields[-1] in ("name", "project") or "for_each" in fields
+    return (bool(path) and path[-1] in ("name", "project")) or "for_each" in path
 
 
 def load_names(paths: Sequence[str], variables: Mapping[str, str]) -> Config:
@@ -1475,5 +1455,5 @@ def load_names(paths: Sequence[str], variables: Mapping[str, str]) -> Config:
     check = check_config(paths, variables=dict(variables), require_variables=False)
     unknown = [note for note in check.notes if _identifies_a_batch(note.path)]
     if check.config is None or unknown:
-        raise ConfigError([problem.diagnostic() for problem in (*check.errors, *unknown)])
+        raise ConfigError((*check.errors, *unknown))
     return check.config

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from batchplan.diagnostics import Diagnostic, Severity
 from batchplan.errors import ConfigError
 from batchplan.files import nested_deeper_than
 
@@ -35,16 +36,8 @@ MAX_FREE_DEPTH = 64
 JsonPath = tuple[str | int, ...]
 
 
-class SchemaProblem(NamedTuple):
-    """One validation failure: where (a path in the document) and what."""
-
-    path: JsonPath
-    message: str
-    #: True when the problem is about a mapping key (an unknown field), whose
-    #: position is the key's rather than the value's.
-    at_key: bool = False
-    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
-    code: str = "schema_rule"
+#: Where a path of the document was written: (line, column), 1-based.
+Locate = Callable[[JsonPath, bool], tuple[int, int]]
 
 
 def schema_dir() -> Path:
@@ -70,7 +63,10 @@ def load_schema(name: str) -> dict[str, Any]:
             schema: dict[str, Any] = json.load(fh)
     except (OSError, ValueError) as exc:
         # A broken installation, not a user mistake; still say exactly what is wrong.
-        raise ConfigError([f"{path}: cannot read schema: {exc}"]) from exc
+        problem = Diagnostic(
+            Severity.ERROR, "schema_unreadable", f"{path}: cannot read schema: {exc}"
+        )
+        raise ConfigError([problem]) from exc
     return schema
 
 
@@ -139,22 +135,33 @@ def schema_problems(
     document: Any,
     shown: Callable[[JsonPath], str | None],
     validator: SchemaCheck | None = None,
-) -> list[SchemaProblem]:
-    """Every way ``document`` breaks the schema, worded for people.
+    *,
+    file: str | None = None,
+    locate: Locate | None = None,
+    prefix: JsonPath = (),
+) -> list[Diagnostic]:
+    """Every way ``document`` breaks the schema, each a Diagnostic worded for people.
 
+    ``document`` sits at ``prefix`` in the file ``file``: each problem's path
+    is the full path there, ``shown`` and ``locate`` are asked with it.
     ``shown(path)`` returns the text a string value was written as when it
     differs from the value (it came from ``${NAME}``), so a message never
-    prints an expanded variable, which may hold a token.
+    prints an expanded variable, which may hold a token. ``locate(path,
+    at_key)`` gives the (line, column) a value (or, ``at_key``, its key) was
+    written at; without it problems have no place.
     """
     validator = validator or config_validator()
     # jsonschema reports a missing field once per field of ``required``, and
     # the wording of each names every missing field: keep each problem once.
-    problems: dict[SchemaProblem, None] = {}
+    problems: dict[Diagnostic, None] = {}
     for error in validator.iter_errors(document):
         code = _CODES.get(str(error.validator), "schema_rule")
         if code == "empty_value" and error.validator_value != 1:
             code = "schema_rule"
-        problems.update(dict.fromkeys(p._replace(code=code) for p in _explain(error, shown)))
+        for path, message, at_key in _explain(error, prefix, shown):
+            line, column = locate(path, at_key) if locate is not None else (None, None)
+            problem = Diagnostic(Severity.ERROR, code, message, file, line, column, path)
+            problems[problem] = None
     return list(problems)
 
 
@@ -166,6 +173,7 @@ _CODES = {
     "maximum": "out_of_range",
     "minimum": "out_of_range",
     "minLength": "empty_value",
+    "maxLength": "too_long",
     "pattern": "bad_format",
     "minItems": "wrong_count",
     "maxItems": "wrong_count",
@@ -175,9 +183,10 @@ _CODES = {
 
 
 def _explain(
-    error: ValidationError, shown: Callable[[JsonPath], str | None]
-) -> Iterator[SchemaProblem]:
-    path: JsonPath = tuple(error.absolute_path)
+    error: ValidationError, prefix: JsonPath, shown: Callable[[JsonPath], str | None]
+) -> Iterator[tuple[JsonPath, str, bool]]:
+    """(path, message, whether the place is the key's) of each problem ``error`` stands for."""
+    path: JsonPath = (*prefix, *error.absolute_path)
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
@@ -191,50 +200,49 @@ def _explain(
         known = sorted(schema.get("properties", {}))
         for key in instance:
             if key not in known:
-                yield SchemaProblem((*path, key), _unknown_field(key, known), at_key=True)
+                yield (*path, key), _unknown_field(key, known), True
         return
     if kind == "required" and isinstance(error.validator_value, list):
         for field in error.validator_value:
             if isinstance(instance, dict) and field not in instance:
-                yield SchemaProblem(path, f"missing required field '{field}'")
+                yield path, f"missing required field '{field}'", False
         return
     if kind == "type":
         hint = schema.get("patternErrorMessage")
         if hint and _interpolable(error.validator_value):
             # "integer or string" would mislead: the string is only "${NAME}".
-            yield SchemaProblem(path, f"{hint}, got {got}")
+            yield path, f"{hint}, got {got}", False
         else:
-            yield SchemaProblem(
-                path, f"expected {_expected_types(error.validator_value)}, got {got}"
-            )
+            yield path, f"expected {_expected_types(error.validator_value)}, got {got}", False
     elif kind == "maximum":
-        yield SchemaProblem(path, f"{got} is greater than the maximum of {error.validator_value}")
+        yield path, f"{got} is greater than the maximum of {error.validator_value}", False
     elif kind == "minimum":
-        yield SchemaProblem(path, f"{got} is less than the minimum of {error.validator_value}")
+        yield path, f"{got} is less than the minimum of {error.validator_value}", False
     elif kind == "minLength" and error.validator_value == 1:
-        yield SchemaProblem(path, "must not be empty" + (f", got {got}" if written else ""))
+        yield path, "must not be empty" + (f", got {got}" if written else ""), False
     elif kind == "maxLength" and isinstance(instance, str):
         # Not the value itself: it is the thing that is too long.
-        yield SchemaProblem(
+        yield (
             path,
             f"is {len(instance):,} characters long, more than the"
             f" {error.validator_value:,} allowed",
+            False,
         )
     elif kind == "pattern":
         hint = schema.get("patternErrorMessage", f"must match {error.validator_value}")
         # Which character is wrong would tell about a ${NAME} value: only for text as written.
         where = _invisible(instance) if written is None else ""
-        yield SchemaProblem(path, f"{hint}, got {got}{where}")
+        yield path, f"{hint}, got {got}{where}", False
     elif kind == "minItems" or kind == "maxItems":
-        yield SchemaProblem(path, f"expected a list of {_items(schema)}, got {_count(instance)}")
+        yield path, f"expected a list of {_items(schema)}, got {_count(instance)}", False
     elif kind == "minProperties":
-        yield SchemaProblem(path, f"must hold at least {error.validator_value} entry")
+        yield path, f"must hold at least {error.validator_value} entry", False
     elif kind == "const":
-        yield SchemaProblem(path, f"must be {_describe(error.validator_value, None)}, got {got}")
+        yield path, f"must be {_describe(error.validator_value, None)}, got {got}", False
     else:
         # A keyword this wording table does not know yet: name the keyword
         # rather than print jsonschema's message, which repeats the value.
-        yield SchemaProblem(path, f"{got} fails the schema's '{kind}' rule")
+        yield path, f"{got} fails the schema's '{kind}' rule", False
 
 
 def _invisible(value: Any) -> str:

@@ -4,8 +4,9 @@ Config files come from pull requests, so the reader treats them as untrusted:
 only plain data (no ``!!python/...`` or other tags), a single document, and
 hard limits on file size, nesting depth and alias expansion, checked while
 the events stream in, so that a hostile file fails in milliseconds instead of
-exhausting memory or the stack. Every problem becomes a :class:`YamlProblem`;
-no other exception leaves :func:`load_yaml`.
+exhausting memory or the stack. Every problem becomes a
+:class:`~batchplan.diagnostics.Diagnostic` naming the file, the line and column
+and the field path; no other exception leaves :func:`load_yaml`.
 
 Scalars are typed by the YAML 1.2 core schema (the one yaml-language-server
 uses in editors), not PyYAML's YAML 1.1: only ``true``/``false`` are
@@ -38,6 +39,7 @@ from yaml.events import (
     SequenceStartEvent,
 )
 
+from batchplan.diagnostics import Diagnostic, FieldPath, Severity
 from batchplan.errors import os_reason
 from batchplan.redact import remember
 
@@ -107,22 +109,6 @@ _NON_PRINTABLE: Final = re.compile(
 _VARIABLE: Final = re.compile(r"\$\$\{|\$\{([^}]*)(\}?)")
 _EACH_PREFIX: Final = "each."
 _VARIABLE_BODY: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
-
-
-class YamlProblem(NamedTuple):
-    """Something wrong in a file: where, the field path ("" if none), what.
-
-    ``note`` marks what is only worth telling (an unset variable while
-    variables are not required), not an error.
-    """
-
-    line: int
-    column: int
-    path: str
-    message: str
-    note: bool = False
-    #: The diagnostic code (see ``batchplan.diagnostics.CODES``).
-    code: str = "yaml_invalid"
 
 
 class Template(str):
@@ -248,13 +234,32 @@ def text_bytes(text: str) -> int:
 
 
 class _Fatal(Exception):
-    """Stops reading one file; becomes a YamlProblem."""
+    """Stops reading one file; :func:`load_yaml` makes it a Diagnostic naming the file."""
 
     def __init__(
-        self, mark: Mark, message: str, path: str = "", code: str = "yaml_invalid"
+        self, mark: Mark, message: str, path: FieldPath = (), code: str = "yaml_invalid"
     ) -> None:
         super().__init__(message)
-        self.problem = YamlProblem(mark[0], mark[1], path, message, code=code)
+        self.mark = mark
+        self.message = message
+        self.path = path
+        self.code = code
+
+    def diagnostic(self, file: str) -> Diagnostic:
+        return problem_at(file, self.mark, self.path, self.message, self.code)
+
+
+def problem_at(
+    file: str,
+    mark: Mark,
+    path: FieldPath,
+    message: str,
+    code: str,
+    severity: Severity = Severity.ERROR,
+) -> Diagnostic:
+    """A problem at ``mark`` of ``file``; a mark of line 0 means the file as a whole."""
+    line, column = mark
+    return Diagnostic(severity, code, message, file, line or None, column or None, path)
 
 
 class _Anchored(NamedTuple):
@@ -294,7 +299,8 @@ def load_yaml(
     *,
     require_variables: bool = True,
     variables_file: bool = False,
-) -> tuple[YamlRoot | None, list[YamlProblem]]:
+    name: str | None = None,
+) -> tuple[YamlRoot | None, list[Diagnostic]]:
     """Read one config file into a :class:`YamlMap`, with every problem found.
 
     The map is ``None`` when the file could not be read as a whole (bad
@@ -306,23 +312,27 @@ def load_yaml(
     ``variables_file`` words problems for a ``--var-file`` (a mapping of
     names to values) rather than for a config file. Without
     ``require_variables`` an unset variable is a note, not an error.
+    ``name`` is the file as problems name it (default: ``path`` as text).
     """
+    file = str(path) if name is None else name
     composer = None
     try:
-        composer = _Composer(_read_text(path, variables_file), environ, require_variables)
+        composer = _Composer(_read_text(path, variables_file), environ, require_variables, file)
         composer.variables_file = variables_file
         return composer.compose()
     except _Fatal as fatal:
         # Problems found before the fatal one (an unset variable above a
         # syntax error) are still worth reporting.
         if composer is None:
-            return None, [fatal.problem]
+            return None, [fatal.diagnostic(file)]
         composer.count_hidden()
-        return None, [*composer.problems, fatal.problem]
+        return None, [*composer.problems, fatal.diagnostic(file)]
     except RecursionError:  # pragma: no cover - the depth limit should prevent it
-        return None, [YamlProblem(1, 1, "", "the file is nested too deeply to read")]
+        message = "the file is nested too deeply to read"
+        return None, [problem_at(file, (1, 1), (), message, "yaml_invalid")]
     except MemoryError:  # pragma: no cover - the size limits should prevent it
-        return None, [YamlProblem(1, 1, "", "not enough memory to read the file")]
+        message = "not enough memory to read the file"
+        return None, [problem_at(file, (1, 1), (), message, "yaml_invalid")]
 
 
 def _read_text(path: Path, variables_file: bool = False) -> str:
@@ -399,16 +409,22 @@ class _Composer:
     """
 
     def __init__(
-        self, text: str, environ: Mapping[str, str] | None, require_variables: bool = True
+        self,
+        text: str,
+        environ: Mapping[str, str] | None,
+        require_variables: bool = True,
+        file: str = "",
     ) -> None:
         self.text = text
+        #: The file as problems name it.
+        self.file = file
         self.environ = environ
         self.require_variables = require_variables
         self.stack: list[_Frame] = []
         self.anchors: dict[str, _Anchored] = {}
         self.nodes = 0
         self.expanded = 0
-        self.problems: list[YamlProblem] = []
+        self.problems: list[Diagnostic] = []
         # Errors past MAX_PROBLEMS: how many, and where the last one was.
         self.errors = 0
         self.hidden = 0
@@ -420,7 +436,7 @@ class _Composer:
         self.duplicates = 0
         self.documents = 0
 
-    def compose(self) -> tuple[YamlRoot | None, list[YamlProblem]]:
+    def compose(self) -> tuple[YamlRoot | None, list[Diagnostic]]:
         try:
             self._run(_events(self.text))
         except yaml.YAMLError as exc:
@@ -554,23 +570,16 @@ class _Composer:
             value = _core_value(text)
             if not _tag_matches(tag, value) and not _too_many_digits(value):
                 self._report(
-                    YamlProblem(
-                        *mark,
-                        self._path(),
-                        f"{text!r} is not a valid {_short_tag(tag)}",
-                        code="yaml_bad_value",
-                    )
+                    mark, f"{text!r} is not a valid {_short_tag(tag)}", code="yaml_bad_value"
                 )
         else:
             self._bad_tag(tag, mark)
         if type(value) is not str and _too_many_digits(value):
             self._report(
-                YamlProblem(
-                    *mark,
-                    self._path(),
-                    f"an integer of more than {MAX_INTEGER_DIGITS:,} digits;"
-                    " batchplan reads integers up to that size",
-                )
+                mark,
+                f"an integer of more than {MAX_INTEGER_DIGITS:,} digits;"
+                " batchplan reads integers up to that size",
+                code="integer_too_long",
             )
             # Not the number itself: nothing downstream could print it.
             value = None
@@ -593,7 +602,7 @@ class _Composer:
                 # Finding the first key's line walks the mapping's keys: fine
                 # for a few, quadratic for a hostile file of a million.
                 message += f"; first at line {mapping.key_marks[raw][0]}"
-            self._report(YamlProblem(*mark, self._path(raw), message, code="duplicate_key"))
+            self._report(mark, message, self._path(raw), code="duplicate_key")
             return
         # Charged without a check: a key is never an alias, and the value
         # that follows it is checked.
@@ -658,25 +667,38 @@ class _Composer:
                 self._path(),
             )
 
-    def _report(self, problem: YamlProblem) -> None:
-        """Record a problem; past MAX_PROBLEMS errors, only count it."""
-        if problem.note:
-            self.problems.append(problem)
+    def _report(
+        self,
+        mark: Mark,
+        message: str,
+        path: FieldPath | None = None,
+        *,
+        code: str,
+        note: bool = False,
+    ) -> None:
+        """Record a problem of the value being read (or at ``path``); past
+        MAX_PROBLEMS errors, only count it."""
+        if note:
+            where = self._path() if path is None else path
+            self.problems.append(problem_at(self.file, mark, where, message, code, Severity.NOTE))
         elif self.errors >= MAX_PROBLEMS:
-            self._hide((problem.line, problem.column))
+            self._hide(mark)
         else:
             self.errors += 1
-            self.problems.append(problem)
+            where = self._path() if path is None else path
+            self.problems.append(problem_at(self.file, mark, where, message, code))
 
     def count_hidden(self) -> None:
         """Add one problem that counts the errors not recorded, if any."""
         if self.hidden:
             self.problems.append(
-                YamlProblem(
-                    *self.last_hidden,
-                    "",
+                problem_at(
+                    self.file,
+                    self.last_hidden,
+                    (),
                     f"and {self.hidden:,} more problems in this file"
                     f" (the first {MAX_PROBLEMS} are shown)",
+                    "more_problems",
                 )
             )
             self.hidden = 0
@@ -730,33 +752,29 @@ class _Composer:
             self._path(),
         )
 
-    def _path(self, last: str | None = None) -> str:
-        """The field path of the value being read, e.g. ``batches[3].priority``."""
-        parts: list[str] = []
+    def _path(self, last: str | None = None) -> FieldPath:
+        """The field path of the value being read, e.g. ``("batches", 3, "priority")``."""
+        parts: list[str | int] = []
         for frame in self.stack:
             container = frame.container
             if isinstance(container, YamlMap):
                 if isinstance(frame.key, str):
-                    parts.append(("." if parts else "") + frame.key)
+                    parts.append(frame.key)
             else:
-                parts.append(f"[{len(container)}]")
+                parts.append(len(container))
         if last is not None:
-            parts.append(("." if parts else "") + last)
-        return "".join(parts)
+            parts.append(last)
+        return tuple(parts)
 
     def _interpolate(self, raw: str, mark: Mark) -> str:
         assert self.environ is not None
         return interpolate(
             raw,
             self.environ,
-            lambda message: self._report(
-                YamlProblem(*mark, self._path(), message, code="variable_invalid")
-            ),
+            lambda message: self._report(mark, message, code="variable_invalid"),
             None
             if self.require_variables
-            else lambda message: self._report(
-                YamlProblem(*mark, self._path(), message, note=True, code="variable_unset")
-            ),
+            else lambda message: self._report(mark, message, code="variable_unset", note=True),
         )
 
 

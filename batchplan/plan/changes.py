@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchplan.diagnostics import Severity as _Severity
-from batchplan.model import DesiredBatch, LiveBatch
+from batchplan.model import DesiredBatch, LiveBatch, Position
 
 
 class Action(enum.Enum):
@@ -77,8 +77,9 @@ class Finding:
     """Something worth telling: an error blocks apply, a warning does not.
 
     ``facts`` hold the shown values the wording needs (never an expanded
-    ``${NAME}`` value). ``outside_targets`` marks an error of a batch that
-    ``--target`` left out, demoted to a warning.
+    ``${NAME}`` value). ``position`` is where the batch is declared (None for
+    a whole project, or a batch only in state or live). ``outside_targets``
+    marks an error of a batch that ``--target`` left out, demoted to a warning.
     """
 
     severity: Severity
@@ -86,11 +87,16 @@ class Finding:
     batch: str | None
     project: str
     facts: tuple[tuple[str, str], ...] = ()
-    where: str | None = None
+    position: Position | None = None
     outside_targets: bool = False
 
     def fact(self, name: str, default: str = "") -> str:
         return dict(self.facts).get(name, default)
+
+    @property
+    def where(self) -> str | None:
+        """Where the batch is declared as ``file:line:column``, or None."""
+        return None if self.position is None else str(self.position)
 
 
 @dataclass(frozen=True)

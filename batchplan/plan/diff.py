@@ -42,10 +42,6 @@ from batchplan.plan.changes import (
 _FLAGS = ("calibration_batch", "self_label_batch")
 
 
-def _where(desired: DesiredBatch) -> str | None:
-    return str(desired.position) if desired.position is not None else None
-
-
 def _origin(desired: DesiredBatch) -> Origin | None:
     if desired.position is None:
         return None
@@ -54,7 +50,7 @@ def _origin(desired: DesiredBatch) -> Origin | None:
 
 def _error(code: FindingCode, desired: DesiredBatch, **facts: str) -> Finding:
     return Finding(
-        Severity.ERROR, code, desired.name, desired.project, tuple(facts.items()), _where(desired)
+        Severity.ERROR, code, desired.name, desired.project, tuple(facts.items()), desired.position
     )
 
 
@@ -239,7 +235,7 @@ def _left_alone(
                 desired.name,
                 desired.project,
                 (("status", live.status), ("asked", ", ".join(asked))),
-                _where(desired),
+                desired.position,
             )
         )
     if record is not None:
@@ -311,7 +307,7 @@ def _update(
                 desired.name,
                 desired.project,
                 (("status", live.status),),
-                _where(desired),
+                desired.position,
             )
         )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from batchplan.model import LiveBatch
+from batchplan.model import LiveBatch, Position
 from batchplan.plan.changes import (
     Action,
     BatchSide,
@@ -83,7 +83,7 @@ def change_json(change: Change) -> dict[str, Any]:
 
 
 def finding_json(finding: Finding) -> dict[str, Any]:
-    """One conflict or warning as JSON data."""
+    """One conflict or warning as JSON data: its diagnostic, and what the plan adds."""
     diagnostic = finding_diagnostic(finding)
     kind = "conflict_outside_targets" if finding.outside_targets else diagnostic.code
     return {
@@ -93,6 +93,10 @@ def finding_json(finding: Finding) -> dict[str, Any]:
         "batch": finding.batch,
         "project": finding.project,
         "message": diagnostic.message,
+        "file": diagnostic.file,
+        "line": diagnostic.line,
+        "column": diagnostic.column,
+        # The same place as one string, as plans had it before file, line and column.
         "where": finding.where,
         "outside_targets": finding.outside_targets,
         "facts": dict(finding.facts),
@@ -179,9 +183,30 @@ def _read_finding(data: Mapping[str, Any]) -> Finding:
         batch=data["batch"],
         project=data["project"],
         facts=tuple((str(k), str(v)) for k, v in data["facts"].items()),
-        where=data["where"],
+        position=_read_position(data),
         outside_targets=data["outside_targets"],
     )
+
+
+def _read_position(data: Mapping[str, Any]) -> Position | None:
+    """Where a finding's batch is declared: ``file``, ``line`` and ``column``.
+
+    Plans saved before those fields existed have only ``where``
+    (``file:line:column``), read from its end, since a file name may hold ``:``.
+    """
+    if "file" in data:
+        file, line, column = data["file"], data.get("line"), data.get("column")
+        if file is None or line is None or column is None:
+            return None
+        return Position(file, line, column)
+    where = data.get("where")
+    if not where:
+        return None
+    head, _, column_text = where.rpartition(":")
+    file, _, line_text = head.rpartition(":")
+    if not (file and line_text.isdigit() and column_text.isdigit()):
+        return None
+    return Position(file, int(line_text), int(column_text))
 
 
 def plan_from_document(document: Mapping[str, Any]) -> Plan:

@@ -202,12 +202,20 @@ def checksum(
     # Where a batch is declared changes no call; applying from another folder
     # turns relative file names into absolute ones.
     feed("changes", (_without(change_json(change), "origin") for change in plan.changes))
-    feed("findings", (_without(finding_json(finding), "where") for finding in plan.findings))
+    feed(
+        "findings",
+        (_without(finding_json(finding), *_FINDING_PLACE) for finding in plan.findings),
+    )
     return "sha256:" + digest.hexdigest()
 
 
-def _without(item: Mapping[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in item.items() if k != key}
+#: Where a finding's batch is declared: like a change's ``origin``, it changes
+#: no call, and applying from another folder changes the file names.
+_FINDING_PLACE = ("where", "file", "line", "column")
+
+
+def _without(item: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k not in keys}
 
 
 def _examined(name: str, live: LiveView) -> list[Any]:

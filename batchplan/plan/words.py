@@ -50,22 +50,14 @@ def finding_diagnostic(finding: Finding) -> Diagnostic:
     The code is the finding's (the plan document's ``code``); the place is
     where the batch is declared, when it is.
     """
-    file = line = column = None
-    if finding.where:
-        head, _, col = finding.where.rpartition(":")
-        file_part, _, line_part = head.rpartition(":")
-        if file_part and line_part.isdigit() and col.isdigit():
-            file, line, column = file_part, int(line_part), int(col)
-        else:
-            file = finding.where
+    position = finding.position
     return Diagnostic(
         finding.severity,
         finding.code.value,
         finding_message(finding),
-        file,
-        line,
-        column,
-        None,
+        None if position is None else position.file,
+        None if position is None else position.line,
+        None if position is None else position.column,
     )
 
 

@@ -19,9 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from batchplan.escaping import escape_controls
-from batchplan.plan.changes import Action, Change, Plan
+from batchplan.plan.changes import Action, Change, Finding, Plan
 from batchplan.plan.words import (
-    finding_message,
+    finding_diagnostic,
     headline,
     metadata_text,
     refusal_line,
@@ -189,6 +189,13 @@ def _subject(batch: str | None, project: str) -> str:
     return code(batch) if batch is not None else f"project {code(project)}"
 
 
+def _conflict_line(conflict: Finding) -> str:
+    """``- `batch` (`file:line:column`): message``: a conflict, worded as its diagnostic."""
+    diagnostic = finding_diagnostic(conflict)
+    place = f" ({code(diagnostic.place)})" if diagnostic.place else ""
+    return f"- {_subject(conflict.batch, conflict.project)}{place}: {escape(diagnostic.message)}"
+
+
 def _compact_sections(plan: Plan, limit: int) -> list[_Section]:
     """Counts per project in sight, then one line per batch, grouped by project, folded."""
     groups = by_project(plan)
@@ -247,12 +254,7 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT, compact: bool = F
         sections.append(
             _Section(
                 ["", f"**{_count(n, 'conflict')}**: apply refuses to start while any remain."],
-                [
-                    f"- {_subject(c.batch, c.project)}"
-                    + (f" ({code(c.where)})" if c.where else "")
-                    + f": {escape(finding_message(c))}"
-                    for c in plan.conflicts
-                ],
+                [_conflict_line(c) for c in plan.conflicts],
                 lambda left: f"- ... and {left:,} more not shown; {_SHOW_ALL}.",
             )
         )
@@ -262,7 +264,7 @@ def render_markdown(plan: Plan, *, limit: int = DEFAULT_LIMIT, compact: bool = F
             _Section(
                 ["", f"**{_count(n, 'warning')}**:"],
                 [
-                    f"- {_subject(w.batch, w.project)}: {escape(finding_message(w))}"
+                    f"- {_subject(w.batch, w.project)}: {escape(finding_diagnostic(w).message)}"
                     for w in plan.warnings
                 ],
                 lambda left: f"- ... and {left:,} more not shown; {_SHOW_ALL}.",

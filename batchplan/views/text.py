@@ -9,7 +9,7 @@ import click
 from batchplan.escaping import escape_controls as safe
 from batchplan.plan.changes import Action, Change, Plan
 from batchplan.plan.words import (
-    finding_message,
+    finding_diagnostic,
     headline,
     metadata_text,
     refusal_line,
@@ -190,10 +190,12 @@ def render_text(
             continue
         add(style(heading, colour, bold=True))
         for finding in findings:
+            diagnostic = finding_diagnostic(finding)
             subject = safe(finding.batch or f"project {finding.project}")
-            where = f" [{safe(finding.where)}]" if is_error and finding.where else ""
+            place = diagnostic.place
+            where = f" [{safe(place)}]" if is_error and place else ""
             mark = style("!", colour, bold=is_error)
-            add(f"  {mark} {subject}{where}: {safe(finding_message(finding))}")
+            add(f"  {mark} {subject}{where}: {safe(diagnostic.message)}")
         add("")
 
     if plan.completed_with_priority:

@@ -133,7 +133,8 @@ def workflow_command(diagnostic: Diagnostic) -> str:
     if diagnostic.line:
         properties.append(f"line={diagnostic.line}")
         properties.append(f"col={diagnostic.column}")
-    text = f"{diagnostic.path}: {diagnostic.message}" if diagnostic.path else diagnostic.message
+    path = diagnostic.path_text
+    text = f"{path}: {diagnostic.message}" if path else diagnostic.message
     joined = ",".join(properties)
     return f"::{kind}{' ' + joined if joined else ''}::{_escape_data(text)}"
 
