@@ -19,7 +19,17 @@ PACKAGE = Path(__file__).resolve().parent.parent / "batchplan"
 CORE = "core"
 # The core modules at the top of the package: value types and errors every layer shares.
 CORE_MODULES = frozenset(
-    {"__init__", "errors", "model", "options", "diagnostics", "redact", "files", "escaping"}
+    {
+        "__init__",
+        "errors",
+        "model",
+        "options",
+        "diagnostics",
+        "redact",
+        "files",
+        "escaping",
+        "threads",
+    }
 )
 # What each layer may import besides itself. ``commands`` and ``cli`` sit on top: anything.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -290,3 +300,57 @@ def test_a_worded_line_in_a_command_is_caught(source: str) -> None:
 )
 def test_a_command_handing_facts_to_its_view_passes(source: str) -> None:
     assert worded_output(source, "batchplan.commands.x") == []
+
+
+# -- threads leave signals to the main thread ----------------------------------
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def unquiet_threads(source: str) -> list[int]:
+    """Lines starting a thread that may take a signal: a ``threading.Thread``
+    not handed to ``threads.start``, or a ``ThreadPoolExecutor`` made directly."""
+    tree = ast.parse(source)
+    quiet = {
+        id(argument)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and _dotted(node.func) == "threads.start"
+        for argument in node.args
+    }
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (
+            (_dotted(node.func) in {"threading.Thread", "Thread"} and id(node) not in quiet)
+            or _dotted(node.func).endswith("ThreadPoolExecutor")
+        )
+    ]
+
+
+def test_every_thread_batchplan_starts_blocks_the_signals_it_handles() -> None:
+    # The sandbox is a server of its own; threads.py is where the rule is kept.
+    found = [
+        f"{path.relative_to(PACKAGE)}:{line}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.parts[len(PACKAGE.parts)] != "sandbox" and path.name != "threads.py"
+        for line in unquiet_threads(path.read_text(encoding="utf-8"))
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("source", "lines"),
+    [
+        ("threading.Thread(target=f).start()", [1]),
+        ("pool = ThreadPoolExecutor(4)", [1]),
+        ("threads.start(threading.Thread(target=f))", []),
+        ("pool = threads.Pool(max_workers=4)", []),
+    ],
+)
+def test_the_thread_check_tells_quiet_from_unquiet(source: str, lines: list[int]) -> None:
+    assert unquiet_threads(source) == lines

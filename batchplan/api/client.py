@@ -40,7 +40,7 @@ from urllib.parse import quote, urlencode, urljoin, urlsplit
 import requests
 import urllib3
 
-from batchplan import __version__
+from batchplan import __version__, threads
 from batchplan.api.deadline import DeadlineAdapter, answer_deadline
 from batchplan.api.limiter import Cancelled, Limiter, LimiterSettings, Signal
 from batchplan.errors import ApiError, ApiUnreachableError, BatchplanError, UsageError
@@ -920,7 +920,7 @@ class ScaleClient:
                 for o in offsets
             ]
             for future in futures:
-                last = future.result()
+                last = threads.result(future)
                 yield last
         while last.has_more:
             if not last.batches:

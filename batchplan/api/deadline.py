@@ -19,16 +19,17 @@ import contextlib
 import contextvars
 import heapq
 import itertools
-import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from batchplan import threads
 
 
 class _Watch:
@@ -54,7 +55,11 @@ class _Watchdog:
             watch.sock = sock
             heapq.heappush(self._queue, (watch.deadline, next(self._order), watch))
             if self._thread is None:
-                self._thread = _start_without_signals(self._run)
+                self._thread = threads.start(
+                    threading.Thread(
+                        target=self._run, name="batchplan-answer-deadline", daemon=True
+                    )
+                )
             # Wake the thread only for a deadline before the one it waits for:
             # deadlines mostly come in order, and a wake per call costs CPU.
             if self._queue[0][2] is watch:
@@ -86,24 +91,6 @@ class _Watchdog:
                     with contextlib.suppress(OSError):
                         watch.sock.shutdown(socket.SHUT_RDWR)
                     watch.sock = None
-
-
-def _start_without_signals(run: Callable[[], None]) -> threading.Thread:
-    """Start ``run`` in a daemon thread that never receives a signal.
-
-    A signal the kernel hands to a thread other than the main one is only
-    seen when the main thread next runs Python code; a Ctrl-C landing on
-    this thread while the main one waits for a result would go unnoticed
-    until that result came. The new thread inherits the signal mask of the
-    thread starting it, so the mask is set for the start only.
-    """
-    thread = threading.Thread(target=run, name="batchplan-answer-deadline", daemon=True)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        thread.start()
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    return thread
 
 
 _WATCHDOG = _Watchdog()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
+from batchplan import threads
 from batchplan.api.client import Attempt, CallCancelled, DuplicateBatchError, ScaleClient
 from batchplan.apply.events import (
     ApplyEvent,
@@ -393,7 +394,7 @@ def apply_plan(
     for _ in range(workers):
         todo.put(None)
     for index in range(workers):
-        threading.Thread(target=worker, name=f"apply-{index}", daemon=True).start()
+        threads.start(threading.Thread(target=worker, name=f"apply-{index}", daemon=True))
 
     remaining = len(calling)
     cancelled = False

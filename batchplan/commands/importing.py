@@ -23,7 +23,6 @@ import shlex
 import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
+from batchplan import threads
 from batchplan.api.client import ScaleClient
 from batchplan.api.session import Session
 from batchplan.apply.engine import utc_now
@@ -415,7 +415,7 @@ def _import(
     if missing:
         raise PlanError("project does not exist: " + ", ".join(map(repr, missing)))
     found: dict[str, LiveBatch] = {}
-    with ThreadPoolExecutor(max_workers=options.parallelism) as pages:
+    with threads.Pool(max_workers=options.parallelism) as pages:
         for project in projects:
             for batch in client.list_batches(project, pages):
                 found.setdefault(batch.name, batch)
@@ -505,7 +505,7 @@ def _from_state(
         and request.wanted(name)
         and (not request.projects or record.project in request.projects)
     ]
-    with ThreadPoolExecutor(max_workers=options.parallelism) as pool:
+    with threads.Pool(max_workers=options.parallelism) as pool:
         live = list(pool.map(lambda record: client.get_batch(record.name), records))
     batches: list[LiveBatch] = []
     for record, batch in zip(records, live, strict=True):

@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TextIO
 
+from batchplan import threads
 from batchplan.api.client import NotFoundError, ScaleClient
 from batchplan.api.session import Session
 from batchplan.commands.arguments import StatusArguments
@@ -84,7 +84,7 @@ def read_progress(
             answer.tasks_canceled,
         )
 
-    pool = ThreadPoolExecutor(max_workers=max(1, parallelism))
+    pool = threads.Pool(max_workers=max(1, parallelism))
     try:
         rows = list(pool.map(one, batches))
     except KeyboardInterrupt:

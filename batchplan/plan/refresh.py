@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 
+from batchplan import threads
 from batchplan.api.client import PAGE_SIZE, ScaleClient
 from batchplan.errors import ApiError
 from batchplan.model import Config, LiveBatch, LiveView
@@ -69,7 +70,7 @@ def _pool(client: ScaleClient, workers: int, prefix: str) -> Iterator[ThreadPool
     A call on the wire may take up to the read timeout to end; after a Ctrl-C
     plan has nothing to finish, so its calls are cancelled and not awaited.
     """
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=prefix)
+    pool = threads.Pool(max_workers=workers, thread_name_prefix=prefix)
     interrupted = False
     try:
         yield pool
@@ -112,10 +113,10 @@ def read_live(
             return list(client.list_batches(project, pages, recorded_in[project]))
 
         listings = {p: outer.submit(list_project, p) for p in projects}
-        missing = frozenset(p for p, future in exists.items() if not future.result())
+        missing = frozenset(p for p, future in exists.items() if not threads.result(future))
         for project in projects:
             try:
-                batches = listings[project].result()
+                batches = threads.result(listings[project])
             except ApiError:
                 # A project that does not exist may answer its listing with an
                 # error; the missing project is reported as a conflict instead.
@@ -137,7 +138,7 @@ def read_live(
 
         lookups = {name: outer.submit(client.get_batch, name) for name in sorted(unseen)}
         for name, future in lookups.items():
-            batch_or_none = future.result()
+            batch_or_none = threads.result(future)
             if batch_or_none is None:
                 absent.add(name)
             else:

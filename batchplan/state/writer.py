@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 
+from batchplan import threads
 from batchplan.errors import StateError
 from batchplan.model import BatchRecord
 from batchplan.state import State, StateBackend
@@ -28,8 +29,9 @@ class StateWriter:
         self._writing = False
         self.error: StateError | None = None
         self.writes = 0
-        self._thread = threading.Thread(target=self._run, name="batchplan-state", daemon=True)
-        self._thread.start()
+        self._thread = threads.start(
+            threading.Thread(target=self._run, name="batchplan-state", daemon=True)
+        )
 
     @property
     def state(self) -> State:

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import click
 
+from batchplan import threads
 from batchplan.apply.events import (
     ApplyEvent,
     ApplyStart,
@@ -320,10 +321,9 @@ class TextView:
         self._started = self.clock()
         self._total = event.calls
         if event.calls and (self.live or self.heartbeat > 0):
-            self._ticker = threading.Thread(
-                target=self._tick, name="batchplan-progress", daemon=True
+            self._ticker = threads.start(
+                threading.Thread(target=self._tick, name="batchplan-progress", daemon=True)
             )
-            self._ticker.start()
 
     def _call(self, event: CallEvent) -> None:
         if event.action not in ("adopt", "forget"):
