@@ -16,6 +16,7 @@ from http.server import ThreadingHTTPServer
 from types import FrameType
 from typing import Any, Protocol
 
+from batchplan import threads
 from batchplan.errors import BatchplanError
 from batchplan.sandbox.app import SandboxApp
 from batchplan.sandbox.faults import Faults
@@ -80,12 +81,14 @@ class ConnectionServer(ThreadingHTTPServer):
                 self._turn_away(request)
                 return
         try:
-            threading.Thread(
-                target=self._serve,
-                args=(request, client_address),
-                name="batchplan-sandbox-connection",
-                daemon=True,
-            ).start()
+            threads.start(
+                threading.Thread(
+                    target=self._serve,
+                    args=(request, client_address),
+                    name="batchplan-sandbox-connection",
+                    daemon=True,
+                )
+            )
         except BaseException:
             self._slots.release()
             self.shutdown_request(request)
@@ -190,13 +193,16 @@ class SandboxServer:
                 raise SandboxError(
                     f"cannot listen on {options.host}:{options.port}: {reason}"
                 ) from error
-            thread = threading.Thread(
-                target=httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"batchplan-sandbox-{httpd.server_port}",
-                daemon=True,
+            # Embedded in a batchplan command, its threads must leave Ctrl-C
+            # to the command's main thread.
+            thread = threads.start(
+                threading.Thread(
+                    target=httpd.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name=f"batchplan-sandbox-{httpd.server_port}",
+                    daemon=True,
+                )
             )
-            thread.start()
             self._store, self._httpd, self._thread = store, httpd, thread
 
     def stop(self) -> None:
