@@ -36,6 +36,8 @@ CODES: Final[dict[str, str]] = {
     "yaml_bad_value": "a tagged value that is not of its tag (`!!int abc`)",
     "duplicate_key": "a mapping holds the same key twice",
     "variable_invalid": "a `${NAME}` or `${each.NAME}` that is malformed or has no value",
+    "value_undeclared": "(warning) a `--var` or var-file value for a name `variables:` does "
+    "not declare: no `${NAME}` can use it (a typo?)",
     "variable_unset": "a `${NAME}` not set while `validate` checks (a note, not an error)",
     "integer_too_long": "an integer of more digits than batchplan reads",
     # The schema.
@@ -148,6 +150,11 @@ class Diagnostic:
     def path_text(self) -> str:
         """The field path as people and tools read it: ``batches[2].priority``, or ``""``."""
         return path_text(self.path)
+
+    @property
+    def is_error(self) -> bool:
+        """Whether this makes the configuration (or the plan) invalid."""
+        return self.severity is Severity.ERROR
 
     @property
     def is_note(self) -> bool:

@@ -225,10 +225,51 @@ def test_var_file_and_var_problems_have_their_own_codes(tmp_path: Path) -> None:
 def test_a_bad_var_file_fails_validate_without_a_traceback(cli: CLI) -> None:
     cli.write("batchplan.yaml", HEAD + "  - {name: a, project: p}\n")
     cli.write("vars.yaml", "LIST: [1]\n")
-    result = cli("validate", "--format", "json", "--var-file", "vars.yaml")
+    result = cli("validate", "--var-file", "vars.yaml")
     assert result.code == 1
     assert "vars.yaml:1:7: LIST: expected a string; quote the value" in result.err
     assert "Traceback" not in result.err
+
+
+def test_validate_json_reports_a_bad_var_file_in_its_document(cli: CLI) -> None:
+    # Found: the problems went to stderr as text and stdout stayed empty, so
+    # a tool reading the JSON got nothing to parse.
+    cli.write("batchplan.yaml", HEAD + "  - {name: a, project: p}\n")
+    cli.write("vars.yaml", "LIST: [1]\n")
+    result = cli("validate", "--format", "json", "--var-file", "vars.yaml", "--var", "oops")
+    assert result.code == 1
+    document = json.loads(result.out)
+    assert document["valid"] is False
+    found = [(p["code"], p["file"], p["line"], p["column"]) for p in document["problems"]]
+    assert found == [("variable_not_text", "vars.yaml", 1, 7), ("var_malformed", None, None, None)]
+
+
+DECLARING = "version: 1\nvariables: {HOOK: {}}\nbatches:\n  - {name: a, project: p}\n"
+
+
+def test_validate_warns_of_values_for_names_variables_does_not_declare(cli: CLI) -> None:
+    # Found: a var-file key or a --var name with a typo (HOKK for HOOK) passed
+    # validate silently, though no ${NAME} could ever use its value.
+    cli.write("batchplan.yaml", DECLARING)
+    cli.write("vars.yaml", "HOOK: x\nHOKK: y\n")
+    args = ("validate", "--var-file", "vars.yaml", "--var", "EXTRA=z")
+    text = cli(*args)
+    assert text.code == 0, text.err
+    assert text.out.splitlines()[:2] == [
+        "warning: --var EXTRA: EXTRA is not declared in variables: no ${EXTRA} can use it"
+        " (a typo?)",
+        "warning: vars.yaml:2:1: HOKK is not declared in variables: no ${HOKK} can use it"
+        " (a typo?)",
+    ]
+    document = json.loads(cli(*args, "--format", "json").out)
+    assert document["valid"] is True
+    found = [(p["severity"], p["code"], p["file"], p["line"]) for p in document["problems"]]
+    assert found == [
+        ("warning", "value_undeclared", None, None),
+        ("warning", "value_undeclared", "vars.yaml", 2),
+    ]
+    github = cli(*args, "--format", "github").out.splitlines()
+    assert github[1].startswith("::warning file=vars.yaml,line=2,col=1::HOKK is not declared")
 
 
 def test_paths_are_data_rendered_once(tmp_path: Path) -> None:

@@ -402,6 +402,14 @@ def test_a_var_file_key_that_declares_nothing_is_a_warning(
     assert "warning: v.yaml:2:1: PRIOO is not declared" in result.err
 
 
+def test_a_var_name_that_declares_nothing_is_a_warning(cli: CLI, sandbox: SandboxServer) -> None:
+    cli.write("batchplan.yaml", team_config(sandbox.url))
+    args = ("--var", "PROJECT=p", "--var", "PRIOO=29")
+    result = cli("plan", "--env", "staging", *args, endpoint=False)
+    assert result.code == 0, result.err
+    assert "warning: --var PRIOO: PRIOO is not declared in variables" in result.err
+
+
 def test_a_nested_default_is_refused_at_validate(cli: CLI) -> None:
     cli.write(
         "batchplan.yaml",

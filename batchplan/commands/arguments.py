@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import click
 
 from batchplan.commands import SCHEMAS
-from batchplan.errors import UsageError
+from batchplan.errors import ConfigError, UsageError
 from batchplan.options import ClientOptions, Options
 from batchplan.views.terminal import use_color
 
 if TYPE_CHECKING:
     # Loaded by the builders that need them, so that `validate` or `--version`
     # does not pay for the plan model or the sandbox.
+    from batchplan.diagnostics import Diagnostic
     from batchplan.plan.changes import PlanOptions
     from batchplan.sandbox import SandboxOptions
 
@@ -137,6 +138,12 @@ class ValidateArguments(NamedTuple):
     format: str
     color: bool
     verbose: bool
+    #: Where the values came from: ``--var-file`` files and ``--var`` names.
+    var_files: tuple[str, ...] = ()
+    var_names: tuple[str, ...] = ()
+    #: What was wrong with ``--var`` / ``--var-file``: validate reports it
+    #: with the configuration's problems, in the format asked for.
+    variable_problems: tuple[Diagnostic, ...] = ()
     #: ``--var`` / ``--var-file`` values: may be secrets, so never in the repr.
     variables: tuple[tuple[str, str], ...] = ()
 
@@ -147,12 +154,20 @@ class ValidateArguments(NamedTuple):
     @classmethod
     def build(cls, params: Params, explicit: Sequence[str] = ()) -> ValidateArguments:
         paths = default_paths(params["paths"])
+        problems: tuple[Diagnostic, ...] = ()
+        try:
+            variables = variables_of(params)
+        except ConfigError as exc:
+            variables, problems = (), exc.diagnostics
         return cls(
             paths=paths,
             format=params["fmt"],
             color=use_color(params["no_color"]),
             verbose=params["verbose"],
-            variables=variables_of(params),
+            var_files=tuple(params.get("var_file", ())),
+            var_names=_var_names(params.get("var", ())),
+            variable_problems=tuple(problems),
+            variables=variables,
         )
 
 

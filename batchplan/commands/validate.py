@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from batchplan.commands.arguments import ValidateArguments
+from batchplan.config.environments import GivenValues
 from batchplan.config.load import ConfigCheck, check_config
+from batchplan.diagnostics import Diagnostic
 from batchplan.errors import EXIT_ERROR, EXIT_OK, ConfigError
 from batchplan.views.terminal import make_echo
 from batchplan.views.validate import (
@@ -33,15 +35,22 @@ def validate(
     fmt: str = "text",
     variables: Mapping[str, str] | None = None,
     verbose: bool = False,
+    given: GivenValues | None = None,
+    variable_problems: Sequence[Diagnostic] = (),
 ) -> int:
-    """Print every error and note; exit 1 if there is any error, else 0.
+    """Print every error, warning and note; exit 1 if there is any error, else 0.
 
     ``verbose`` (text only) adds a line per file: how many batches it holds,
-    and how many of them ``for_each`` generated.
+    and how many of them ``for_each`` generated. ``given`` says where the
+    values came from (undeclared ones are warned about);
+    ``variable_problems`` are what was wrong with them, reported first.
     """
     view = validate_view(fmt, echo, verbose=verbose)
-    check = check_config(paths, variables=variables, require_variables=False)
+    check = check_config(paths, variables=variables, require_variables=False, given=given)
     validation = validation_of(check)
+    if variable_problems:
+        # Without the values, what the config then says is no valid summary.
+        validation = Validation((*variable_problems, *validation.problems), None)
     view.show(validation)
     if not validation.errors:
         return EXIT_OK
@@ -81,4 +90,6 @@ def run(args: ValidateArguments) -> int:
         fmt=args.format,
         variables=dict(args.variables),
         verbose=args.verbose,
+        given=GivenValues(args.var_files, args.var_names),
+        variable_problems=args.variable_problems,
     )

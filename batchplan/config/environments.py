@@ -19,11 +19,12 @@ import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import yaml
 
-from batchplan.config.yamlload import MAX_FILE_BYTES, load_yaml
+from batchplan.config.yamlload import MAX_FILE_BYTES, load_yaml, problem_at
+from batchplan.diagnostics import Diagnostic, Severity
 from batchplan.errors import ConfigError, UsageError
 from batchplan.options import Options
 
@@ -261,8 +262,9 @@ def settle(
         files = [*options.var_files]
         if environment is not None:
             files += [under_root(root, file) for file in environment.var_files]
-        for line in undeclared_keys(files, declarations.variables):
-            tell(line)
+        sources = GivenValues(tuple(files), options.var_names)
+        for warning in undeclared_values(sources, declarations.variables):
+            tell(f"warning: {warning}")
     if endpoint == "sandbox" and root != ".":
         endpoint = "sandbox:" + under_root(root, SANDBOX_DB)
     return replace(
@@ -275,19 +277,43 @@ def settle(
     )
 
 
-def undeclared_keys(files: Sequence[str], declared: Mapping[str, Variable]) -> Iterator[str]:
-    """A warning per var-file key that declares nothing (a typo gives no value anywhere)."""
-    for file in files:
-        root, _ = load_yaml(Path(file), None, variables_file=True)
+#: What a variable's name may be: letters, digits and ``_``, not starting with a digit.
+VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class GivenValues(NamedTuple):
+    """Where variable values came from: var files, and the names of ``--var``."""
+
+    files: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+def undeclared_values(given: GivenValues, declared: Mapping[str, Variable]) -> Iterator[Diagnostic]:
+    """A warning per var-file key or ``--var`` name that declares nothing.
+
+    A typo there gives no value anywhere: the ``${NAME}`` it was meant for
+    keeps its default, or stays unset.
+    """
+    for file in given.files:
+        root, _ = load_yaml(Path(file), None, variables_file=True, name=file)
         if root is None:
             continue  # its problems are reported where the values are read
         for key in root:
-            if key not in declared:
-                line, column = root.key_marks[key]
-                yield (
-                    f"warning: {file}:{line}:{column}: {key} is not declared in variables: "
-                    "no ${" + key + "} can use it (a typo?)"
-                )
+            # A key that is no name is refused where the values are read.
+            if key not in declared and VARIABLE_NAME.fullmatch(key):
+                mark = root.key_marks[key]
+                yield problem_at(file, mark, (), _undeclared(key), _UNDECLARED, Severity.WARNING)
+    for name in given.names:
+        if name not in declared and VARIABLE_NAME.fullmatch(name):
+            message = f"--var {name}: {_undeclared(name)}"
+            yield Diagnostic(Severity.WARNING, _UNDECLARED, message)
+
+
+_UNDECLARED: Final = "value_undeclared"
+
+
+def _undeclared(name: str) -> str:
+    return f"{name} is not declared in variables: no ${{{name}}} can use it (a typo?)"
 
 
 def _raise_config_errors(paths: Sequence[str]) -> None:

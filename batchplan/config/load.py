@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
 from urllib.parse import urlsplit
 
-from batchplan.config.environments import Declarations, Variable, read_declarations, shown_text
+from batchplan.config.environments import (
+    VARIABLE_NAME,
+    Declarations,
+    GivenValues,
+    Variable,
+    read_declarations,
+    shown_text,
+    undeclared_values,
+)
 from batchplan.config.foreach import (
     MAX_GENERATED,
     FieldTemplate,
@@ -89,11 +97,12 @@ class ConfigCheck(NamedTuple):
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(p for p in self.problems if not p.is_note)
+        return tuple(p for p in self.problems if p.is_error)
 
     @property
     def notes(self) -> tuple[Diagnostic, ...]:
-        return tuple(p for p in self.problems if p.is_note)
+        """Warnings and notes: worth telling, and the configuration is still valid."""
+        return tuple(p for p in self.problems if not p.is_error)
 
 
 class _File(NamedTuple):
@@ -215,12 +224,15 @@ def check_config(
     *,
     variables: Mapping[str, str] | None = None,
     require_variables: bool = True,
+    given: GivenValues | None = None,
 ) -> ConfigCheck:
     """Everything :func:`load_config` finds, errors and notes, without raising.
 
     ``require_variables=False`` is for ``validate``, which must pass without
     the secrets a real run needs: an unset ``${NAME}`` is then a note, and
-    the value it stands in is not checked.
+    the value it stands in is not checked. ``given`` names the var files and
+    ``--var`` names the values came from: with ``variables:``, a value for a
+    name it does not declare is a warning.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     declarations = read_declarations(paths)
@@ -256,9 +268,11 @@ def check_config(
     batches = builder.build(loaded)
     problems.extend(builder.problems)
     problems.extend(_declaration_problems(loaded, declarations, env))
+    if declarations.variables is not None and given is not None:
+        problems.extend(undeclared_values(given, declarations.variables))
     batches = [_reshow(batch, env, declarations) for batch in batches]
     problems.sort(key=_in_order({str(path): index for index, path in enumerate(files)}))
-    if any(not problem.is_note for problem in problems) or path_problems:
+    if any(problem.is_error for problem in problems) or path_problems:
         return ConfigCheck(None, tuple(problems))
     config = Config(
         batches=tuple(batches),
@@ -414,7 +428,7 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         for key, value in root.items():
             if (key,) in reported:
                 continue  # its value was refused while reading (a huge integer)
-            if not _VARIABLE_NAME.fullmatch(key):
+            if not VARIABLE_NAME.fullmatch(key):
                 # A key that is no name may be a value typed in its place:
                 # the problem has no path, which would show it.
                 mark = root.key_marks[key]
@@ -435,7 +449,7 @@ def read_variables(assignments: Sequence[str], files: Sequence[str]) -> dict[str
         if not equals:
             message = f"{which}: expected NAME=VALUE, and it has no '='"
             problems.append(Diagnostic(Severity.ERROR, "var_malformed", message))
-        elif not _VARIABLE_NAME.fullmatch(key):
+        elif not VARIABLE_NAME.fullmatch(key):
             message = f"{which}: expected NAME=VALUE, and in NAME {_BAD_NAME}"
             problems.append(Diagnostic(Severity.ERROR, "variable_name_invalid", message))
         else:
@@ -453,7 +467,6 @@ def _ordinal(number: int) -> str:
     return f"{number}{suffix}"
 
 
-_VARIABLE_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BAD_NAME: Final = "a variable name is letters, digits and '_', not starting with a digit"
 
 

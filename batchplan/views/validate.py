@@ -33,18 +33,19 @@ class ConfigSummary(NamedTuple):
 
 
 class Validation(NamedTuple):
-    """What validate found: every problem (errors and notes) and, when valid, the summary."""
+    """What validate found: every problem (errors, warnings, notes) and, when valid, the summary."""
 
     problems: tuple[Diagnostic, ...]
     summary: ConfigSummary | None
 
     @property
     def errors(self) -> tuple[Diagnostic, ...]:
-        return tuple(p for p in self.problems if p.severity is not Severity.NOTE)
+        return tuple(p for p in self.problems if p.is_error)
 
     @property
     def notes(self) -> tuple[Diagnostic, ...]:
-        return tuple(p for p in self.problems if p.severity is Severity.NOTE)
+        """Warnings and notes: told, and the configuration is still valid."""
+        return tuple(p for p in self.problems if not p.is_error)
 
 
 class ValidateView(Protocol):
@@ -77,7 +78,7 @@ class ValidateText(NamedTuple):
 
     def show(self, validation: Validation) -> None:
         for note in validation.notes:
-            self.echo(f"note: {note}")
+            self.echo(f"{note.severity.value}: {note}")
         if validation.errors or validation.summary is None:
             return
         self.echo(summary_line(validation.summary))
@@ -125,8 +126,8 @@ class ValidateGitHub(NamedTuple):
 
 
 def workflow_command(diagnostic: Diagnostic) -> str:
-    """``::error file=F,line=L,col=C::message`` (``::notice`` for a note)."""
-    kind = "notice" if diagnostic.severity is Severity.NOTE else "error"
+    """``::error file=F,line=L,col=C::message`` (``::warning``, ``::notice`` for a note)."""
+    kind = _WORKFLOW_KIND[diagnostic.severity]
     properties = []
     if diagnostic.file:
         properties.append(f"file={_escape_property(diagnostic.file)}")
@@ -137,6 +138,9 @@ def workflow_command(diagnostic: Diagnostic) -> str:
     text = f"{path}: {diagnostic.message}" if path else diagnostic.message
     joined = ",".join(properties)
     return f"::{kind}{' ' + joined if joined else ''}::{_escape_data(text)}"
+
+
+_WORKFLOW_KIND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.NOTE: "notice"}
 
 
 def _escape_data(text: str) -> str:
