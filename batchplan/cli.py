@@ -14,6 +14,7 @@ Adding an option is one decorator here and one field in its arguments.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import math
 import os
@@ -824,6 +825,13 @@ def main() -> None:
     --watch`` stops with 0): a worker thread may still wait for an answer for
     up to the read timeout, and joining it would make the interrupt look
     ignored. Output is flushed first; state writes are atomic and done.
+
+    Any other end runs what was registered to run at exit (the logging
+    module's flush of the request log, an embedded sandbox's stop), then
+    leaves without the interpreter's teardown, which frees every object of
+    every module one by one: about 25 ms of a 200 ms ``validate``, for
+    nothing, as the process is about to end. Every file batchplan writes is
+    closed by then.
     """
     interrupted = False
 
@@ -846,8 +854,10 @@ def main() -> None:
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-    if interrupted or code == EXIT_INTERRUPTED:
+    if not (interrupted or code == EXIT_INTERRUPTED):
+        atexit._run_exitfuncs()
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+            sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(code)

@@ -96,3 +96,27 @@ def test_ctrl_c_while_the_installed_script_imports_the_cli_ends_quietly(tmp_path
         check=False,
     )
     assert (done.returncode, done.stderr) == (130, "Interrupted.\n")
+
+
+EXIT_HOOK = """
+import atexit, sys
+atexit.register(lambda: print("exit hook ran", flush=True))
+sys.argv = ["batchplan", "--version"]
+from batchplan.cli import main
+main()
+"""
+
+
+def test_a_normal_end_still_runs_what_was_registered_for_exit(tmp_path: Path) -> None:
+    # The CLI skips the interpreter's teardown at the end, not the exit hooks
+    # (the logging module's flush of the request log is one).
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_HOOK],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "exit hook ran"
