@@ -7,13 +7,13 @@ from state; the diff turns the three into a plan.
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from batchplan.escaping import CONTROL
 
 STAGING: Final = "staging"
 IN_PROGRESS: Final = "in_progress"
@@ -29,11 +29,6 @@ CANCELLED: Final = "cancelled"
 def known_status(status: str) -> bool:
     """True for the statuses batchplan acts on; any other leaves the batch alone."""
     return status in STATUSES
-
-
-# Control characters (C0, DEL, C1): never valid in a name, and they could
-# disguise a line of terminal output or a line of YAML.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 #: The longest name the config schema accepts (its ``maxLength``).
@@ -52,7 +47,7 @@ def name_problem(name: str) -> str | None:
         return "the name is empty"
     if name in (".", ".."):
         return f"{name!r} is not a batch name"
-    if _CONTROL.search(name):
+    if CONTROL.search(name):
         return "the name holds a control character"
     if len(name) > MAX_NAME_LENGTH:
         return f"the name is longer than {MAX_NAME_LENGTH} characters"
@@ -61,38 +56,6 @@ def name_problem(name: str) -> str | None:
     if not name.isascii() and not unicodedata.is_normalized("NFC", name):
         return "the name is not in Unicode NFC form"
     return None
-
-
-_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
-
-
-def _shell_escape(char: str) -> str:
-    # ``\xHH`` is a byte to bash: C1 controls need ``\uHHHH`` to come out as UTF-8.
-    return f"\\x{ord(char):02x}" if ord(char) < 0x80 else f"\\u{ord(char):04x}"
-
-
-def shell_word(name: str) -> str:
-    """A name as one shell word to paste into a command: ``$'a\\nb'`` when it holds controls.
-
-    Single quotes would carry a line break literally, splitting the command
-    as shown over two lines; bash's ``$'...'`` form escapes it instead.
-    """
-    if not _CONTROL.search(name):
-        return shlex.quote(name)
-    inner = "".join(
-        {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\t": "\\t", "\r": "\\r"}.get(
-            char, _shell_escape(char) if _CONTROL.match(char) else char
-        )
-        for char in name
-    )
-    return f"$'{inner}'"
-
-
-def escaped(name: str) -> str:
-    """A name as a JSON string: quoted, every control character escaped, safe on one line."""
-    text = json.dumps(name, ensure_ascii=False)
-    # json escapes C0 only; DEL, C1 and the Unicode line separators go out raw.
-    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 PRIORITY_MIN: Final = 10

@@ -15,7 +15,7 @@ from batchplan.commands.arguments import (
     StateUnlockArguments,
 )
 from batchplan.errors import EXIT_OK, StateError, UsageError, os_reason
-from batchplan.model import escaped
+from batchplan.escaping import escaped
 from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, dumps, iter_sorted, loads
 from batchplan.state.location import repair_hint

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Any
 
+from batchplan.escaping import escaped
 from batchplan.model import (
     COMPLETED,
     IN_PROGRESS,
@@ -20,7 +21,6 @@ from batchplan.model import (
     DesiredBatch,
     LiveBatch,
     LiveView,
-    escaped,
     known_status,
     name_problem,
     same_callback,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from batchplan.api.endpoint import Endpoint
 from batchplan.errors import StateError
-from batchplan.model import shell_word
+from batchplan.escaping import shell_word
 from batchplan.options import DEFAULT_SANDBOX_STATE, DEFAULT_STATE, Options
 from batchplan.state import State, StateBackend, first_damaged
 from batchplan.state.local import LocalState

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from batchplan.errors import UsageError, os_reason
-from batchplan.escaping import escape_controls
-from batchplan.model import escaped
+from batchplan.escaping import escape_controls, escaped
 
 Echo = Callable[[str], None]
 

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from batchplan.model import BatchRecord, escaped, name_problem
+from batchplan.escaping import escaped
+from batchplan.model import BatchRecord, name_problem
 from batchplan.views.terminal import make_echo
 
 Echo = Callable[[str], None]
