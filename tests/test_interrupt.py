@@ -86,15 +86,20 @@ script.load()()
 """
 
 
-def test_ctrl_c_while_the_installed_script_imports_the_cli_ends_quietly(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CTRL_C_WHILE_IMPORTING],
-        cwd=tmp_path,
+def python_code(folder: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE`` in ``folder``, its output captured, bounded in time."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_ctrl_c_while_the_installed_script_imports_the_cli_ends_quietly(tmp_path: Path) -> None:
+    done = python_code(tmp_path, CTRL_C_WHILE_IMPORTING)
     assert (done.returncode, done.stderr) == (130, "Interrupted.\n")
 
 
@@ -110,13 +115,6 @@ main()
 def test_a_normal_end_still_runs_what_was_registered_for_exit(tmp_path: Path) -> None:
     # The CLI skips the interpreter's teardown at the end, not the exit hooks
     # (the logging module's flush of the request log is one).
-    done = subprocess.run(
-        [sys.executable, "-c", EXIT_HOOK],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = python_code(tmp_path, EXIT_HOOK)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "exit hook ran"
