@@ -25,7 +25,7 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast
@@ -57,6 +57,7 @@ from batchplan.config.schema import (
 )
 from batchplan.config.yamlload import (
     MAX_EXPANDED_BYTES,
+    MAX_PROBLEMS,
     Mark,
     Template,
     YamlList,
@@ -113,6 +114,8 @@ class _File(NamedTuple):
     broken: frozenset[FieldPath]
     #: Field paths whose value is unknown: an unset variable, only a note.
     unknown: frozenset[FieldPath] = frozenset()
+    #: ``broken`` and every path above each of them (see :func:`_is_broken`).
+    broken_under: frozenset[FieldPath] = frozenset()
 
 
 def resolve_paths(paths: Sequence[str]) -> list[Path]:
@@ -248,10 +251,13 @@ def check_config(
         for given, message in path_problems
     ]
     loaded: list[_File] = []
+    # The YAML reader's problems: it caps them itself (see _capped).
+    read: set[Diagnostic] = set()
     for index, path in enumerate(files):
         name = str(path)
         root, yaml_problems = load_yaml(path, env, require_variables=require_variables, name=name)
         problems.extend(yaml_problems)
+        read.update(yaml_problems)
         if root is None:
             continue
         # A value already reported (an unset variable) would only be
@@ -263,7 +269,7 @@ def check_config(
         problems.extend(found)
         broken = frozenset(p.path for p in (*yaml_problems, *found) if not p.is_note)
         unknown = frozenset(p.path for p in yaml_problems if p.is_note)
-        loaded.append(_File(index, name, root, broken, unknown))
+        loaded.append(_File(index, name, root, broken, unknown, _with_prefixes(broken)))
     builder = _Builder(env, require_variables)
     batches = builder.build(loaded)
     problems.extend(builder.problems)
@@ -273,13 +279,44 @@ def check_config(
     batches = [_reshow(batch, env, declarations) for batch in batches]
     problems.sort(key=_in_order({str(path): index for index, path in enumerate(files)}))
     if any(problem.is_error for problem in problems) or path_problems:
-        return ConfigCheck(None, tuple(problems))
+        return ConfigCheck(None, tuple(_capped(problems, read)))
     config = Config(
         batches=tuple(batches),
         settings=_settings(loaded),
         files=tuple(str(path) for path in files),
     )
-    return ConfigCheck(config, tuple(problems))
+    return ConfigCheck(config, tuple(_capped(problems, read)))
+
+
+def _capped(problems: Sequence[Diagnostic], read: Collection[Diagnostic]) -> Iterator[Diagnostic]:
+    """About ``MAX_PROBLEMS`` problems of each file, then one that counts the rest.
+
+    The YAML reader stops wording its own (``read``) at that many and counts
+    the rest itself: those all stay. What the schema and the builder find
+    fills what is left of the file's hundred, so a file of 50,000 broken
+    entries prints 101 lines, not 50,000. ``problems`` are sorted by file.
+    """
+    for file, group in itertools.groupby(problems, key=lambda problem: problem.file):
+        hidden: list[Diagnostic] = []
+        shown = 0
+        for problem in group:
+            if file is None or problem in read or shown < MAX_PROBLEMS:
+                shown += problem.code != "more_problems"
+                yield problem
+            else:
+                hidden.append(problem)
+        if hidden:
+            last = hidden[-1]
+            severity = Severity.ERROR if any(p.is_error for p in hidden) else last.severity
+            yield Diagnostic(
+                severity,
+                "more_problems",
+                f"and {len(hidden):,} more problems in this file"
+                f" (the first {MAX_PROBLEMS} are shown)",
+                last.file,
+                last.line,
+                last.column,
+            )
 
 
 def _in_order(
@@ -554,9 +591,18 @@ def _typed_message(field: str, value: str) -> str:
     return f"expected {'an integer' if field == 'priority' else 'true or false'}, got {value!r}"
 
 
-def _is_broken(broken: frozenset[FieldPath], prefix: FieldPath) -> bool:
-    """Whether some error path is ``prefix`` or lies below it."""
-    return any(path[: len(prefix)] == prefix for path in broken)
+def _is_broken(file: _File, prefix: FieldPath) -> bool:
+    """Whether some error path of ``file`` is ``prefix`` or lies below it."""
+    return prefix in file.broken_under
+
+
+def _with_prefixes(paths: frozenset[FieldPath]) -> frozenset[FieldPath]:
+    """Every path and every path above it: one lookup says whether an error lies below.
+
+    Scanning the errors for each batch instead made a config of N broken
+    entries cost N squared: 50,000 of them took minutes.
+    """
+    return frozenset(path[:end] for path in paths for end in range(len(path) + 1))
 
 
 def _broken_entries(broken: frozenset[FieldPath]) -> set[int]:
@@ -621,7 +667,7 @@ class _Builder:
             if file.root.templates and self._refuse_templates(file):
                 continue
             entries = root.get("batches")
-            if not isinstance(entries, YamlList) or _is_broken(file.broken, ("defaults",)):
+            if not isinstance(entries, YamlList) or _is_broken(file, ("defaults",)):
                 continue
             if file.broken & {(), ("batches",)}:
                 continue
@@ -771,7 +817,7 @@ class _Builder:
     def _no_project(self, file: _File, where: FieldPath, entry: YamlMap) -> bool:
         """Report a batch that has no project, on it or in the defaults; True if so."""
         path = (*where, "project")
-        if path in file.unknown or _is_broken(file.broken, path):
+        if path in file.unknown or _is_broken(file, path):
             # An unset variable, or a value the schema already refused.
             return False
         if "project" in entry:
