@@ -57,8 +57,13 @@ def result(future: Future[T]) -> T:
             continue
 
 
-def start(thread: threading.Thread) -> threading.Thread:
-    """Start ``thread`` blocking the handled signals; return it."""
+def start(name: str, target: Callable[..., object], *args: Any, **kwargs: Any) -> threading.Thread:
+    """Start ``target(*args, **kwargs)`` in a daemon thread blocking the handled signals.
+
+    Daemon: a thread still waiting at the end (for an answer, a tick) never
+    keeps the process alive.
+    """
+    thread = threading.Thread(target=target, args=args, kwargs=kwargs, name=name, daemon=True)
     with _signals_blocked():
         thread.start()
     return thread

@@ -312,21 +312,13 @@ def _dotted(node: ast.expr) -> str:
 
 
 def unquiet_threads(source: str) -> list[int]:
-    """Lines starting a thread that may take a signal: a ``threading.Thread``
-    not handed to ``threads.start``, or a ``ThreadPoolExecutor`` made directly."""
-    tree = ast.parse(source)
-    quiet = {
-        id(argument)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and _dotted(node.func) == "threads.start"
-        for argument in node.args
-    }
+    """Lines making a thread or a pool directly, not through ``threads.start``/``threads.Pool``."""
     return [
         node.lineno
-        for node in ast.walk(tree)
+        for node in ast.walk(ast.parse(source))
         if isinstance(node, ast.Call)
         and (
-            (_dotted(node.func) in {"threading.Thread", "Thread"} and id(node) not in quiet)
+            _dotted(node.func) in {"threading.Thread", "Thread"}
             or _dotted(node.func).endswith("ThreadPoolExecutor")
         )
     ]
@@ -348,7 +340,7 @@ def test_every_thread_batchplan_starts_blocks_the_signals_it_handles() -> None:
     [
         ("threading.Thread(target=f).start()", [1]),
         ("pool = ThreadPoolExecutor(4)", [1]),
-        ("threads.start(threading.Thread(target=f))", []),
+        ("threads.start('worker', f)", []),
         ("pool = threads.Pool(max_workers=4)", []),
     ],
 )

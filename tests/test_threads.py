@@ -41,7 +41,7 @@ def test_a_pool_thread_blocks_the_handled_signals_and_the_caller_keeps_its_mask(
 @LINUX_PROC
 def test_a_started_thread_blocks_the_handled_signals() -> None:
     ready, done = threading.Event(), threading.Event()
-    thread = threads.start(threading.Thread(target=lambda: (ready.set(), done.wait(10))))
+    thread = threads.start("test", lambda: (ready.set(), done.wait(10)))
     try:
         assert ready.wait(10)
         assert blocked(thread.native_id) >= threads.HANDLED

@@ -55,11 +55,7 @@ class _Watchdog:
             watch.sock = sock
             heapq.heappush(self._queue, (watch.deadline, next(self._order), watch))
             if self._thread is None:
-                self._thread = threads.start(
-                    threading.Thread(
-                        target=self._run, name="batchplan-answer-deadline", daemon=True
-                    )
-                )
+                self._thread = threads.start("batchplan-answer-deadline", self._run)
             # Wake the thread only for a deadline before the one it waits for:
             # deadlines mostly come in order, and a wake per call costs CPU.
             if self._queue[0][2] is watch:

@@ -394,7 +394,7 @@ def apply_plan(
     for _ in range(workers):
         todo.put(None)
     for index in range(workers):
-        threads.start(threading.Thread(target=worker, name=f"apply-{index}", daemon=True))
+        threads.start(f"apply-{index}", worker)
 
     remaining = len(calling)
     cancelled = False

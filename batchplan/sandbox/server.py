@@ -81,14 +81,7 @@ class ConnectionServer(ThreadingHTTPServer):
                 self._turn_away(request)
                 return
         try:
-            threads.start(
-                threading.Thread(
-                    target=self._serve,
-                    args=(request, client_address),
-                    name="batchplan-sandbox-connection",
-                    daemon=True,
-                )
-            )
+            threads.start("batchplan-sandbox-connection", self._serve, request, client_address)
         except BaseException:
             self._slots.release()
             self.shutdown_request(request)
@@ -195,14 +188,8 @@ class SandboxServer:
                 ) from error
             # Embedded in a batchplan command, its threads must leave Ctrl-C
             # to the command's main thread.
-            thread = threads.start(
-                threading.Thread(
-                    target=httpd.serve_forever,
-                    kwargs={"poll_interval": 0.05},
-                    name=f"batchplan-sandbox-{httpd.server_port}",
-                    daemon=True,
-                )
-            )
+            name = f"batchplan-sandbox-{httpd.server_port}"
+            thread = threads.start(name, httpd.serve_forever, poll_interval=0.05)
             self._store, self._httpd, self._thread = store, httpd, thread
 
     def stop(self) -> None:

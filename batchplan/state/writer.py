@@ -29,9 +29,7 @@ class StateWriter:
         self._writing = False
         self.error: StateError | None = None
         self.writes = 0
-        self._thread = threads.start(
-            threading.Thread(target=self._run, name="batchplan-state", daemon=True)
-        )
+        self._thread = threads.start("batchplan-state", self._run)
 
     @property
     def state(self) -> State:

@@ -321,9 +321,7 @@ class TextView:
         self._started = self.clock()
         self._total = event.calls
         if event.calls and (self.live or self.heartbeat > 0):
-            self._ticker = threads.start(
-                threading.Thread(target=self._tick, name="batchplan-progress", daemon=True)
-            )
+            self._ticker = threads.start("batchplan-progress", self._tick)
 
     def _call(self, event: CallEvent) -> None:
         if event.action not in ("adopt", "forget"):
