@@ -112,10 +112,10 @@ class _File(NamedTuple):
     root: YamlRoot
     #: Field paths of this file's errors: the parts not to build.
     broken: frozenset[FieldPath]
+    #: ``broken`` and every path above each of them (see :func:`_is_broken`).
+    broken_under: frozenset[FieldPath]
     #: Field paths whose value is unknown: an unset variable, only a note.
     unknown: frozenset[FieldPath] = frozenset()
-    #: ``broken`` and every path above each of them (see :func:`_is_broken`).
-    broken_under: frozenset[FieldPath] = frozenset()
 
 
 def resolve_paths(paths: Sequence[str]) -> list[Path]:
@@ -269,7 +269,7 @@ def check_config(
         problems.extend(found)
         broken = frozenset(p.path for p in (*yaml_problems, *found) if not p.is_note)
         unknown = frozenset(p.path for p in yaml_problems if p.is_note)
-        loaded.append(_File(index, name, root, broken, unknown, _with_prefixes(broken)))
+        loaded.append(_File(index, name, root, broken, _with_prefixes(broken), unknown))
     builder = _Builder(env, require_variables)
     batches = builder.build(loaded)
     problems.extend(builder.problems)
